@@ -1,0 +1,42 @@
+# scope3plus: the two commands of the README quick start, plus helpers.
+#   make demo   create .venv, install, generate a sample week, run each day, print progress
+#   make test   create .venv, install, run the test suite
+# Both are idempotent: the venv is rebuilt only when pyproject.toml or constraints.txt change,
+# the generator rewrites identical files, and rerunning a day replaces that day's results.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.s3p-installed
+
+DEMO_START  ?= 2026-11-01
+DEMO_DAYS   ?= 7
+DEMO_EVENTS ?= 20000
+DEMO_DIRTY  ?= 0.01
+DEMO_DATA   ?= data
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scope3plus needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/s3p generate --start $(DEMO_START) --days $(DEMO_DAYS) --events-per-day $(DEMO_EVENTS) \
+		--dirty $(DEMO_DIRTY) --landing $(DEMO_DATA)/landing
+	@for i in $$(seq 0 $$(($(DEMO_DAYS) - 1))); do \
+		day=$$($(BIN)/python -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$$i))"); \
+		$(BIN)/s3p run --date $$day --landing $(DEMO_DATA)/landing --lake $(DEMO_DATA)/lake || exit $$?; \
+	done
+	$(BIN)/s3p progress --lake $(DEMO_DATA)/lake
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache .hypothesis

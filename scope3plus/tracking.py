@@ -1,0 +1,83 @@
+"""Run records: every job run goes to MLflow and to the ``ops/job_runs`` Delta table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+from .config import Config
+from .lake import Lake
+from .pipeline import tables
+
+JOB_RUNS_SCHEMA = (
+    "run_id string, job string, stage string, scenario string, landing_date date, status string, "
+    "started_at timestamp, ended_at timestamp, seconds double, landed_lines long, bronze_rows long, "
+    "silver_rows long, quarantined_rows long, duplicates_removed long, gold_rows long, "
+    "touched_dates string, conservation_ok boolean, methodology_versions string, lake_backend string, "
+    "mlflow_run_id string, message string"
+)
+JOB_RUNS_COLUMNS = [c.split()[0] for c in JOB_RUNS_SCHEMA.split(", ")]
+
+
+def new_run_id(job: str, day: dt.date | None = None) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{job}-{day.isoformat() if day else 'na'}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def record_job_runs(lake: Lake, rows: list[dict]) -> None:
+    """Append run records (a handful of rows) to ``ops/job_runs``."""
+    if not rows:
+        return
+    data = [tuple(row.get(c) for c in JOB_RUNS_COLUMNS) for row in rows]
+    df = lake.spark.createDataFrame(data, JOB_RUNS_SCHEMA)
+    lake.append(tables.JOB_RUNS, df, partition_by=["job"])
+
+
+class MlflowRun:
+    """One MLflow run: params at start, metrics and artifacts as they come, status at the end."""
+
+    def __init__(self, config: Config, run_name: str, tags: dict):
+        import mlflow
+
+        self.mlflow = mlflow
+        mlflow.set_tracking_uri(config.tracking_uri())
+        experiment = mlflow.get_experiment_by_name(config.mlflow_experiment)
+        if experiment is None:
+            location = None
+            if config.mlflow_tracking_uri is None:
+                folder = Path(config.mlflow_dir or "mlflow").resolve() / "artifacts"
+                folder.mkdir(parents=True, exist_ok=True)
+                location = folder.as_uri()
+            experiment_id = mlflow.create_experiment(config.mlflow_experiment, artifact_location=location)
+        else:
+            experiment_id = experiment.experiment_id
+        self.run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+        self.run_id = self.run.info.run_id
+
+    def params(self, values: dict) -> None:
+        self.mlflow.log_params({k: str(v)[:500] for k, v in values.items()})
+
+    def metrics(self, values: dict) -> None:
+        self.mlflow.log_metrics({k: float(v) for k, v in values.items() if v is not None})
+
+    def artifact(self, data: dict, name: str) -> None:
+        self.mlflow.log_dict(json.loads(json.dumps(data, default=str)), name)
+
+    def end(self, ok: bool) -> None:
+        self.mlflow.end_run("FINISHED" if ok else "FAILED")
+
+
+@contextmanager
+def mlflow_run(config: Config, run_name: str, tags: dict):
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    run = MlflowRun(config, run_name, tags)
+    ok = False
+    try:
+        yield run
+        ok = True
+    finally:
+        run.end(ok)
