@@ -29,10 +29,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/s3p generate --start $(DEMO_START) --days $(DEMO_DAYS) --events-per-day $(DEMO_EVENTS) \
 		--dirty $(DEMO_DIRTY) --landing $(DEMO_DATA)/landing
-	@for i in $$(seq 0 $$(($(DEMO_DAYS) - 1))); do \
-		day=$$($(BIN)/python -c "import datetime as d; print(d.date.fromisoformat('$(DEMO_START)') + d.timedelta(days=$$i))"); \
-		$(BIN)/s3p run --date $$day --landing $(DEMO_DATA)/landing --lake $(DEMO_DATA)/lake || exit $$?; \
-	done
+	$(BIN)/s3p run --date $(DEMO_START) --days $(DEMO_DAYS) --landing $(DEMO_DATA)/landing --lake $(DEMO_DATA)/lake
 	$(BIN)/s3p progress --lake $(DEMO_DATA)/lake
 
 test: $(STAMP)

@@ -99,6 +99,8 @@ def build_parser() -> Parser:
                                    "touched, and refresh the daily summary and progress tables. Rerunning a date "
                                    "replaces that date's results; nothing is counted twice.")
     r.add_argument("--date", type=_date, required=True, help="delivery date to process, YYYY-MM-DD")
+    r.add_argument("--days", type=_int_at_least(1), default=1,
+                   help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
     _add_config_args(r)
 
     p = sub.add_parser("progress", help="print cumulative progress toward the 1.5 Gt goal",
@@ -131,15 +133,19 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .pipeline.daily import run_day
+    from .pipeline.daily import check_landing, run_day
     from .spark import build_session
 
     config = _config(args)
     if not Path(config.landing).is_dir():
         raise S3PError(f"landing folder not found: {config.landing}")
+    days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
+    for day in days:  # before Spark starts: a missing delivery fails in a second
+        check_landing(config, day)
     spark = build_session(config.spark, "s3p-run")
-    summary = run_day(spark, config, args.date, progress=_say)
-    _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
+    for day in days:
+        summary = run_day(spark, config, day, progress=_say)
+        _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
     return 0
 
 

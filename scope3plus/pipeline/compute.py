@@ -16,10 +16,14 @@ from pyspark.sql import DataFrame, functions as F
 from ..lake import CommitResult, Lake
 from . import tables
 
+# Quantities are fixed-point decimals (kg to the microgram): sums are then exact and do not
+# depend on the order Spark adds rows in, so a rerun reproduces every total to the last digit.
+KG = "decimal(28,9)"
+QUANTITY = "decimal(28,6)"
 GOLD_SCHEMA = (
     "scenario string, event_date date, event_id string, event_time timestamp, city string, "
-    "activity_quantity double, activity_unit string, "
-    "baseline_kg double, project_kg double, avoided_kg double, "
+    f"activity_quantity {QUANTITY}, activity_unit string, "
+    f"baseline_kg {KG}, project_kg {KG}, avoided_kg {KG}, "
     "methodology_id string, methodology_version string, methodology_hash string, "
     "landing_date date, source_file string, run_id string"
 )
@@ -41,11 +45,11 @@ def avoided_emissions(silver: DataFrame, scenario: str, methodologies, run_id: s
         rows = silver.filter(in_force(F.col("event_date"), m)).withColumn("event_year", F.year("event_date"))
         parts.append(rows.filter(F.coalesce(cols.eligible, F.lit(False))).select(
             F.lit(scenario).alias("scenario"), "event_date", "event_id", "event_time", "city",
-            cols.activity_quantity.cast("double").alias("activity_quantity"),
+            cols.activity_quantity.cast(QUANTITY).alias("activity_quantity"),
             F.lit(cols.activity_unit).alias("activity_unit"),
-            cols.baseline_kg.cast("double").alias("baseline_kg"),
-            cols.project_kg.cast("double").alias("project_kg"),
-            cols.avoided_kg.cast("double").alias("avoided_kg"),
+            cols.baseline_kg.cast(KG).alias("baseline_kg"),
+            cols.project_kg.cast(KG).alias("project_kg"),
+            (cols.baseline_kg.cast(KG) - cols.project_kg.cast(KG)).cast(KG).alias("avoided_kg"),
             F.lit(m.id).alias("methodology_id"),
             F.lit(m.version).alias("methodology_version"),
             F.lit(m.content_hash).alias("methodology_hash"),

@@ -20,8 +20,8 @@ TOTAL = "total"
 DAILY_KEYS = ["scenario", "event_date", "city", "methodology_id", "methodology_version", "methodology_hash", "activity_unit"]
 DAILY_SCHEMA = (
     "scenario string, event_date date, city string, methodology_id string, methodology_version string, "
-    "methodology_hash string, activity_unit string, events long, activity_quantity double, "
-    "baseline_kg double, project_kg double, avoided_kg double, avoided_t double, run_id string"
+    "methodology_hash string, activity_unit string, events long, activity_quantity decimal(38,6), "
+    "baseline_kg decimal(38,9), project_kg decimal(38,9), avoided_kg decimal(38,9), avoided_t decimal(38,12), run_id string"
 )
 DAILY_COLUMNS = [c.split()[0] for c in DAILY_SCHEMA.split(", ")]
 
@@ -34,7 +34,7 @@ def daily_summary(gold: DataFrame, run_id: str) -> DataFrame:
         F.sum("baseline_kg").alias("baseline_kg"),
         F.sum("project_kg").alias("project_kg"),
         F.sum("avoided_kg").alias("avoided_kg"),
-    ).withColumn("avoided_t", F.col("avoided_kg") / 1000.0).withColumn("run_id", F.lit(run_id))
+    ).withColumn("avoided_t", (F.col("avoided_kg") / F.lit(1000)).cast("decimal(38,12)")).withColumn("run_id", F.lit(run_id))
 
 
 def refresh_daily_summary(lake: Lake, scenarios: list[str], event_dates: list[dt.date], run_id: str) -> CommitResult | None:
@@ -58,9 +58,10 @@ def progress(summary: DataFrame, as_of: dt.date, config: Config, run_id: str) ->
     def per_scope(df):
         return df.agg(
             F.sum("events").alias("events"),
-            F.sum(F.when(F.col("event_date") == F.lit(as_of), F.col("avoided_t")).otherwise(0.0)).alias("day_t"),
-            F.sum("avoided_t").alias("cumulative_t"),
-            F.sum(F.when(F.col("event_date") >= F.lit(trailing_start), F.col("avoided_t")).otherwise(0.0)).alias("trailing_365d_t"),
+            # exact decimal sums first, then doubles: the same inputs always give the same numbers
+            F.sum(F.when(F.col("event_date") == F.lit(as_of), F.col("avoided_t"))).cast("double").alias("day_t"),
+            F.sum("avoided_t").cast("double").alias("cumulative_t"),
+            F.sum(F.when(F.col("event_date") >= F.lit(trailing_start), F.col("avoided_t"))).cast("double").alias("trailing_365d_t"),
             F.concat_ws(", ", F.array_sort(F.collect_set(
                 F.when(F.col("event_date") >= F.lit(trailing_start), version)))).alias("methodology_versions"),
         )

@@ -1,0 +1,47 @@
+"""The s3p command line, as a user runs it: clear one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def s3p(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "scope3plus.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+def test_help_lists_the_commands():
+    out = s3p("--help")
+    assert out.returncode == 0
+    for command in ("generate", "run", "progress"):
+        assert command in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    ((), "required: COMMAND"),
+    (("run",), "--date"),
+    (("run", "--date", "2026-13-01"), "not a date YYYY-MM-DD: '2026-13-01'"),
+    (("run", "--date", "2026-11-01", "--landing", "/nonexistent/landing"), "landing folder not found: /nonexistent/landing"),
+    (("run", "--date", "2026-11-01", "--conf", "/nonexistent.yaml"), "config file not found: /nonexistent.yaml"),
+    (("progress", "--lake", "/nonexistent/lake"), "no progress table at /nonexistent/lake/gold/progress"),
+    (("progress", "--format", "xml"), "invalid choice: 'xml'"),
+    (("generate", "--start", "2026-11-01", "--landing", "x", "--dirty", "2"), "must be between 0 and 1: '2'"),
+    (("generate", "--start", "2026-11-01", "--landing", "x", "--days", "0"), "must be at least 1: '0'"),
+])
+def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(args, message):
+    out = s3p(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("s3p") and message in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_a_day_with_no_deliveries_is_a_clear_error(tmp_path):
+    (tmp_path / "landing" / "green_trip").mkdir(parents=True)
+    out = s3p("run", "--date", "2026-11-01", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake"))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"s3p: error: no landing files for 2026-11-01 under {tmp_path / 'landing'} "
+                                  "(expected <landing>/<scenario>/2026-11-01*.jsonl)")

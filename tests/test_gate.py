@@ -1,0 +1,106 @@
+"""Row rules of the gate, on hand-written landing lines: each bad line gets its reason."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+
+import pytest
+from pyspark.sql import functions as F
+
+from scope3plus.contracts import load_contracts
+from scope3plus.methodology import load_registry
+from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.pipeline.gate import GateSettings, hmac_sha256, parse_and_check, route
+
+DAY = dt.date(2026, 11, 1)
+SETTINGS = GateSettings(DAY, "Asia/Shanghai", dt.date(2021, 1, 1), 1, 30, b"test-key")
+TRIP = {"event_id": "t1", "event_time": "2026-11-01T08:00:00+08:00", "user_id": "u1", "city": "Beijing",
+        "mode": "metro", "distance_km": 10.0, "navigation_verified": True}
+
+
+def trip(**changes) -> str:
+    data = {**TRIP, **changes}
+    return json.dumps({k: v for k, v in data.items() if v is not ...})
+
+
+def check(spark, scenario: str, lines: list[str]):
+    """Reasons and event_date per input line, in input order."""
+    bronze = spark.createDataFrame(
+        [(DAY, f"f{i:03d}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
+    methodologies = load_registry(METHODOLOGIES_DIR).approved(scenario)
+    out = parse_and_check(bronze, load_contracts()[scenario], methodologies, SETTINGS)
+    return [(r.reasons, r.event_date) for r in out.orderBy("source_file").collect()]
+
+
+def test_a_valid_line_has_no_reasons(spark):
+    assert check(spark, "green_trip", [trip()]) == [([], DAY)]
+
+
+@pytest.mark.parametrize("line, reason", [
+    ('{"event_id": "t1", "mode": "metro"', "malformed_json"),           # truncated line
+    ("", "malformed_json"),                                             # empty line
+    ("[1, 2]", "malformed_json"),                                       # not an object
+    (trip(distance_km="far"), "type:distance_km"),                      # wrong type
+    (trip(distance_km=-3), "range:distance_km"),                        # negative
+    (trip(distance_km=0), "range:distance_km"),                         # must be > 0
+    (trip(mode="teleport"), "enum:mode"),                               # unknown enum value
+    (trip(navigation_verified="yes"), "type:navigation_verified"),      # not a boolean
+    (trip(city=...), "missing:city"),                                   # missing required field
+    (trip(event_time="2026-11-01T08:00:00"), "timestamp_without_offset:event_time"),
+    (trip(event_time="2026-11-05T08:00:00+08:00"), "future:event_time"),
+    (trip(event_time="2026-09-01T08:00:00+08:00"), "older_than_late_data_horizon:event_time"),
+    (trip(event_time="2019-06-01T08:00:00+08:00"), "before_goal_period:event_time"),
+    ('{"event_id": "t1", "event_time": "2026-11-01T08:00:00+08:00", "user_id": "u1", "city": "Beijing", '
+     '"mode": "metro", "distance_km": NaN, "navigation_verified": true}', "type:distance_km"),
+])
+def test_each_bad_line_gets_its_reason(spark, line, reason):
+    [(reasons, _)] = check(spark, "green_trip", [line])
+    assert reason in reasons
+
+
+def test_unknown_factor_table_key_is_quarantined(spark):
+    sale = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
+            "trade_type": "c2c", "category": "spaceship", "sale_price_cny": 10, "condition": 0.5}
+    [(reasons, _)] = check(spark, "secondhand_trade", [json.dumps(sale)])
+    assert reasons == ["unknown_factor_key:category"]
+
+
+def test_bom_is_not_an_error_and_default_quantity_applies(spark):
+    sale = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
+            "trade_type": "c2c", "category": "book", "sale_price_cny": 10, "condition": 0.5}
+    bronze = spark.createDataFrame([(DAY, "f", "\ufeff" + json.dumps(sale))], "landing_date date, source_file string, value string")
+    out = parse_and_check(bronze, load_contracts()["secondhand_trade"],
+                          load_registry(METHODOLOGIES_DIR).approved("secondhand_trade"), SETTINGS).first()
+    assert out.reasons == [] and out.quantity == 1
+
+
+def test_event_date_is_the_shanghai_local_date(spark):
+    lines = [trip(event_time="2026-11-01T23:59:00+08:00"),   # last minute of Nov 1 in Shanghai
+             trip(event_time="2026-11-01T15:59:00Z"),        # the same instant, written in UTC
+             trip(event_time="2026-11-01T16:00:00Z"),        # 00:00 on Nov 2 in Shanghai
+             trip(event_time="2026-11-01T00:30:00+08:00")]   # 16:30 UTC on Oct 31, still Nov 1 locally
+    assert [d for _, d in check(spark, "green_trip", lines)] == [DAY, DAY, DAY + dt.timedelta(days=1), DAY]
+
+
+def test_user_ids_are_replaced_by_hmac_sha256(spark):
+    df = spark.createDataFrame([("u0012345",), ("用户",)], "user_id string")
+    got = [r[0] for r in df.select(hmac_sha256(F.col("user_id"), b"secret")).collect()]
+    expected = [hmac.new(b"secret", u.encode(), hashlib.sha256).hexdigest() for u in ("u0012345", "用户")]
+    assert got == expected
+    bronze = spark.createDataFrame([(DAY, "f", trip())], "landing_date date, source_file string, value string")
+    out = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS)
+    assert "user_id" not in out.columns
+    assert out.first().user_id_key == hmac.new(b"test-key", b"u1", hashlib.sha256).hexdigest()
+
+
+def test_route_keeps_the_first_copy_and_drops_duplicates_of_history(spark):
+    lines = [trip(event_id="a"), trip(event_id="a"), trip(event_id="b"), trip(event_id="c"), trip(event_id="d", mode="x")]
+    bronze = spark.createDataFrame(
+        [(DAY, f"f{i}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
+    checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS)
+    history = spark.createDataFrame([("c",)], "event_id string")
+    routed = {(r.source_file, r.disposition) for r in route(checked, history).collect()}
+    assert routed == {("f0", "silver"), ("f1", "duplicate"), ("f2", "silver"), ("f3", "duplicate"), ("f4", "quarantine")}
