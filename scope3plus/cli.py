@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from . import methodology_cli
 from .errors import S3PError
 
 EPILOG = """\
@@ -21,6 +22,7 @@ examples:
   s3p generate --start 2026-11-01 --days 7 --events-per-day 100000 --landing data/landing
   s3p run --date 2026-11-01
   s3p progress --format json
+  s3p methodology list
 
 Configuration comes from conf/local.yaml unless --conf names another profile;
 --landing and --lake override the profile's paths. Set S3P_DEBUG=1 to see tracebacks.
@@ -103,6 +105,20 @@ def build_parser() -> Parser:
                    help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
     _add_config_args(r)
 
+    rs = sub.add_parser("restate", help="recompute published gold for a scenario and date range under the versions approved now",
+                        description="Recompute gold.avoided_emissions for one scenario on event dates --from..--to "
+                                    "under the methodology versions approved now, replacing only those partitions; "
+                                    "refresh the daily summary and progress, and record the restatement (who, when, "
+                                    "versions, tCO2e before and after) in ops/restatements. Preview it first with "
+                                    "`s3p methodology impact`.")
+    rs.add_argument("--scenario", required=True, help="scenario id, e.g. green_trip")
+    rs.add_argument("--from", dest="start", type=_date, required=True, help="first event date, YYYY-MM-DD")
+    rs.add_argument("--to", dest="end", type=_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
+    rs.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who asks for the restatement (default $USER)")
+    _add_config_args(rs, landing=False)
+
+    methodology_cli.add_parser(sub, Parser, _add_config_args)
+
     p = sub.add_parser("progress", help="print cumulative progress toward the 1.5 Gt goal",
                        description="Print the gold.progress table: avoided tCO2e per scenario and in total, "
                                    "cumulative since the goal's start, against the goal.")
@@ -149,6 +165,27 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_restate(args) -> int:
+    from .contracts import check_scenario
+    from .lake import open_lake
+    from .methodology import load_registry
+    from .pipeline.restate import restate
+    from .spark import build_session
+    from .tracking import new_run_id
+
+    config = _config(args)
+    scenario = check_scenario(args.scenario)
+    if args.end < args.start:
+        raise S3PError(f"--to {args.end} is before --from {args.start}")
+    approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
+    spark = build_session(config.spark, "s3p-restate")
+    result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
+                     args.start, args.end, args.by, new_run_id("restate", args.start))
+    _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
+         f"{result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t ({result.tco2e_after - result.tco2e_before:+,.6f} t)")
+    return 0
+
+
 def cmd_progress(args) -> int:
     from .progress_report import load_progress, render
 
@@ -157,7 +194,8 @@ def cmd_progress(args) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "run": cmd_run, "progress": cmd_progress}
+COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
+            "progress": cmd_progress}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from .errors import S3PError
-from .paths import CONF_DIR
+from .paths import CONF_DIR, METHODOLOGIES_DIR
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Config:
     mlflow_experiment: str
     spark: dict = field(default_factory=dict)
     source: str = ""
+    methodologies_dir: str = str(METHODOLOGIES_DIR)  # the reviewed specs in force; tests point it at a copy
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -42,11 +43,15 @@ class Config:
             return self.pseudonym_dev_key.encode("utf-8"), True
         raise S3PError(f"set the pseudonymisation key in ${self.pseudonym_key_env} (profile {self.profile} has no development key)")
 
+    @property
+    def mlflow_folder(self) -> Path:
+        """The local MLflow store: ``mlflow_dir``, or by default ``mlflow/`` beside the lake."""
+        return Path(self.mlflow_dir).resolve() if self.mlflow_dir else Path(self.lake).resolve().parent / "mlflow"
+
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        folder = Path(self.mlflow_dir or "mlflow").resolve()
-        return f"sqlite:///{folder / 'mlflow.db'}"
+        return f"sqlite:///{self.mlflow_folder / 'mlflow.db'}"
 
 
 def _date(value, key: str, source) -> dt.date:

@@ -13,7 +13,8 @@ from .lake import read_small_table
 from .pipeline import tables
 from .pipeline.rollup import TOTAL
 
-COLUMNS = ["scope", "as_of", "events", "day_t", "cumulative_t", "trailing_365d_t", "share_of_goal",
+COLUMNS = ["scope", "as_of", "events", "day_t", "cumulative_t", "cumulative_low_t", "cumulative_high_t",
+           "as_reported_cumulative_t", "restatement_change_t", "trailing_365d_t", "share_of_goal",
            "goal_t", "remaining_t", "days_remaining", "required_t_per_year", "on_track", "methodology_versions", "run_id"]
 
 
@@ -31,11 +32,16 @@ def load_progress(lake_root: str | Path) -> list[dict]:
 
 def as_json(rows: list[dict]) -> dict:
     total = next(r for r in rows if r["scope"] == TOTAL)
-    keep = ("events", "day_t", "cumulative_t", "trailing_365d_t", "share_of_goal", "methodology_versions")
+    keep = ("events", "day_t", "cumulative_t", "cumulative_low_t", "cumulative_high_t", "as_reported_cumulative_t",
+            "restatement_change_t", "trailing_365d_t", "share_of_goal", "methodology_versions")
     return {
         "as_of": total["as_of"].isoformat(),
         "goal_t": total["goal_t"],
         "cumulative_t": total["cumulative_t"],
+        "cumulative_low_t": total["cumulative_low_t"],
+        "cumulative_high_t": total["cumulative_high_t"],
+        "as_reported_cumulative_t": total["as_reported_cumulative_t"],
+        "restatement_change_t": total["restatement_change_t"],
         "share_of_goal": total["share_of_goal"],
         "remaining_t": total["remaining_t"],
         "days_remaining": total["days_remaining"],
@@ -56,13 +62,16 @@ def _tonnes(value: float) -> str:
 
 def as_table(rows: list[dict]) -> str:
     total = next(r for r in rows if r["scope"] == TOTAL)
-    head = ["scope", "events", "as-of day", "cumulative", "share of 1.5 Gt", "trailing 365 d", "methodology"]
+    head = ["scope", "events", "as-of day", "cumulative", "range (low – high)", "share of 1.5 Gt", "trailing 365 d",
+            "methodology"]
     body = [[r["scope"], f"{r['events']:,}", _tonnes(r["day_t"]), _tonnes(r["cumulative_t"]),
-             f"{r['share_of_goal']:.6%}", _tonnes(r["trailing_365d_t"]), r["methodology_versions"] or "-"]
+             f"{_tonnes(r['cumulative_low_t'])} – {_tonnes(r['cumulative_high_t'])}",
+             f"{r['share_of_goal']:.6%}", _tonnes(r["trailing_365d_t"]),
+             "all of the above" if r["scope"] == TOTAL else (r["methodology_versions"] or "-")]
             for r in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     align = lambda cells: "  ".join(  # noqa: E731
-        (c.ljust(w) if i in (0, 6) else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
+        (c.ljust(w) if i in (0, 7) else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
     lines = [f"Scope 3+ progress as of {total['as_of']} (tCO2e avoided, cumulative since the goal's start)", "",
              align(head), align(["-" * w for w in widths])]
     lines += [align(b) for b in body[:-1]] + [align(["-" * w for w in widths]), align(body[-1]), ""]
@@ -70,6 +79,9 @@ def as_table(rows: list[dict]) -> str:
                  f"in {total['days_remaining']:,} days: needs {_tonnes(total['required_t_per_year'])}/year, "
                  f"trailing 365 days achieved {_tonnes(total['trailing_365d_t'])} → "
                  f"{'on track' if total['on_track'] else 'off track'}")
+    if total.get("restatement_change_t"):
+        lines.append(f"restatements changed the cumulative by {total['restatement_change_t']:+,.3f} t; "
+                     f"as first reported: {_tonnes(total['as_reported_cumulative_t'])}")
     return "\n".join(lines)
 
 

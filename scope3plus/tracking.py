@@ -37,6 +37,31 @@ def record_job_runs(lake: Lake, rows: list[dict]) -> None:
     lake.append(tables.JOB_RUNS, df, partition_by=["job"])
 
 
+def mlflow_client(config: Config):
+    """An MlflowClient on the configured store, for tracking and the model registry alike."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from mlflow import MlflowClient
+
+    uri = config.tracking_uri()
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def experiment_id(client, config: Config, name: str, artifact_folder: str) -> str:
+    """The experiment ``name``, created on first use; with the local store its artifacts go to
+    ``<mlflow_dir>/artifacts/<artifact_folder>`` rather than the current directory."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if config.mlflow_tracking_uri is None:
+        folder = config.mlflow_folder / "artifacts" / artifact_folder
+        folder.mkdir(parents=True, exist_ok=True)
+        location = folder.as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
 class MlflowRun:
     """One MLflow run: params at start, metrics and artifacts as they come, status at the end."""
 
@@ -44,18 +69,9 @@ class MlflowRun:
         import mlflow
 
         self.mlflow = mlflow
+        experiment = experiment_id(mlflow_client(config), config, config.mlflow_experiment, "runs")
         mlflow.set_tracking_uri(config.tracking_uri())
-        experiment = mlflow.get_experiment_by_name(config.mlflow_experiment)
-        if experiment is None:
-            location = None
-            if config.mlflow_tracking_uri is None:
-                folder = Path(config.mlflow_dir or "mlflow").resolve() / "artifacts"
-                folder.mkdir(parents=True, exist_ok=True)
-                location = folder.as_uri()
-            experiment_id = mlflow.create_experiment(config.mlflow_experiment, artifact_location=location)
-        else:
-            experiment_id = experiment.experiment_id
-        self.run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+        self.run = mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags)
         self.run_id = self.run.info.run_id
 
     def params(self, values: dict) -> None:
@@ -73,7 +89,6 @@ class MlflowRun:
 
 @contextmanager
 def mlflow_run(config: Config, run_name: str, tags: dict):
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     run = MlflowRun(config, run_name, tags)
     ok = False
     try:

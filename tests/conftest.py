@@ -12,3 +12,4 @@ def spark():
     session = build_session({"spark.master": "local[2]", "spark.sql.shuffle.partitions": "4"}, "scope3plus-tests")
     yield session
     session.stop()
+

@@ -138,17 +138,20 @@ def test_a_table_file_outside_the_methodology_folder_is_rejected(tmp_path):
         load_methodology(folder / "1.0.0.yaml")
 
 
-def test_two_approved_versions_with_overlapping_dates_are_rejected(tmp_path):
+def test_a_later_approved_version_supersedes_from_its_start_and_equal_starts_are_rejected(tmp_path):
     folder = _copy_scenario(tmp_path, "box_recycling")
     second = folder / "1.1.0.yaml"
     shutil.copy(folder / "1.0.0.yaml", second)
     _edit(second, "version: 1.0.0", "version: 1.1.0")  # the version and its changelog entry
-    _edit(second, "effective_from: 2021-01-01", "effective_from: 2024-01-01")
-    with pytest.raises(MethodologyError, match=r"approved versions 1.0.0 \(2021-01-01 .. open\) and 1.1.0 .* overlap"):
+    with pytest.raises(MethodologyError, match=r"approved versions 1.0.0 and 1.1.0 of box_recycling both take effect on 2021-01-01"):
         load_registry(tmp_path)
-    _edit(folder / "1.0.0.yaml", "effective_to: null", "effective_to: 2023-12-31")
-    registry = load_registry(tmp_path)
-    assert [m.version for m in registry.approved("box_recycling")] == ["1.0.0", "1.1.0"]
+    _edit(second, "effective_from: 2021-01-01", "effective_from: 2024-01-01")
+    registry = load_registry(tmp_path)  # 1.0.0 stays untouched (and keeps its hash)
+    in_force = registry.approved("box_recycling")
+    assert [(m.version, m.effective_from, m.effective_to) for m in in_force] == [
+        ("1.0.0", dt.date(2021, 1, 1), dt.date(2023, 12, 31)), ("1.1.0", dt.date(2024, 1, 1), None)]
+    assert in_force[0].content_hash == registry.get("box_recycling", "1.0.0").content_hash
+    assert registry.effective("box_recycling", dt.date(2023, 12, 31)).version == "1.0.0"
     assert registry.effective("box_recycling", dt.date(2024, 1, 1)).version == "1.1.0"
 
 

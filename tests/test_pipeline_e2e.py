@@ -22,6 +22,8 @@ from scope3plus.lake import open_lake
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.daily import run_day
 
+from .support import register_approved
+
 pytestmark = pytest.mark.e2e
 START, DAYS = dt.date(2026, 11, 1), 7
 DATES = [START + dt.timedelta(days=i) for i in range(DAYS)]
@@ -33,6 +35,7 @@ def week(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("week")
     config = load_config(None, landing=str(root / "landing"), lake=str(root / "lake"), mlflow_dir=str(root / "mlflow"))
     generate(spark, START, DAYS, 1500, Path(config.landing), seed=7, dirty=0.03)
+    register_approved(config)
     summaries = [run_day(spark, config, day) for day in DATES]
     return config, open_lake(spark, config.lake), summaries
 
@@ -132,6 +135,10 @@ def test_progress_is_the_sum_of_gold(week):
         assert progress["scenarios"][scenario]["cumulative_t"] == pytest.approx(per_scenario[scenario])
         assert progress["scenarios"][scenario]["methodology_versions"] == f"{scenario}@1.0.0"
     assert progress["remaining_t"] == pytest.approx(1.5e9 - progress["cumulative_t"])
+    assert progress["cumulative_low_t"] < progress["cumulative_t"] < progress["cumulative_high_t"]
+    cutlery = progress["scenarios"]["no_cutlery_order"]  # 11.8 g and 20 g per order bound the central 15.9 g
+    assert cutlery["cumulative_low_t"] == pytest.approx(cutlery["cumulative_t"] * 11.8 / 15.9)
+    assert cutlery["cumulative_high_t"] == pytest.approx(cutlery["cumulative_t"] * 20 / 15.9)
     assert progress["days_remaining"] == (dt.date(2035, 12, 31) - LAST).days
 
 

@@ -34,6 +34,8 @@ class MethodologyColumns:
     baseline_kg: Column  # double
     project_kg: Column  # double
     avoided_kg: Column  # double: baseline_kg - project_kg
+    avoided_low_kg: Column  # double: least of avoided with ranged parameters at central, low and high values
+    avoided_high_kg: Column  # double: greatest of the same three
     activity_quantity: Column  # double, in activity_unit
     activity_unit: str
 
@@ -49,8 +51,12 @@ def methodology_columns(methodology: Methodology) -> MethodologyColumns:
     rules = [(rule.name, F.coalesce(to_column(rule.expr), F.lit(False))) for rule in methodology.rules]
     eligible = reduce(operator.and_, (column for _, column in rules), F.lit(True))
     baseline, project = _double(methodology.baseline), _double(methodology.project)
+    avoided = baseline - project
+    ends = [_double(b) - _double(p) for b, p in methodology.bounds.values()]
     return MethodologyColumns(
-        eligible=eligible, rules=rules, baseline_kg=baseline, project_kg=project, avoided_kg=baseline - project,
+        eligible=eligible, rules=rules, baseline_kg=baseline, project_kg=project, avoided_kg=avoided,
+        avoided_low_kg=F.least(avoided, *ends) if ends else avoided,
+        avoided_high_kg=F.greatest(avoided, *ends) if ends else avoided,
         activity_quantity=_double(methodology.activity), activity_unit=methodology.activity_unit,
     )
 

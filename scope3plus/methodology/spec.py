@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -109,6 +110,8 @@ class Methodology:
     changelog: tuple[dict, ...]
     reviewers: tuple[str, ...]
     approvals: tuple[dict, ...]
+    # (baseline, project) with every ranged parameter at its low / its high end; empty when none has a range
+    bounds: dict[str, tuple[Expr, Expr]] = dataclasses.field(default_factory=dict)
 
     @property
     def tables(self) -> dict[str, dict[str, float]]:
@@ -218,6 +221,14 @@ class _SpecLoader:
         activity = self.mapping(raw.get("activity"), "activity", {"quantity", "unit"})
         activity_unit = parse_unit(activity.get("unit"), self.where("activity.unit"))
         changelog, reviewers, approvals = self.governance(raw, version, status)
+        bounds = {}
+        for end in ("low", "high"):
+            ranged = {n: dataclasses.replace(p, value=getattr(p, end)) for n, p in parameters.items() if getattr(p, end) is not None}
+            if ranged:
+                end_symbols = self.symbols(fields, {**parameters, **ranged}, tables)
+                self.definitions(raw.get("definitions") or {}, end_symbols)
+                bounds[end] = (self.formula(raw["baseline"], "baseline", end_symbols, OUTPUT_UNIT),
+                               self.formula(raw["project"], "project", end_symbols, OUTPUT_UNIT))
         return Methodology(
             id=self.text(raw, "id"), scenario=scenario, version=version, status=status,
             effective_from=effective_from, effective_to=effective_to,
@@ -230,7 +241,7 @@ class _SpecLoader:
             activity_unit=str(activity["unit"]),
             baseline=self.formula(raw["baseline"], "baseline", symbols, OUTPUT_UNIT),
             project=self.formula(raw["project"], "project", symbols, OUTPUT_UNIT),
-            changelog=changelog, reviewers=reviewers, approvals=approvals,
+            changelog=changelog, reviewers=reviewers, approvals=approvals, bounds=bounds,
         )
 
     def read_yaml(self) -> dict:
@@ -464,7 +475,13 @@ class _SpecLoader:
 
 
 class Registry:
-    """All methodology versions, by scenario; approved versions of a scenario never overlap in time."""
+    """All methodology versions, by scenario.
+
+    Approved versions of a scenario are ordered by ``effective_from``; a later one supersedes an
+    earlier one from its own ``effective_from`` on. So approving a successor never means editing
+    (and so re-hashing) the approved spec it replaces. Two approved versions may not start on
+    the same day.
+    """
 
     def __init__(self, methodologies: Iterable[Methodology]):
         self._by_key: dict[tuple[str, str], Methodology] = {}
@@ -474,7 +491,7 @@ class Registry:
                                        f"(also {self._by_key[(m.id, m.version)].path})")
             self._by_key[(m.id, m.version)] = m
         for scenario in self.scenarios():
-            _check_no_overlap(self.approved(scenario))
+            _check_distinct_starts([m for m in self.versions(scenario) if m.status == "approved"])
 
     def __iter__(self) -> Iterator[Methodology]:
         return iter(sorted(self._by_key.values(), key=lambda m: (m.scenario, m.version_key)))
@@ -491,8 +508,18 @@ class Registry:
         return [m for m in self if m.scenario == scenario]
 
     def approved(self, scenario: str) -> list[Methodology]:
-        """Approved versions of ``scenario``, by effective_from."""
-        return sorted((m for m in self.versions(scenario) if m.status == "approved"), key=lambda m: m.effective_from)
+        """Approved versions of ``scenario`` in force, by effective_from, each with the
+        ``effective_to`` it has in force: cut to the day before its successor starts."""
+        ordered = sorted((m for m in self.versions(scenario) if m.status == "approved"), key=lambda m: m.effective_from)
+        in_force = []
+        for m, successor in zip(ordered, [*ordered[1:], None]):
+            end = m.effective_to
+            if successor is not None:
+                cut = successor.effective_from - dt.timedelta(days=1)
+                end = cut if end is None or end > cut else end
+            if end is None or end >= m.effective_from:  # a version superseded before it starts is never in force
+                in_force.append(m if end == m.effective_to else dataclasses.replace(m, effective_to=end))
+        return in_force
 
     def get(self, id: str, version: str) -> Methodology:
         """The methodology ``id`` at ``version``."""
@@ -506,13 +533,15 @@ class Registry:
         return next((m for m in self.approved(scenario) if m.covers(day)), None)
 
 
-def _check_no_overlap(approved: list[Methodology]) -> None:
-    for earlier, later in zip(approved, approved[1:]):
-        if earlier.effective_to is None or earlier.effective_to >= later.effective_from:
+def _check_distinct_starts(approved: list[Methodology]) -> None:
+    starts: dict[dt.date, Methodology] = {}
+    for m in approved:
+        if m.effective_from in starts:
+            other = starts[m.effective_from]
             raise MethodologyError(
-                f"{later.path}: approved versions {earlier.version} ({earlier.effective_from} .. "
-                f"{earlier.effective_to or 'open'}) and {later.version} ({later.effective_from} .. "
-                f"{later.effective_to or 'open'}) of {later.scenario} overlap in effective dates")
+                f"{m.path}: approved versions {other.version} and {m.version} of {m.scenario} both take effect on "
+                f"{m.effective_from}; which one is in force would be ambiguous")
+        starts[m.effective_from] = m
 
 
 def load_registry(root: Path) -> Registry:

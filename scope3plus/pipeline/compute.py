@@ -23,7 +23,7 @@ QUANTITY = "decimal(28,6)"
 GOLD_SCHEMA = (
     "scenario string, event_date date, event_id string, event_time timestamp, city string, "
     f"activity_quantity {QUANTITY}, activity_unit string, "
-    f"baseline_kg {KG}, project_kg {KG}, avoided_kg {KG}, "
+    f"baseline_kg {KG}, project_kg {KG}, avoided_kg {KG}, avoided_low_kg {KG}, avoided_high_kg {KG}, "
     "methodology_id string, methodology_version string, methodology_hash string, "
     "landing_date date, source_file string, run_id string"
 )
@@ -37,27 +37,37 @@ def in_force(event_date, methodology):
     return cond
 
 
+def credited(silver: DataFrame, scenario: str, methodology, run_id: str) -> DataFrame:
+    """Gold rows for the events of ``silver`` that ``methodology`` credits, whatever their date."""
+    cols = methodology.columns()
+    rows = silver.withColumn("event_year", F.year("event_date"))
+    return rows.filter(F.coalesce(cols.eligible, F.lit(False))).select(
+        F.lit(scenario).alias("scenario"), "event_date", "event_id", "event_time", "city",
+        cols.activity_quantity.cast(QUANTITY).alias("activity_quantity"),
+        F.lit(cols.activity_unit).alias("activity_unit"),
+        cols.baseline_kg.cast(KG).alias("baseline_kg"),
+        cols.project_kg.cast(KG).alias("project_kg"),
+        (cols.baseline_kg.cast(KG) - cols.project_kg.cast(KG)).cast(KG).alias("avoided_kg"),
+        cols.avoided_low_kg.cast(KG).alias("avoided_low_kg"),
+        cols.avoided_high_kg.cast(KG).alias("avoided_high_kg"),
+        F.lit(methodology.id).alias("methodology_id"),
+        F.lit(methodology.version).alias("methodology_version"),
+        F.lit(methodology.content_hash).alias("methodology_hash"),
+        "landing_date", "source_file", F.lit(run_id).alias("run_id"),
+    )
+
+
 def avoided_emissions(silver: DataFrame, scenario: str, methodologies, run_id: str) -> DataFrame:
     """Credited events of ``silver`` under the methodology version in force on each event's date."""
-    parts = []
-    for m in methodologies:
-        cols = m.columns()
-        rows = silver.filter(in_force(F.col("event_date"), m)).withColumn("event_year", F.year("event_date"))
-        parts.append(rows.filter(F.coalesce(cols.eligible, F.lit(False))).select(
-            F.lit(scenario).alias("scenario"), "event_date", "event_id", "event_time", "city",
-            cols.activity_quantity.cast(QUANTITY).alias("activity_quantity"),
-            F.lit(cols.activity_unit).alias("activity_unit"),
-            cols.baseline_kg.cast(KG).alias("baseline_kg"),
-            cols.project_kg.cast(KG).alias("project_kg"),
-            (cols.baseline_kg.cast(KG) - cols.project_kg.cast(KG)).cast(KG).alias("avoided_kg"),
-            F.lit(m.id).alias("methodology_id"),
-            F.lit(m.version).alias("methodology_version"),
-            F.lit(m.content_hash).alias("methodology_hash"),
-            "landing_date", "source_file", F.lit(run_id).alias("run_id"),
-        ))
-    if not parts:
+    parts = [credited(silver.filter(in_force(F.col("event_date"), m)), scenario, m, run_id) for m in methodologies]
+    return reduce(DataFrame.unionByName, parts) if parts else silver.sparkSession.createDataFrame([], GOLD_SCHEMA)
+
+
+def silver_days(lake: Lake, scenario: str, event_dates: list[dt.date]) -> DataFrame | None:
+    """Silver rows of ``scenario`` dated on ``event_dates`` (None when the scenario has no silver yet)."""
+    if not lake.exists(tables.silver(scenario)):
         return None
-    return reduce(DataFrame.unionByName, parts)
+    return lake.read(tables.silver(scenario)).filter(F.col("event_date").isin(event_dates))
 
 
 def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str) -> CommitResult | None:
@@ -65,15 +75,12 @@ def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.dat
     and replace those (scenario, event_date) partitions in one commit."""
     if not event_dates:
         return None
-    spark = lake.spark
     parts = []
     for scenario, versions in methodologies.items():
-        if lake.exists(tables.silver(scenario)):
-            silver = lake.read(tables.silver(scenario)).filter(F.col("event_date").isin(event_dates))
-            gold = avoided_emissions(silver, scenario, versions, run_id)
-            if gold is not None:
-                parts.append(gold.select(*GOLD_COLUMNS))
-    gold = reduce(DataFrame.unionByName, parts) if parts else spark.createDataFrame([], GOLD_SCHEMA)
+        silver = silver_days(lake, scenario, event_dates)
+        if silver is not None:
+            parts.append(avoided_emissions(silver, scenario, versions, run_id).select(*GOLD_COLUMNS))
+    gold = reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
     return lake.replace_partitions(
         tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION,
         {"scenario": list(methodologies), "event_date": event_dates},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from ..config import Config
@@ -17,7 +18,7 @@ from ..contracts import SCENARIOS, load_contracts
 from ..errors import GateFailed, S3PError
 from ..lake import Lake, open_lake
 from ..methodology import load_registry
-from ..paths import METHODOLOGIES_DIR
+from ..methodology.approval import verify
 from ..tracking import mlflow_run, new_run_id, record_job_runs
 from .compute import compute
 from .gate import GateSettings, gate
@@ -75,8 +76,9 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) ->
     check_landing(config, day)
     lake = open_lake(spark, config.lake, config.lake_backend)
     contracts = load_contracts()
-    registry = load_registry(METHODOLOGIES_DIR)
+    registry = load_registry(Path(config.methodologies_dir))
     approved = {s: registry.approved(s) for s in SCENARIOS}
+    verify([m for versions in approved.values() for m in versions], config)  # tamper check, before any write
     versions = {s: [f"{m.id}@{m.version}#{m.content_hash[:12]}" for m in ms] for s, ms in approved.items()}
     key, is_dev_key = config.pseudonym_key()
     if is_dev_key:

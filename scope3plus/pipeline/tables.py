@@ -4,6 +4,7 @@ GOLD_AVOIDED = "gold/avoided_emissions"
 GOLD_DAILY = "gold/daily_summary"
 GOLD_PROGRESS = "gold/progress"
 JOB_RUNS = "ops/job_runs"
+RESTATEMENTS = "ops/restatements"
 
 # Landing-batch tables are partitioned by the delivery date, so a rerun replaces exactly its batch.
 BATCH_PARTITION = ["landing_date"]

@@ -1,0 +1,696 @@
+"""Synthetic platform event files: realistic, reproducible, optionally dirty.
+
+``generate`` writes JSON Lines files the way the five platforms deliver them::
+
+    <landing>/<scenario>/<YYYY-MM-DD>-part-NNNNN.jsonl
+
+where the date is the *delivery* date (the day the platform dropped the file).
+Everything is built with Spark so that tens of millions of events per day are
+fine: one ``spark.range`` per scenario covers all days, and every random choice
+is a pure function of (seed, scenario, field tag, delivery day, sequence number
+within the day): ``xxhash64(<tag key>, xxhash64(<seed/scenario key>, day, seq))``.
+Output therefore never depends on partitioning, the same arguments always give
+byte-identical files, and a line's content does not depend on ``dirty`` or on the
+other days of the run (except which earlier line a duplicate copies).
+
+Row ``id`` of a scenario's range is ``day_index * n + seq`` (``n`` = that
+scenario's events per day). The range is split into exactly one Spark partition
+per output file (a contiguous block of one day), so files are written without a
+shuffle and Spark's ``part-<partition>`` names map back to (day, part) directly.
+
+The shares below are **workload assumptions** for a plausible event mix, not
+emission factors; no methodology reads them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyspark.sql import functions as F
+
+from .contracts import SCENARIOS, load_contracts
+from .errors import S3PError
+
+# --------------------------------------------------------------------------------------
+# Workload assumptions (shares of events; each list of weights is normalised on use)
+# --------------------------------------------------------------------------------------
+
+#: Share of a day's events per scenario (sums to 1).
+SCENARIO_SHARES = {
+    "green_trip": 0.45,
+    "no_cutlery_order": 0.30,
+    "box_recycling": 0.10,
+    "secondhand_trade": 0.10,
+    "green_product_sale": 0.05,
+}
+
+#: Prefix of event_id per scenario: ``<prefix>-<yyyymmdd>-<seq>``.
+EVENT_ID_PREFIX = {
+    "green_trip": "gt",
+    "no_cutlery_order": "nc",
+    "box_recycling": "br",
+    "secondhand_trade": "sh",
+    "green_product_sale": "gp",
+}
+
+#: Big Chinese cities weighted roughly by platform activity.
+CITY_WEIGHTS = {
+    "Shanghai": 12, "Beijing": 11, "Guangzhou": 9, "Shenzhen": 9, "Hangzhou": 8,
+    "Chengdu": 8, "Chongqing": 7, "Wuhan": 6, "Xian": 5, "Nanjing": 5,
+    "Tianjin": 5, "Suzhou": 5, "Changsha": 4, "Zhengzhou": 3, "Qingdao": 3,
+}
+
+#: Id pools: ids are ``<prefix><zero-padded number>`` drawn uniformly from the pool.
+USER_POOL = ("u", 7, 5_000_000)          # u0012345
+MERCHANT_POOL = ("m", 6, 300_000)        # m012345
+STATION_POOL = ("st", 6, 60_000)         # st012345
+SKU_POOL_PER_CATEGORY = 2_000            # sku-<category>-00123
+
+# green_trip (Gaode/Amap)
+MODE_WEIGHTS = {"metro": 35, "bus": 30, "bike": 20, "walk": 10, "carpool": 5}
+#: Distance range per mode in km; drawn as lo + (hi - lo) * u**2 (short trips dominate).
+MODE_DISTANCE_KM = {
+    "metro": (2.0, 30.0), "bus": (1.0, 20.0), "bike": (0.5, 8.0),
+    "walk": (0.3, 4.0), "carpool": (3.0, 40.0),
+}
+#: Door-to-door speed per mode in km/h, used for the optional duration (x 0.8-1.3 jitter).
+MODE_SPEED_KMH = {"metro": 28.0, "bus": 16.0, "bike": 13.0, "walk": 4.8, "carpool": 30.0}
+NAVIGATION_VERIFIED_SHARE = 0.85
+TRIP_DURATION_PRESENT_SHARE = 0.90
+
+# no_cutlery_order (Ele.me)
+NO_CUTLERY_SHARE = 0.35
+DINERS_WEIGHTS = {1: 60, 2: 25, 3: 10, 4: 5}
+DINERS_PRESENT_SHARE = 0.70
+
+# box_recycling (Cainiao stations)
+BOX_ACTION_WEIGHTS = {"drop_off": 60, "reuse_ship": 40}
+BOX_COUNT_WEIGHTS = {1: 70, 2: 15, 3: 8, 4: 4, 5: 3}
+BOX_SIZE_WEIGHTS = {"small": 45, "medium": 40, "large": 15}
+BOX_SIZE_PRESENT_SHARE = 0.80
+
+# secondhand_trade (Xianyu)
+TRADE_TYPE_WEIGHTS = {"c2c": 85, "recycle": 15}
+SECONDHAND_CATEGORY_WEIGHTS = {
+    "smartphone": 30, "apparel": 20, "book": 15, "laptop": 10,
+    "furniture": 9, "tablet": 8, "large_appliance": 8,
+}
+#: Original (new) price range in CNY per category.
+SECONDHAND_PRICE_CNY = {
+    "smartphone": (1500, 9000), "laptop": (3000, 15000), "tablet": (1500, 7000),
+    "apparel": (50, 800), "book": (20, 150), "large_appliance": (1500, 8000),
+    "furniture": (300, 5000),
+}
+#: Model keys of smartphones, when the platform knows them.
+SMARTPHONE_MODEL_WEIGHTS = {
+    "iphone_14_pro_max": 25, "iphone_13": 25, "huawei_mate_60_pro": 20,
+    "xiaomi_14": 15, "oppo_reno_11": 15,
+}
+SMARTPHONE_MODEL_PRESENT_SHARE = 0.60
+ORIGINAL_PRICE_PRESENT_SHARE = 0.70
+QUANTITY_PRESENT_SHARE = 0.80
+QUANTITY_WEIGHTS = {1: 92, 2: 6, 3: 2}
+#: Sale price as a share of (original price x condition): c2c resale vs recycling quote.
+RESALE_FACTOR = {"c2c": (0.5, 0.9), "recycle": (0.2, 0.5)}
+
+# green_product_sale (Tmall/Taobao)
+GREEN_PRODUCT_CATEGORY_WEIGHTS = {
+    "air_conditioner": 30, "refrigerator": 25, "washing_machine": 20,
+    "television": 15, "water_heater": 10,
+}
+GREEN_PRODUCT_PRICE_CNY = {
+    "air_conditioner": (2000, 8000), "refrigerator": (1500, 9000),
+    "washing_machine": (1200, 5000), "television": (1500, 12000),
+    "water_heater": (600, 3500),
+}
+ENERGY_GRADE_WEIGHTS = {1: 30, 2: 30, 3: 25, 4: 10, 5: 5}
+UNITS_WEIGHTS = {1: 90, 2: 8, 3: 2}
+
+# Event time
+LOCAL_UTC_OFFSET_S = 8 * 3600               # Asia/Shanghai, no DST
+UTC_Z_SHARE = 0.10                          # event_time as the UTC instant with "Z"
+#: Late events are always generated (also with dirty=0): they are valid, realistic data.
+LATE_SHARE = 0.01                           # event_time 1..3 days before delivery
+LATE_MAX_DAYS = 3
+MIN_EVENT_DATE = dt.date(2021, 1, 1)        # no event_time before this date
+
+# Dirty lines: each kind replaces a clean line; all but "duplicate" break the contract.
+DIRTY_KIND_WEIGHTS = {
+    "malformed": 20,        # truncated JSON line
+    "duplicate": 25,        # byte-identical copy of an earlier clean line (same event_id)
+    "out_of_range": 20,     # negative distance, condition 1.5, box_count 0, energy_grade 9, ...
+    "unknown_enum": 15,     # mode "teleport", action "burn", ... (see UNKNOWN_VALUES)
+    "missing_field": 10,    # one required field left out
+    "no_offset": 10,        # event_time without a UTC offset
+}
+DIRTY_KINDS = tuple(DIRTY_KIND_WEIGHTS)
+#: Candidates tried to find a clean source line for a duplicate (fallback: malformed).
+DUPLICATE_CANDIDATES = 8
+
+#: Lines per output file; a scenario-day gets ceil(n / ROWS_PER_FILE) files.
+ROWS_PER_FILE = 1_000_000
+
+_EPOCH = dt.date(1970, 1, 1)
+_U53 = (1 << 53) - 1
+_PART_RE = re.compile(r"^part-(\d+)")
+
+
+# --------------------------------------------------------------------------------------
+# Random building blocks: every value is a pure function of (seed, scenario, tag, day, seq)
+# --------------------------------------------------------------------------------------
+
+
+def _key64(text: str) -> int:
+    """A stable signed 64-bit integer for a text, used as a literal hash input."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
+
+
+def _row_key(seed: int, scenario: str, day, seq):
+    """The random key of one row: xxhash64 of (seed and scenario, delivery day number, seq)."""
+    return F.xxhash64(F.lit(_key64(f"{seed}/{scenario}")), day, seq)
+
+
+class _Rand:
+    """Deterministic randomness of one row: each tag draws ``xxhash64(tag, row key)``."""
+
+    def __init__(self, key, day, seq):
+        self.key, self.day, self.seq = key, day, seq
+
+    def uniform(self, tag: str):
+        """A double in [0, 1) with 53 random bits."""
+        return F.xxhash64(F.lit(_key64(tag)), self.key).bitwiseAND(F.lit(_U53)) / float(1 << 53)
+
+    def chance(self, tag: str, share: float):
+        return self.uniform(tag) < share
+
+    def integer(self, tag: str, lo: int, hi: int):
+        """A long uniform in [lo, hi]."""
+        return _scale(self.uniform(tag), lo, hi)
+
+    def choice(self, tag: str, weights: dict):
+        """One key of ``weights`` (integers) with probability proportional to its weight.
+
+        One hash and one array lookup, whatever the number of keys.
+        """
+        divisor = math.gcd(*weights.values())
+        table = [key for key, weight in weights.items() for _ in range(weight // divisor)]
+        index = _scale(self.uniform(tag), 1, len(table)).cast("int")
+        return F.element_at(_literal_array(table), index)
+
+    def pool_id(self, tag: str, pool: tuple[str, int, int]):
+        """``<prefix><zero-padded number>`` drawn uniformly from the pool."""
+        prefix, width, size = pool
+        return F.concat(F.lit(prefix), _zero_pad(self.integer(tag, 0, size - 1), width))
+
+    def range_by(self, tag: str, key, ranges: dict, power: float = 1.0):
+        """A double in the [lo, hi) range of ``ranges[key]``, skewed by ``u ** power``."""
+        u = self.uniform(tag)
+        if power != 1.0:
+            u = F.pow(u, F.lit(power))
+        lo = _lookup(key, {k: float(v[0]) for k, v in ranges.items()})
+        hi = _lookup(key, {k: float(v[1]) for k, v in ranges.items()})
+        return lo + (hi - lo) * u
+
+    def optional(self, tag: str, share: float, col):
+        """``col`` with probability ``share``, else null (omitted from the JSON line)."""
+        return F.when(self.chance(tag, share), col)
+
+
+def _scale(u, lo: int, hi: int):
+    """Map a uniform [0, 1) to a long uniform in [lo, hi]."""
+    return F.floor(u * (hi - lo + 1)) + lo
+
+
+def _zero_pad(number, width: int):
+    """A number as text, left-padded with zeros to ``width`` (never truncated, unlike lpad)."""
+    text = number.cast("string")
+    return F.when(F.length(text) < width, F.lpad(text, width, "0")).otherwise(text)
+
+
+def _lookup(key, mapping: dict):
+    """``mapping[key]`` for a small literal mapping."""
+    pairs = ", ".join(f"{_sql_literal(k)}, {_sql_literal(v)}" for k, v in mapping.items())
+    return F.element_at(F.expr(f"map({pairs})"), key)
+
+
+def _literal_array(values: list):
+    """A literal array column, built in one call (not one ``lit`` per element)."""
+    return F.expr(f"array({', '.join(_sql_literal(v) for v in values)})")
+
+
+def _sql_literal(value) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, float):
+        return f"CAST({value!r} AS DOUBLE)"
+    return str(int(value))
+
+
+# --------------------------------------------------------------------------------------
+# Clean events. Each builder returns {column: expression}, added to the frame in order, so
+# an expression may refer to an earlier column by name (Spark keeps such staged columns
+# computed once instead of inlining big expressions repeatedly). Columns whose name starts
+# with "_" are helpers; the others are contract fields.
+# --------------------------------------------------------------------------------------
+
+
+def _event_time_columns(r: _Rand) -> dict:
+    """event_time plus helpers ``_local_time`` (without offset) and ``_late``.
+
+    A random second of the delivery day ``r.day`` in Asia/Shanghai; LATE_SHARE of events
+    fall 1..LATE_MAX_DAYS days earlier (never before MIN_EVENT_DATE). UTC_Z_SHARE are
+    written as the same instant in UTC with "Z". Strings are computed arithmetically,
+    independent of the Spark session time zone.
+    """
+    lag = F.when(r.chance("late", LATE_SHARE), r.integer("late_days", 1, LATE_MAX_DAYS)).otherwise(F.lit(0))
+    utc_second = F.col("_second") - LOCAL_UTC_OFFSET_S
+    utc_day = F.when(utc_second < 0, F.col("_local_day") - 1).otherwise(F.col("_local_day"))
+    return {
+        "_local_day": F.greatest(r.day - lag, F.lit((MIN_EVENT_DATE - _EPOCH).days)),
+        "_second": r.integer("second", 0, 86_399),
+        "_local_time": _iso_local(F.col("_local_day"), F.col("_second")),
+        "_late": F.col("_local_day") < r.day,
+        "event_time": F.when(
+            r.chance("utc_z", UTC_Z_SHARE), F.concat(_iso_local(utc_day, utc_second), F.lit("Z"))
+        ).otherwise(F.concat(F.col("_local_time"), F.lit("+08:00"))),
+    }
+
+
+def _iso_local(day_number, second):
+    """``YYYY-MM-DDTHH:MM:SS`` for a day number and a second of that day (wrapped into 0..86399)."""
+    sec = F.pmod(second, F.lit(86_400))
+    digits = _literal_array([f"{i:02d}" for i in range(60)])  # cheaper than format_string
+
+    def two(value):
+        return F.element_at(digits, value.cast("int") + 1)
+
+    clock = F.concat_ws(":", two(F.floor(sec / 3600)), two(F.floor(sec / 60) % 60), two(sec % 60))
+    return F.concat(_date_text(day_number), F.lit("T"), clock)
+
+
+def _date_text(day_number):
+    """``YYYY-MM-DD`` for a day number (days since 1970-01-01); a DATE casts the same in any zone."""
+    return F.date_add(F.lit(_EPOCH), day_number.cast("int")).cast("string")
+
+
+def _common_fields(scenario: str, r: _Rand) -> dict:
+    return {
+        "event_id": F.concat(
+            F.lit(EVENT_ID_PREFIX[scenario] + "-"), F.translate(_date_text(r.day), "-", ""), F.lit("-"),
+            _zero_pad(r.seq, 6),
+        ),
+        **_event_time_columns(r),
+        "user_id": r.pool_id("user", USER_POOL),
+        "city": r.choice("city", CITY_WEIGHTS),
+    }
+
+
+def _green_trip(r: _Rand) -> dict:
+    mode, distance = F.col("mode"), F.col("distance_km")
+    jitter = 0.8 + 0.5 * r.uniform("duration_jitter")
+    duration = F.round(distance / _lookup(mode, MODE_SPEED_KMH) * 60.0 * jitter, 1)
+    return {
+        "mode": r.choice("mode", MODE_WEIGHTS),
+        "distance_km": F.round(r.range_by("distance", mode, MODE_DISTANCE_KM, power=2.0), 2),
+        "duration_min": r.optional("duration_present", TRIP_DURATION_PRESENT_SHARE, duration),
+        "navigation_verified": r.chance("navigation", NAVIGATION_VERIFIED_SHARE),
+    }
+
+
+def _no_cutlery_order(r: _Rand) -> dict:
+    return {
+        "merchant_id": r.pool_id("merchant", MERCHANT_POOL),
+        "no_cutlery": r.chance("no_cutlery", NO_CUTLERY_SHARE),
+        "diners": r.optional("diners_present", DINERS_PRESENT_SHARE, r.choice("diners", DINERS_WEIGHTS)),
+    }
+
+
+def _box_recycling(r: _Rand) -> dict:
+    return {
+        "station_id": r.pool_id("station", STATION_POOL),
+        "action": r.choice("action", BOX_ACTION_WEIGHTS),
+        "box_count": r.choice("box_count", BOX_COUNT_WEIGHTS),
+        "box_size": r.optional("box_size_present", BOX_SIZE_PRESENT_SHARE, r.choice("box_size", BOX_SIZE_WEIGHTS)),
+    }
+
+
+def _secondhand_trade(r: _Rand) -> dict:
+    category, original = F.col("category"), F.col("_original_price")
+    resale = r.range_by("resale_factor", F.col("trade_type"), RESALE_FACTOR)
+    return {
+        "trade_type": r.choice("trade_type", TRADE_TYPE_WEIGHTS),
+        "category": r.choice("category", SECONDHAND_CATEGORY_WEIGHTS),
+        "item_model": F.when(
+            (category == "smartphone") & r.chance("model_present", SMARTPHONE_MODEL_PRESENT_SHARE),
+            r.choice("model", SMARTPHONE_MODEL_WEIGHTS),
+        ),
+        "_original_price": F.round(r.range_by("original_price", category, SECONDHAND_PRICE_CNY), 0),
+        "original_price_cny": r.optional("original_present", ORIGINAL_PRICE_PRESENT_SHARE, original),
+        # condition in (0.3, 1.0], skewed towards well-kept items: 0.31 .. 1.00
+        "condition": (F.floor(F.sqrt(r.uniform("condition")) * 70) + 31) / 100.0,
+        "sale_price_cny": F.greatest(F.round(original * F.col("condition") * resale, 0), F.lit(1.0)),
+        "quantity": r.optional("quantity_present", QUANTITY_PRESENT_SHARE, r.choice("quantity", QUANTITY_WEIGHTS)),
+    }
+
+
+def _green_product_sale(r: _Rand) -> dict:
+    category = F.col("category")
+    unit_price = F.round(r.range_by("price", category, GREEN_PRODUCT_PRICE_CNY), 0) - 1.0  # 2999.0-style prices
+    sku_number = _zero_pad(r.integer("sku", 0, SKU_POOL_PER_CATEGORY - 1), 5)
+    return {
+        "merchant_id": r.pool_id("merchant", MERCHANT_POOL),
+        "category": r.choice("category", GREEN_PRODUCT_CATEGORY_WEIGHTS),
+        "sku": F.concat(F.lit("sku-"), category, F.lit("-"), sku_number),
+        "energy_grade": r.choice("energy_grade", ENERGY_GRADE_WEIGHTS),
+        "units": r.choice("units", UNITS_WEIGHTS),
+        "price_cny": unit_price * F.col("units"),  # price paid for the order line (unit price x units)
+    }
+
+
+_SCENARIO_FIELDS = {
+    "green_trip": _green_trip,
+    "no_cutlery_order": _no_cutlery_order,
+    "box_recycling": _box_recycling,
+    "secondhand_trade": _secondhand_trade,
+    "green_product_sale": _green_product_sale,
+}
+
+
+# --------------------------------------------------------------------------------------
+# Dirty variants: (field, bad value) options per scenario; one option is picked per line
+# --------------------------------------------------------------------------------------
+
+
+#: Out-of-range values per scenario; NEGATED means "minus the clean value".
+NEGATED = "negated"
+OUT_OF_RANGE_VALUES = {
+    "green_trip": [("distance_km", NEGATED)],
+    "no_cutlery_order": [("diners", 0)],
+    "box_recycling": [("box_count", 0)],
+    "secondhand_trade": [("condition", 1.5), ("sale_price_cny", NEGATED)],
+    "green_product_sale": [("energy_grade", 9), ("price_cny", NEGATED)],
+}
+
+#: Values outside the contract's enum. Scenarios without an enum field get a value that
+#: is not even of the field's type (the contract rejects it on type); categories have no
+#: enum in the contracts, so "spaceship" would pass the contract and is not used.
+UNKNOWN_VALUES = {
+    "green_trip": [("mode", "teleport"), ("mode", "hoverboard")],
+    "no_cutlery_order": [("no_cutlery", "maybe")],
+    "box_recycling": [("action", "burn")],
+    "secondhand_trade": [("trade_type", "barter")],
+    "green_product_sale": [("energy_grade", "A+++")],
+}
+
+
+def _bad_options(values: list) -> list:
+    """(field, Column) options from a list of (field, literal or NEGATED)."""
+    return [(name, -F.col(name) if value == NEGATED else F.lit(value)) for name, value in values]
+
+
+def _with_options(fields: dict, options: list, pick) -> dict:
+    """``fields`` with option number ``pick`` applied (that option's field gets its bad value).
+
+    A single option is applied unconditionally, so its value may have another type.
+    """
+    out = dict(fields)
+    if len(options) == 1:
+        name, bad = options[0]
+        out[name] = bad
+        return out
+    for k, (name, bad) in enumerate(options):
+        out[name] = F.when(pick == k, bad).otherwise(out[name])
+    return out
+
+
+def _json(fields: dict):
+    """One JSON object per row; null fields are omitted."""
+    return F.to_json(F.struct(*[col.alias(name) for name, col in fields.items()]))
+
+
+def _dirty_line(scenario: str, fields: dict, required: list[str]):
+    """The line for the row's dirty kind ``_kind``, from the clean line ``_clean`` and ``_u_variant``."""
+    kind, clean, u = F.col("_kind"), F.col("_clean"), F.col("_u_variant")
+
+    def variant(options: list):
+        return _json(_with_options(fields, options, _scale(u, 0, len(options) - 1)))
+
+    cut = F.floor(u * (F.length(clean) - 1)).cast("int") + 1  # a proper prefix of an object is never JSON
+    return (
+        F.when(kind == "malformed", clean.substr(F.lit(1), cut))
+        .when(kind == "out_of_range", variant(_bad_options(OUT_OF_RANGE_VALUES[scenario])))
+        .when(kind == "unknown_enum", variant(_bad_options(UNKNOWN_VALUES[scenario])))
+        .when(kind == "missing_field", variant([(name, F.lit(None)) for name in required]))
+        .when(kind == "no_offset", _json({**fields, "event_time": F.col("_local_time")}))
+    )
+
+
+# --------------------------------------------------------------------------------------
+# One scenario's lines
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The arguments of one ``generate`` call, checked."""
+
+    start: dt.date
+    days: int
+    seed: int
+    dirty: float
+    landing: Path
+
+    @property
+    def start_day(self) -> int:
+        return (self.start - _EPOCH).days
+
+    @property
+    def dates(self) -> list[dt.date]:
+        return [self.start + dt.timedelta(days=i) for i in range(self.days)]
+
+
+def _scenario_frame(spark, run: _Run, contract, n: int, files_per_day: int):
+    """DataFrame(_day, _kind, _late, line) with one partition per output file, in id order.
+
+    Row ``id`` is ``day_index * n + seq``; ``_kind`` is null for clean lines.
+    """
+    scenario, seed, dirty, start_day = contract.scenario, run.seed, run.dirty, run.start_day
+
+    def rand_of(row_id) -> _Rand:
+        day, seq = F.lit(start_day) + F.floor(row_id / n), row_id % n
+        return _Rand(_row_key(seed, scenario, day, seq), day, seq)
+
+    own = rand_of(F.col("id"))
+    rows = spark.range(0, run.days * n, 1, run.days * files_per_day).withColumns(
+        {"_day": own.day, "_seq": own.seq, "_key": own.key}
+    )
+    own = _Rand(F.col("_key"), F.col("_day"), F.col("_seq"))
+    rows = rows.withColumn("_kind", F.when(own.chance("dirty", dirty), own.choice("dirty_kind", DIRTY_KIND_WEIGHTS)))
+
+    # A duplicate copies the clean line of an earlier row (at most n rows back: the same or the
+    # previous delivery day) that is itself clean; with no clean candidate it becomes malformed.
+    window = F.greatest(F.least(F.col("id"), F.lit(n)), F.lit(1))  # never a modulo by zero
+    candidates = []
+    for k in range(DUPLICATE_CANDIDATES):
+        cand = F.col("id") - 1 - own.integer(f"dup_back_{k}", 0, 1 << 40) % window
+        candidates.append(F.when((cand >= 0) & ~rand_of(cand).chance("dirty", dirty), cand))
+    is_dup = F.col("_kind") == "duplicate"
+    rows = rows.withColumn("_dup_of", F.when(is_dup, F.coalesce(*candidates))).withColumns({
+        "_src": F.coalesce(F.col("_dup_of"), F.col("id")),
+        "_kind": F.when(is_dup & F.col("_dup_of").isNull(), F.lit("malformed")).otherwise(F.col("_kind")),
+    })
+
+    # Every field derives from the source row: itself, or for a duplicate the copied row.
+    src = rand_of(F.col("_src"))
+    rows = rows.withColumns({"_src_day": src.day, "_src_seq": src.seq, "_src_key": src.key})
+    r = _Rand(F.col("_src_key"), F.col("_src_day"), F.col("_src_seq"))
+    for name, expr in {**_common_fields(scenario, r), **_SCENARIO_FIELDS[scenario](r)}.items():
+        rows = rows.withColumn(name, expr)
+
+    fields = {name: F.col(name) for name in contract.field_names}
+    required = [f.name for f in contract.fields if f.required]
+    rows = rows.withColumns({"_clean": _json(fields), "_u_variant": r.uniform("dirty_variant")})
+    line = F.when(F.col("_kind").isNull() | (F.col("_kind") == "duplicate"), F.col("_clean")).otherwise(
+        _dirty_line(scenario, fields, required)
+    )
+    return rows.select("_day", "_kind", "_late", line.alias("line"))
+
+
+# --------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------
+
+
+def _allocate(events_per_day: int) -> dict[str, int]:
+    """Events per day per scenario from SCENARIO_SHARES, summing exactly (largest remainder)."""
+    exact = {s: events_per_day * SCENARIO_SHARES[s] for s in SCENARIOS}
+    counts = {s: math.floor(v) for s, v in exact.items()}
+    rest = events_per_day - sum(counts.values())
+    for s in sorted(SCENARIOS, key=lambda s: (-(exact[s] - counts[s]), SCENARIOS.index(s)))[:rest]:
+        counts[s] += 1
+    return counts
+
+
+def _part_name(day: dt.date, part: int) -> str:
+    return f"{day.isoformat()}-part-{part:05d}.jsonl"
+
+
+def _clear_day(directory: Path, day: dt.date) -> None:
+    """Remove a scenario-day's previous part files so a rerun never leaves stale parts."""
+    for old in directory.glob(f"{day.isoformat()}-part-*.jsonl"):
+        old.unlink()
+
+
+def _publish(tmp: Path, directory: Path, dates: list[dt.date], files_per_day: int) -> dict[dt.date, int]:
+    """Move Spark's part files (one per range partition) to their final names; files per day."""
+    parts = sorted((int(m.group(1)), p) for p in tmp.iterdir() if (m := _PART_RE.match(p.name)) and p.suffix != ".crc")
+    written = {d: 0 for d in dates}
+    for partition, path in parts:
+        day = dates[partition // files_per_day]
+        os.replace(path, directory / _part_name(day, partition % files_per_day))
+        written[day] += 1
+    return written
+
+
+def _count_lines(frame, run: _Run) -> dict[dt.date, dict]:
+    """Per delivery day: lines of each dirty kind and late clean lines (one small aggregation;
+    the optimizer prunes the JSON, so this recomputes only a few hashes per row).
+    """
+    counts = {date: {"late": 0, "dirty": {k: 0 for k in DIRTY_KINDS}} for date in run.dates}
+    for row in frame.groupBy("_day", "_kind", "_late").count().collect():
+        day = counts[_EPOCH + dt.timedelta(days=row["_day"])]
+        if row["_kind"] is not None:
+            day["dirty"][row["_kind"]] += row["count"]
+        elif row["_late"]:
+            day["late"] += row["count"]
+    return counts
+
+
+def _write_scenario(spark, run: _Run, contract, n: int) -> dict:
+    """Write one scenario's files for all days; return its summary entry."""
+    directory = run.landing / contract.scenario
+    directory.mkdir(parents=True, exist_ok=True)
+    files_per_day = max(1, math.ceil(n / ROWS_PER_FILE))
+    tmp = run.landing / f"_s3p_generate_tmp_{contract.scenario}_{uuid.uuid4().hex}"
+    files, counts = {}, {}
+    try:
+        if n > 0:
+            frame = _scenario_frame(spark, run, contract, n, files_per_day)
+            frame.select("line").write.text(str(tmp))
+            counts = _count_lines(frame, run)
+        for day in run.dates:
+            _clear_day(directory, day)
+        if n > 0:
+            files = _publish(tmp, directory, run.dates, files_per_day)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    entry = {"events_per_day": n, **_empty_counts(), "days": {}}
+    for date in run.dates:
+        day_counts = {**_empty_counts(), "lines": n, "files": files.get(date, 0), **counts.get(date, {})}
+        day_counts["clean"] = n - sum(day_counts["dirty"].values())
+        entry["days"][date.isoformat()] = day_counts
+        _add(entry, day_counts)
+    return entry
+
+
+def _check_args(start, days, events_per_day, landing, seed, dirty) -> _Run:
+    """Validate the arguments of ``generate``; S3PError with a clear message otherwise."""
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(start, dt.datetime):
+        start = start.date()
+    if not isinstance(start, dt.date):
+        raise S3PError(f"start must be a date, got {start!r}")
+    if start < MIN_EVENT_DATE:
+        raise S3PError(f"start must be on or after {MIN_EVENT_DATE.isoformat()}, got {start.isoformat()}")
+    if not is_int(days) or days < 1:
+        raise S3PError(f"days must be an integer >= 1, got {days!r}")
+    if not is_int(events_per_day) or events_per_day < 0:
+        raise S3PError(f"events_per_day must be an integer >= 0, got {events_per_day!r}")
+    if not is_int(seed):
+        raise S3PError(f"seed must be an integer, got {seed!r}")
+    if isinstance(dirty, bool) or not isinstance(dirty, (int, float)) or not 0.0 <= dirty <= 1.0:
+        raise S3PError(f"dirty must be a fraction between 0 and 1, got {dirty!r}")
+    try:
+        Path(landing).mkdir(parents=True, exist_ok=True)
+        probe = Path(landing) / f".s3p-write-probe-{uuid.uuid4().hex}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise S3PError(f"landing directory {landing} is not writable: {exc.strerror or exc}") from exc
+    return _Run(start=start, days=days, seed=seed, dirty=float(dirty), landing=Path(landing))
+
+
+def _empty_counts() -> dict:
+    return {"lines": 0, "clean": 0, "late": 0, "files": 0, "dirty": {k: 0 for k in DIRTY_KINDS}}
+
+
+def _add(total: dict, part: dict) -> None:
+    for key in ("lines", "clean", "late", "files"):
+        total[key] += part[key]
+    for kind in DIRTY_KINDS:
+        total["dirty"][kind] += part["dirty"][kind]
+
+
+def generate(
+    spark,
+    start: dt.date,
+    days: int,
+    events_per_day: int,
+    landing: Path,
+    seed: int = 42,
+    dirty: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Write ``days`` delivery days of events from ``start`` to ``<landing>/<scenario>/``.
+
+    ``events_per_day`` is split over the scenarios by SCENARIO_SHARES. ``dirty`` is the
+    fraction of lines replaced by a bad variant (DIRTY_KINDS). Scenarios are written
+    concurrently, one write and one small count job each. Returns::
+
+        {"start", "days", "events_per_day", "seed", "dirty", "landing",
+         "scenarios": {scenario: {"events_per_day": n, "lines", "clean", "late", "files",
+                                  "dirty": {kind: count},
+                                  "days": {"YYYY-MM-DD": {"lines", "clean", "late", "files",
+                                                          "dirty": {kind: count}}}}},
+         "totals": {"lines", "clean", "late", "files", "dirty": {kind: count}}}
+
+    ``clean`` = lines that satisfy the contract and are not duplicates; ``late`` counts
+    clean lines whose event date (Asia/Shanghai) is before the delivery date.
+    """
+    run = _check_args(start, days, events_per_day, landing, seed, dirty)
+    say = progress or (lambda _msg: None)
+    contracts = load_contracts()
+    per_scenario = _allocate(events_per_day)
+
+    def write(scenario: str) -> dict:
+        entry = _write_scenario(spark, run, contracts[scenario], per_scenario[scenario])
+        say(f"{scenario}: {days} day(s) x {per_scenario[scenario]} events -> {entry['files']} file(s) "
+            f"in {run.landing / scenario}")
+        return entry
+
+    with ThreadPoolExecutor(max_workers=len(SCENARIOS)) as pool:
+        entries = dict(zip(SCENARIOS, pool.map(write, SCENARIOS)))
+
+    summary = {
+        "start": run.start.isoformat(), "days": days, "events_per_day": events_per_day, "seed": seed,
+        "dirty": float(dirty), "landing": str(run.landing), "scenarios": entries, "totals": _empty_counts(),
+    }
+    for entry in entries.values():
+        _add(summary["totals"], entry)
+    totals = summary["totals"]
+    say(f"generated {totals['lines']} lines ({sum(totals['dirty'].values())} dirty) in {totals['files']} file(s)")
+    return summary

@@ -1,0 +1,229 @@
+"""Approved methodology versions in the MLflow model registry, and the tamper check before publishing.
+
+Layout (tracking store: ``Config.tracking_uri()``, a local sqlite store by default):
+
+- experiment ``<config.mlflow_experiment>-methodologies``: one run per registration, named
+  ``<id>@<version>``, with params and tags ``id, version, content_hash, effective_from,
+  effective_to, reviewer`` and the spec folder as artifacts under ``spec/`` (the YAML and the
+  factor CSVs it references, at their relative paths);
+- registered model ``s3p-methodology-<id>``: one model version per approved semver, whose
+  source is the run's ``spec`` folder, tagged ``semver``, ``content_hash`` and ``reviewer``;
+- aliases: ``approved`` on the newest approved semver, and ``v<major>-<minor>-<patch>`` on
+  each version (e.g. ``v1-0-0``).
+
+MLflow is imported only inside the functions that need it (importing it takes seconds).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Iterable
+
+from ..config import Config
+from ..tracking import experiment_id, mlflow_client
+from .formula import MethodologyError
+from .review import DEFAULT_APPROVAL_NOTE, approve_spec_file, approved_by
+from .spec import Methodology, content_hash, load_methodology
+
+__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "approve_and_register",
+           "model_name", "semver_alias", "experiment_name", "APPROVED_ALIAS"]
+
+APPROVED_ALIAS = "approved"
+MODEL_PREFIX = "s3p-methodology-"
+EXPERIMENT_SUFFIX = "-methodologies"
+SPEC_ARTIFACT_DIR = "spec"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class MethodologyTampered(MethodologyError):
+    """An approved spec is not registered, or no longer matches its registered content hash.
+
+    ``problems`` holds one line per offending version; the message is those lines.
+    """
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def model_name(methodology_id: str) -> str:
+    """The registered model holding every approved version of ``methodology_id``."""
+    if not _SAFE_ID.match(methodology_id):
+        raise MethodologyError(f"methodology id {methodology_id!r} cannot name a registered model "
+                               "(use letters, digits, '_', '.', '-')")
+    return MODEL_PREFIX + methodology_id
+
+
+def semver_alias(version: str) -> str:
+    """The per-version alias, e.g. ``1.0.0`` -> ``v1-0-0`` (aliases may not contain dots)."""
+    return "v" + version.replace(".", "-")
+
+
+def experiment_name(config: Config) -> str:
+    return config.mlflow_experiment + EXPERIMENT_SUFFIX
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def registered_hashes(config: Config, methodology_id: str) -> dict[str, str]:
+    """semver -> registered content hash of every registered version of ``methodology_id``."""
+    return {semver: mv.tags["content_hash"] for semver, mv in _registered_versions(_client(config), methodology_id).items()}
+
+
+def verify(methodologies: Iterable[Methodology], config: Config) -> None:
+    """Raise MethodologyTampered unless every approved methodology given matches its registered hash.
+
+    Versions that are not approved are ignored. Each problem is one line: not registered (with the
+    command that registers it) or a hash mismatch (a spec changed after approval).
+    """
+    approved = [m for m in methodologies if m.status == "approved"]
+    if not approved:
+        return
+    client = _client(config)
+    registered = {i: _registered_versions(client, i) for i in sorted({m.id for m in approved})}
+    problems = []
+    for m in approved:
+        entry = registered[m.id].get(m.version)
+        if entry is None:
+            problems.append(f"{m.id}@{m.version} is approved but not registered in the MLflow methodology registry "
+                            f"({config.tracking_uri()}); register it with: "
+                            f"s3p methodology approve {m.id}@{m.version} --reviewer NAME")
+        elif entry.tags.get("content_hash") != m.content_hash:
+            problems.append(f"{m.id}@{m.version} ({m.path}): registered hash {entry.tags.get('content_hash')}, "
+                            f"file now {m.content_hash}: a spec changed after approval; publish a new version instead")
+    if problems:
+        raise MethodologyTampered(problems)
+
+
+# --------------------------------------------------------------------------- registration
+
+
+def register(methodology: Methodology, reviewer: str, config: Config) -> dict:
+    """Register an approved version: a run with the spec folder as artifacts, a model version, aliases.
+
+    Idempotent: the same id@version with the same hash returns the existing entry (aliases are
+    re-applied); with a different hash it is refused. Returns ``{id, version, content_hash,
+    model_name, model_version, run_id, source, reviewer, aliases, created}``.
+    """
+    m = methodology
+    if m.status != "approved":
+        raise MethodologyError(f"{m.path}: {m.id} {m.version} is {m.status}, not approved; approve it before registering")
+    name = model_name(m.id)
+    client = _client(config)
+    existing = _registered_versions(client, m.id).get(m.version)
+    if existing is not None:
+        _refuse_changed_hash(m, existing.tags.get("content_hash"))
+        return _entry(m, client, existing, created=False)
+    _refuse_changed_files(m)
+    run_id, source = _log_run(client, m, reviewer, config)
+    _ensure_registered_model(client, name, m)
+    mv = client.create_model_version(name, source=source, run_id=run_id,
+                                     tags={"semver": m.version, "content_hash": m.content_hash, "reviewer": reviewer},
+                                     description=f"{m.title} (effective {m.effective_from} .. {m.effective_to or 'open'})")
+    return _entry(m, client, mv, created=True)
+
+
+def approve_and_register(path: Path, reviewer: str, config: Config, today: dt.date,
+                         note: str = DEFAULT_APPROVAL_NOTE) -> tuple[bool, dict]:
+    """``s3p methodology approve``: mark the spec approved in its file, reload it, register it.
+
+    Checked against the registry first: a version registered with a different hash is refused,
+    and so is a new approval of a registered version (it would change the registered content).
+    Returns (whether the file changed, the registry entry).
+    """
+    reviewer = reviewer.strip()
+    m = load_methodology(path)
+    registered = registered_hashes(config, m.id).get(m.version)
+    if registered is not None:
+        _refuse_changed_hash(m, registered)
+        if not approved_by(m, reviewer):
+            raise MethodologyError(
+                f"{m.id}@{m.version} is already approved and registered (hash {registered}); another approval "
+                "would change its content hash; record further review in a new version")
+    changed = approve_spec_file(path, reviewer, today, note)
+    return changed, register(load_methodology(path), reviewer, config)
+
+
+def _refuse_changed_hash(m: Methodology, registered: str | None) -> None:
+    if registered != m.content_hash:
+        raise MethodologyError(f"{m.id}@{m.version} is already registered with hash {registered}; the file now hashes "
+                               f"to {m.content_hash}; a changed spec needs a new version")
+
+
+def _refuse_changed_files(m: Methodology) -> None:
+    """Refuse when the files changed on disk since ``m`` was loaded (the artifacts must match the hash)."""
+    now = content_hash(m.path, [t.file for t in m.factor_tables.values()])
+    if now != m.content_hash:
+        raise MethodologyError(f"{m.path}: the spec or its factor tables changed since it was loaded; reload and retry")
+
+
+def _log_run(client, m: Methodology, reviewer: str, config: Config) -> tuple[str, str]:
+    """Log the registration run; returns (run id, artifact URI of the spec folder)."""
+    values = {"id": m.id, "version": m.version, "content_hash": m.content_hash,
+              "effective_from": m.effective_from.isoformat(),
+              "effective_to": m.effective_to.isoformat() if m.effective_to else "open", "reviewer": reviewer}
+    run = client.create_run(_experiment_id(client, config), run_name=f"{m.id}@{m.version}",
+                            tags={**values, "s3p.job": "methodology-approve"})
+    run_id = run.info.run_id
+    try:
+        for key, value in values.items():
+            client.log_param(run_id, key, value)
+        spec_dir = m.path.resolve().parent
+        for file in [m.path.resolve(), *sorted({t.file.resolve() for t in m.factor_tables.values()})]:
+            folder = file.parent.relative_to(spec_dir).as_posix()
+            client.log_artifact(run_id, str(file), SPEC_ARTIFACT_DIR if folder == "." else f"{SPEC_ARTIFACT_DIR}/{folder}")
+    except Exception:
+        client.set_terminated(run_id, "FAILED")
+        raise
+    client.set_terminated(run_id, "FINISHED")
+    return run_id, f"{run.info.artifact_uri.rstrip('/')}/{SPEC_ARTIFACT_DIR}"
+
+
+def _ensure_registered_model(client, name: str, m: Methodology) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(name, tags={"s3p.methodology_id": m.id},
+                                       description=f"Approved versions of the scope3plus methodology {m.id}")
+
+
+def _entry(m: Methodology, client, mv, created: bool) -> dict:
+    """Apply the aliases (per-version, and ``approved`` on the newest semver) and describe ``mv``."""
+    name = model_name(m.id)
+    client.set_registered_model_alias(name, semver_alias(m.version), mv.version)
+    versions = _registered_versions(client, m.id)
+    newest = max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+    client.set_registered_model_alias(name, APPROVED_ALIAS, versions[newest].version)
+    aliases = [semver_alias(m.version)] + ([APPROVED_ALIAS] if newest == m.version else [])
+    return {"id": m.id, "version": m.version, "content_hash": mv.tags.get("content_hash"), "model_name": name,
+            "model_version": str(mv.version), "run_id": mv.run_id, "source": mv.source,
+            "reviewer": mv.tags.get("reviewer"), "aliases": aliases, "created": created}
+
+
+# --------------------------------------------------------------------------- MLflow plumbing
+
+
+def _client(config: Config):
+    return mlflow_client(config)
+
+
+def _experiment_id(client, config: Config) -> str:
+    """The methodology experiment (artifacts under ``<mlflow_dir>/artifacts/methodologies`` when local)."""
+    return experiment_id(client, config, experiment_name(config), "methodologies")
+
+
+def _registered_versions(client, methodology_id: str) -> dict:
+    """semver -> the model version that registered it (the earliest, should there be several)."""
+    versions = {}
+    for mv in sorted(client.search_model_versions(f"name='{model_name(methodology_id)}'"), key=lambda v: int(v.version)):
+        semver = mv.tags.get("semver")
+        if semver and semver not in versions:
+            versions[semver] = mv
+    return versions

@@ -1,0 +1,271 @@
+"""``s3p methodology``: list, show, validate, diff, impact and approve methodology specs.
+
+Wired into ``s3p`` by ``cli.py`` with ``add_parser(sub, Parser, _add_config_args)`` and
+``COMMANDS["methodology"] = run``. Errors are S3PError subclasses (one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+from pathlib import Path
+
+from .errors import S3PError
+from .paths import METHODOLOGIES_DIR
+
+__all__ = ["add_parser", "run", "parse_ref"]
+
+_REF = re.compile(r"^(?P<id>[^@\s]+?)(?:@(?P<version>[^@\s]*))?$")
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+EPILOG = """\
+examples:
+  s3p methodology list
+  s3p methodology show green_trip@1.0.0
+  s3p methodology validate methodologies/green_trip/1.1.0.yaml
+  s3p methodology diff green_trip@1.0.0 green_trip@1.1.0
+  s3p methodology impact green_trip@1.0.0 green_trip@1.1.0 --from 2026-11-01 --to 2026-11-07
+  s3p methodology approve green_trip@1.1.0 --reviewer "Jane Doe" --note "factors checked against DB11/T 3043-2024"
+
+A version is written ID@MAJOR.MINOR.PATCH; ID alone means the newest version.
+"""
+
+
+def parse_ref(text: str) -> tuple[str, str | None]:
+    """``ID`` or ``ID@VERSION`` -> (id, version or None); an argparse type (bad forms: one-line error)."""
+    match = _REF.match(text or "")
+    version = match and match["version"]
+    if not match or (version is not None and not _SEMVER.match(version)):
+        raise argparse.ArgumentTypeError(f"expected ID or ID@MAJOR.MINOR.PATCH (e.g. green_trip@1.0.0), got {text!r}")
+    return match["id"], version
+
+
+def _versioned_ref(text: str) -> tuple[str, str]:
+    methodology_id, version = parse_ref(text)
+    if version is None:
+        raise argparse.ArgumentTypeError(f"approve needs an explicit version, e.g. {methodology_id}@1.0.0")
+    return methodology_id, version
+
+
+def add_parser(subparsers, parser_class, add_config_args) -> None:
+    """Add ``methodology`` with its actions to the ``s3p`` sub-command parsers."""
+    m = subparsers.add_parser(
+        "methodology", help="list, show, validate, diff, impact and approve methodology specs",
+        description="Reviewer operations on the versioned methodology specs under methodologies/:\n"
+                    "read them, validate them, compare two versions, and approve a version (which\n"
+                    "marks the YAML approved and registers it, with its content hash, in MLflow).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = m.add_subparsers(dest="methodology_command", metavar="ACTION", parser_class=parser_class)
+    actions.required = True
+
+    p = actions.add_parser("list", help="one line per methodology version",
+                           description="List every methodology version: id, version, status, effective dates "
+                                       "and the first 12 hex digits of its content hash.")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    _add_root_arg(p)
+
+    p = actions.add_parser("show", help="everything a reviewer signs off for one version",
+                           description="Print one version: status, effective dates, content hash, formulas, "
+                                       "parameters with provenance, factor tables, eligibility rules with "
+                                       "reasons, domains, changelog and approvals.")
+    p.add_argument("ref", metavar="ID[@VERSION]", type=parse_ref, help="methodology id, optionally @version (default: newest)")
+    _add_root_arg(p)
+
+    p = actions.add_parser("validate", help="check spec files (units, formulas, provenance, effective dates)",
+                           description="Load and check spec files: keys, units, formulas, factor tables, "
+                                       "provenance, and that no two approved versions of a scenario start on the same day "
+                                       "(checked against the whole folder). Prints one OK line per valid spec "
+                                       "and one line per error; exits 2 if anything is invalid.")
+    p.add_argument("paths", metavar="PATH", nargs="*", type=Path,
+                   help="spec files or folders (default: every spec under the methodologies folder)")
+    _add_root_arg(p)
+
+    p = actions.add_parser("diff", help="what changes between two versions",
+                           description="Compare two versions: status, effective dates, fields, formulas "
+                                       "(activity, baseline, project, definitions), parameters, factor-table "
+                                       "rows, eligibility rules and domains; one line per change.")
+    p.add_argument("old", metavar="ID@A", type=parse_ref, help="the version to compare from")
+    p.add_argument("new", metavar="ID@B", type=parse_ref, help="the version to compare to")
+    _add_root_arg(p)
+
+    p = actions.add_parser("impact", help="tCO2e under two versions on silver history, without publishing",
+                           description="What-if: apply version A and version B (drafts allowed) to every silver "
+                                       "event of the scenario dated --from..--to, and print tCO2e per event day "
+                                       "and in total under each, with the change. Nothing is written: publish a "
+                                       "change with `s3p methodology approve` then `s3p restate`, which publishes "
+                                       "exactly the B numbers shown here.")
+    p.add_argument("old", metavar="ID@A", type=parse_ref, help="the version to compare from")
+    p.add_argument("new", metavar="ID@B", type=parse_ref, help="the version to compare to")
+    p.add_argument("--from", dest="start", type=_date, required=True, help="first event date, YYYY-MM-DD")
+    p.add_argument("--to", dest="end", type=_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    _add_root_arg(p)
+    add_config_args(p, landing=False)
+
+    p = actions.add_parser("approve", help="approve a version and register it in MLflow",
+                           description="Mark ID@VERSION approved by --reviewer in its YAML (comments and layout "
+                                       "kept; refused if it is retired, invalid, or starts on the same day as another "
+                                       "approved version; from its effective_from on it supersedes the earlier one), then register it in the MLflow registry: a run with the spec "
+                                       "and factor CSVs as artifacts, a version of the registered model "
+                                       "s3p-methodology-<ID> tagged with the content hash, and the aliases "
+                                       "'approved' (newest version) and v<MAJOR>-<MINOR>-<PATCH>. Rerunning "
+                                       "it for the same reviewer changes nothing.")
+    p.add_argument("ref", metavar="ID@VERSION", type=_versioned_ref, help="the version to approve")
+    p.add_argument("--reviewer", required=True, metavar="NAME", help="who reviewed and approves this version")
+    p.add_argument("--note", metavar="TEXT", help="the approval note recorded in the spec")
+    p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
+    _add_root_arg(p)
+    add_config_args(p, landing=False)
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
+
+
+def _add_root_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--methodologies", metavar="DIR", type=Path, default=METHODOLOGIES_DIR,
+                   help="the methodologies folder (default: the project's methodologies/)")
+
+
+def run(args) -> int:
+    """Run the ``methodology`` action named in ``args``; returns the exit code."""
+    return _ACTIONS[args.methodology_command](args)
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def _registry(args):
+    from .methodology import load_registry
+
+    return load_registry(_root(args))
+
+
+def _root(args) -> Path:
+    root = Path(args.methodologies)
+    if not root.is_dir():
+        raise S3PError(f"methodologies folder not found: {root}")
+    return root
+
+
+def _find(args, ref):
+    return _find_in(_registry(args), ref)
+
+
+def cmd_list(args) -> int:
+    from .methodology.review import format_rows, summary_rows
+
+    rows = summary_rows(_registry(args))
+    print(json.dumps(rows, indent=2) if args.format == "json" else format_rows(rows))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .methodology.review import describe
+
+    print(describe(_find(args, args.ref)))
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from .methodology import MethodologyError
+    from .methodology.review import validate
+
+    paths = _spec_paths(args.paths, _root(args))
+    valid, errors = validate(paths)
+    for m in valid:
+        print(f"OK     {m.id} {m.version} [{m.status}] {m.content_hash[:12]}  {m.path}")
+    for error in errors:
+        print(f"ERROR  {error}", file=sys.stderr)
+    if errors:
+        raise MethodologyError(f"{len(errors)} problem(s) in {len(paths)} methodology spec(s)")
+    return 0
+
+
+def _spec_paths(paths: list[Path], root: Path) -> list[Path]:
+    """Spec files to validate: the given files, folders expanded, or every spec under ``root``."""
+    found = []
+    for path in paths or [root]:
+        if path.is_dir():
+            found += sorted(path.glob("*.yaml")) or sorted(path.glob("*/*.yaml"))
+        else:
+            found.append(path)
+    if not found:
+        raise S3PError(f"no methodology specs found under {', '.join(map(str, paths or [root]))}")
+    return found
+
+
+def cmd_diff(args) -> int:
+    from .methodology.review import diff, find
+
+    registry = _registry(args)
+    old, new = find(registry, *args.old), find(registry, *args.new)
+    print(f"{old.id} {old.version} → {new.id} {new.version}")
+    for line in diff(old, new):
+        print(f"  {line}")
+    return 0
+
+
+def cmd_approve(args) -> int:
+    from .config import load_config
+    from .methodology.approval import approve_and_register
+    from .methodology.review import DEFAULT_APPROVAL_NOTE
+
+    m = _find(args, args.ref)
+    config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
+    changed, entry = approve_and_register(m.path, args.reviewer, config, dt.date.today(),
+                                          args.note or DEFAULT_APPROVAL_NOTE)
+    state = f"approved by {args.reviewer} in {m.path}" if changed else f"already approved by {args.reviewer}"
+    print(f"{m.id} {m.version}: {state}")
+    print(f"{'registered' if entry['created'] else 'already registered'} as {entry['model_name']} version "
+          f"{entry['model_version']} (hash {entry['content_hash']}; aliases: {', '.join(entry['aliases'])}) "
+          f"in {config.tracking_uri()}")
+    return 0
+
+
+def cmd_impact(args) -> int:
+    from .config import load_config
+    from .lake import open_lake
+    from .pipeline.restate import impact
+    from .spark import build_session
+
+    registry = _registry(args)
+    old, new = _find_in(registry, args.old), _find_in(registry, args.new)
+    if old.scenario != new.scenario:
+        raise S3PError(f"{old.id}@{old.version} and {new.id}@{new.version} are for different scenarios")
+    if args.end < args.start:
+        raise S3PError(f"--to {args.end} is before --from {args.start}")
+    config = load_config(args.conf, lake=args.lake)
+    spark = build_session(config.spark, "s3p-impact")
+    days = impact(open_lake(spark, config.lake, config.lake_backend), old.scenario, old, new, args.start, args.end)
+    a, b = f"{old.id}@{old.version}", f"{new.id}@{new.version}"
+    total_a, total_b = sum(d.tco2e_a for d in days), sum(d.tco2e_b for d in days)
+    if args.format == "json":
+        print(json.dumps({"scenario": old.scenario, "from": args.start.isoformat(), "to": args.end.isoformat(),
+                          "a": a, "b": b, "tco2e_a": total_a, "tco2e_b": total_b, "change_t": total_b - total_a,
+                          "days": [{"event_date": d.event_date.isoformat(), "tco2e_a": d.tco2e_a, "tco2e_b": d.tco2e_b,
+                                    "change_t": d.change_t} for d in days]}, indent=2))
+        return 0
+    print(f"{old.scenario}: what-if {a} → {b}, event dates {args.start}..{args.end} (tCO2e; nothing published)")
+    width = max(len(a), len(b), 14)
+    print(f"{'event date':<10}  {a:>{width}}  {b:>{width}}  {'change':>14}")
+    for d in days:
+        print(f"{d.event_date.isoformat():<10}  {d.tco2e_a:>{width},.6f}  {d.tco2e_b:>{width},.6f}  {d.change_t:>+14,.6f}")
+    print(f"{'total':<10}  {total_a:>{width},.6f}  {total_b:>{width},.6f}  {total_b - total_a:>+14,.6f}")
+    return 0
+
+
+def _find_in(registry, ref):
+    from .methodology.review import find
+
+    return find(registry, *ref)
+
+
+_ACTIONS = {"list": cmd_list, "show": cmd_show, "validate": cmd_validate, "diff": cmd_diff, "impact": cmd_impact,
+            "approve": cmd_approve}
