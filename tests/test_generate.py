@@ -330,7 +330,8 @@ def test_spark_json_parser_sees_truncated_lines_as_corrupt(spark, dirty_run):
     for scenario, contract in load_contracts().items():
         parsed = F.from_json("value", contract.raw_schema(), options)
         corrupt = parsed.isNull() | parsed[CORRUPT_COLUMN].isNotNull()
-        frames.append(spark.read.text(str(landing / scenario)).select(F.lit(scenario).alias("scenario"), corrupt.alias("bad")))
+        lines = spark.read.text(str(landing / scenario))
+        frames.append(lines.select(F.lit(scenario).alias("scenario"), corrupt.alias("bad")))
     rows = reduce(lambda a, b: a.unionByName(b), frames).where("bad").groupBy("scenario").count().collect()
     assert {r["scenario"]: r["count"] for r in rows} == {
         s: summary["scenarios"][s]["dirty"]["malformed"] for s in SCENARIOS
