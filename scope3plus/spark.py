@@ -73,12 +73,24 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
         "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J}",
     }
     conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
+    if launched_by_spark_submit():
+        # spark-submit has already fixed the master, memory and Java options: do not override what it set
+        from pyspark import SparkConf, SparkContext
+
+        SparkContext._ensure_initialized()
+        preset = {key for key, _ in SparkConf().getAll()}
+        conf = {k: v for k, v in conf.items() if k not in preset and not k.startswith(("spark.driver.", "spark.executor."))}
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def launched_by_spark_submit() -> bool:
+    """True inside a Python driver started by ``spark-submit`` (it hands over its JVM gateway)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
 def delta_spark_available(spark) -> bool:
