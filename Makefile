@@ -15,7 +15,7 @@ DEMO_EVENTS ?= 20000
 DEMO_DIRTY  ?= 0.01
 DEMO_DATA   ?= data
 
-.PHONY: demo test install clean
+.PHONY: demo test install dist clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scope3plus needs Python 3.11 or newer")'
@@ -43,5 +43,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# What a cluster needs: a wheel (Databricks/EMR libraries) and a zip for spark-submit --py-files.
+dist: $(STAMP)
+	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
+	$(BIN)/python jobs/build_pyfiles.py dist/scope3plus.zip
+
 clean:
-	rm -rf $(VENV) $(DEMO_DATA) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_DATA) dist .pytest_cache .hypothesis

@@ -14,7 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import methodology_cli
+from . import methodology_cli, quarantine_cli
 from .errors import S3PError
 
 EPILOG = """\
@@ -22,7 +22,10 @@ examples:
   s3p generate --start 2026-11-01 --days 7 --events-per-day 100000 --landing data/landing
   s3p run --date 2026-11-01
   s3p progress --format json
+  s3p report --out reports/latest
+  s3p aggregates load
   s3p methodology list
+  s3p quarantine list --date 2026-11-01
 
 Configuration comes from conf/local.yaml unless --conf names another profile;
 --landing and --lake override the profile's paths. Set S3P_DEBUG=1 to see tracebacks.
@@ -118,12 +121,53 @@ def build_parser() -> Parser:
     _add_config_args(rs, landing=False)
 
     methodology_cli.add_parser(sub, Parser, _add_config_args)
+    quarantine_cli.add_parser(sub, Parser, _add_config_args)
+
+    ru = sub.add_parser("rollup", help="refresh gold.progress from the daily summary (no event rescan)",
+                        description="Recompute gold.progress from gold.daily_summary, as of --as-of or the latest "
+                                    "delivery date run so far (whichever is later: progress never moves back in time; "
+                                    "for a past view use `s3p report --as-of`). `s3p run` already does this at its "
+                                    "end; schedulers run it as its own step after the daily runs.")
+    ru.add_argument("--as-of", dest="as_of", metavar="DATE", type=_date, help="as-of date, YYYY-MM-DD (default: latest run)")
+    _add_config_args(ru, landing=False)
 
     p = sub.add_parser("progress", help="print cumulative progress toward the 1.5 Gt goal",
                        description="Print the gold.progress table: avoided tCO2e per scenario and in total, "
                                    "cumulative since the goal's start, against the goal.")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format (default table)")
     _add_config_args(p, landing=False)
+
+    rp = sub.add_parser("report", help="write the progress report: an HTML page, its chart (PNG) and the table (CSV)",
+                        description="Write into --out: progress.html, a self-contained page for readers who are not "
+                                    "engineers (status, one line per scenario, a chart of cumulative tCO2e against the "
+                                    "straight-line path to the goal with the projections, the progress table, the "
+                                    "reported totals and their sources); progress.png, the chart; progress.csv, the "
+                                    "table. Without --as-of it shows gold.progress as last published; with --as-of it "
+                                    "recomputes progress as of that date from gold.daily_summary.")
+    rp.add_argument("--as-of", dest="as_of", metavar="DATE", type=_date,
+                    help="report as of this date, YYYY-MM-DD (default: the as-of date of gold.progress)")
+    rp.add_argument("--out", metavar="DIR", required=True, help="folder to write the three files into (created if missing)")
+    _add_config_args(rp, landing=False)
+
+    ag = sub.add_parser("aggregates", help="load or list reported aggregates (Scope 3+ totals published before event data)",
+                        description="Reported aggregates are the Scope 3+ totals Alibaba published before event-level "
+                                    "data existed (e.g. FY2023, April 2022 - March 2023: 22.907 Mt), each with its "
+                                    "source, in a versioned file (default conf/reported_aggregates.yaml). gold.progress "
+                                    "counts them in the combined cumulative, shown apart from event-derived numbers; "
+                                    "event days inside a reported period are left out of the combined total, so "
+                                    "nothing is counted twice.")
+    actions = ag.add_subparsers(dest="aggregates_command", metavar="ACTION", parser_class=Parser)
+    actions.required = True
+    al = actions.add_parser("load", help="check the file, replace gold/reported_aggregates with it, refresh progress",
+                            description="Check the aggregates file (ids, dates, tonnes, a source each, periods inside "
+                                        "the goal window and not overlapping), replace gold/reported_aggregates with "
+                                        "its entries in one commit, and refresh gold.progress as of its current date.")
+    al.add_argument("--file", metavar="PATH",
+                    help="aggregates file (default: the profile's reported_aggregates, conf/reported_aggregates.yaml)")
+    _add_config_args(al, landing=False)
+    ls = actions.add_parser("list", help="print the loaded reported aggregates with their sources",
+                            description="Print each loaded reported aggregate: id, period, tCO2e, source and note.")
+    _add_config_args(ls, landing=False)
     return parser
 
 
@@ -186,6 +230,25 @@ def cmd_restate(args) -> int:
     return 0
 
 
+def cmd_rollup(args) -> int:
+    from .lake import open_lake
+    from .pipeline.rollup import previous_as_of, refresh_progress, refresh_run_status
+    from .spark import build_session
+    from .tracking import new_run_id
+
+    config = _config(args)
+    if not (Path(config.lake) / "gold" / "daily_summary" / "_delta_log").is_dir():  # before Spark starts
+        raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
+    lake = open_lake(build_session(config.spark, "s3p-rollup"), config.lake, config.lake_backend)
+    as_of = args.as_of or previous_as_of(lake)
+    if as_of is None:
+        raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
+    as_of, _ = refresh_progress(lake, config, as_of, new_run_id("rollup", as_of))
+    refresh_run_status(lake)
+    _say(f"progress as of {as_of} refreshed (see: s3p progress)")
+    return 0
+
+
 def cmd_progress(args) -> int:
     from .progress_report import load_progress, render
 
@@ -194,8 +257,54 @@ def cmd_progress(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from deltalake import DeltaTable
+
+    from .pipeline import tables
+    from .progress_report import load_progress
+    from .report import report_from_lake
+    from .spark import build_session
+
+    config = _config(args)
+    if args.as_of is None:
+        load_progress(config.lake)  # before Spark starts: no progress table fails in a second
+    elif not DeltaTable.is_deltatable(f"{config.lake.rstrip('/')}/{tables.GOLD_DAILY}"):
+        raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
+    spark = build_session(config.spark, "s3p-report")
+    paths = report_from_lake(spark, config, args.as_of, Path(args.out))
+    for path in paths.values():
+        _say(f"wrote {path}")
+    return 0
+
+
+def cmd_aggregates(args) -> int:
+    from . import aggregates
+
+    config = _config(args)
+    if args.aggregates_command == "list":
+        print(aggregates.as_table(aggregates.read_table(config.lake)))
+        return 0
+    from .lake import open_lake
+    from .pipeline.rollup import previous_as_of, refresh_progress
+    from .spark import build_session
+    from .tracking import new_run_id
+
+    path = Path(args.file or config.reported_aggregates)
+    aggregates.read_file(path, config)  # before Spark starts: a bad file fails in a second
+    lake = open_lake(build_session(config.spark, "s3p-aggregates"), config.lake, config.lake_backend)
+    run_id = new_run_id("aggregates")
+    loaded, _ = aggregates.load(lake, path, config, run_id)
+    _say(f"loaded {len(loaded)} reported aggregate(s) from {path} into {aggregates.REPORTED_AGGREGATES}")
+    as_of = previous_as_of(lake)
+    if as_of is not None:
+        refresh_progress(lake, config, as_of, run_id)
+        _say(f"progress as of {as_of} refreshed (see: s3p progress)")
+    return 0
+
+
 COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
-            "progress": cmd_progress}
+            "rollup": cmd_rollup, "progress": cmd_progress, "report": cmd_report, "aggregates": cmd_aggregates}
+COMMANDS["quarantine"] = quarantine_cli.run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ import yaml
 from .errors import S3PError
 from .paths import CONF_DIR, METHODOLOGIES_DIR
 
+REPORTED_AGGREGATES_FILE = CONF_DIR / "reported_aggregates.yaml"
+
 
 @dataclass(frozen=True)
 class Config:
@@ -33,6 +35,8 @@ class Config:
     spark: dict = field(default_factory=dict)
     source: str = ""
     methodologies_dir: str = str(METHODOLOGIES_DIR)  # the reviewed specs in force; tests point it at a copy
+    fiscal_year_start_month: int = 4  # Alibaba's fiscal year runs April-March
+    reported_aggregates: str = str(REPORTED_AGGREGATES_FILE)  # totals published before event-level data
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -61,6 +65,12 @@ def _date(value, key: str, source) -> dt.date:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
         raise S3PError(f"{source}: {key} must be a date YYYY-MM-DD, got {value!r}") from exc
+
+
+def _month(value, source) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 12:
+        return value
+    raise S3PError(f"{source}: fiscal_year_start_month must be a month number 1-12, got {value!r}")
 
 
 def load_config(path: str | Path | None = None, **overrides) -> Config:
@@ -93,6 +103,8 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         mlflow_experiment=ml.get("experiment", "scope3plus"),
         spark={str(k): str(v) for k, v in (raw.get("spark") or {}).items()},
         source=str(source),
+        fiscal_year_start_month=_month(raw.get("fiscal_year_start_month", 4), source),
+        reported_aggregates=str(raw.get("reported_aggregates") or REPORTED_AGGREGATES_FILE),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config(**values)

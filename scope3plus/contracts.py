@@ -38,6 +38,8 @@ class FieldSpec:
     default: object = None
     pii: bool = False
     description: str = ""
+    max_length: int | None = None  # strings: at most this many characters
+    pattern: str | None = None     # strings: a Java regular expression the whole value must match
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,12 @@ class Contract:
 def _field(name: str, raw: dict, source: Path) -> FieldSpec:
     if not isinstance(raw, dict) or raw.get("type") not in FIELD_TYPES:
         raise S3PError(f"{source}: field {name!r} needs a type, one of {', '.join(FIELD_TYPES)}")
-    unknown = set(raw) - {"type", "required", "enum", "min", "max", "min_exclusive", "default", "pii", "description"}
+    unknown = set(raw) - {"type", "required", "enum", "min", "max", "min_exclusive", "default", "pii", "description",
+                          "max_length", "pattern"}
     if unknown:
         raise S3PError(f"{source}: field {name!r} has unknown keys {sorted(unknown)}")
+    if (raw.get("max_length") is not None or raw.get("pattern") is not None) and raw["type"] != "string":
+        raise S3PError(f"{source}: field {name!r}: max_length and pattern apply to string fields only")
     return FieldSpec(
         name=name,
         type=raw["type"],
@@ -85,6 +90,8 @@ def _field(name: str, raw: dict, source: Path) -> FieldSpec:
         default=raw.get("default"),
         pii=bool(raw.get("pii", False)),
         description=raw.get("description", ""),
+        max_length=int(raw["max_length"]) if raw.get("max_length") is not None else None,
+        pattern=raw.get("pattern"),
     )
 
 

@@ -1,21 +1,55 @@
-"""Read gold.progress (a few rows, with delta-rs: no Spark needed) and render it."""
+"""Read gold.progress (a few rows, with delta-rs: no Spark needed) and render it.
+
+The table, the status lines and the number formats are defined here once and shared by
+``s3p progress`` (terminal, CSV, JSON) and ``s3p report`` (HTML page, ``scope3plus.report``).
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from .contracts import SCENARIOS
 from .errors import S3PError
 from .lake import read_small_table
 from .pipeline import tables
-from .pipeline.rollup import TOTAL
+from .pipeline.rollup import PROGRESS_COLUMNS, TOTAL
 
-COLUMNS = ["scope", "as_of", "events", "day_t", "cumulative_t", "cumulative_low_t", "cumulative_high_t",
-           "as_reported_cumulative_t", "restatement_change_t", "trailing_365d_t", "share_of_goal",
-           "goal_t", "remaining_t", "days_remaining", "required_t_per_year", "on_track", "methodology_versions", "run_id"]
+COLUMNS = PROGRESS_COLUMNS
+
+# the readable name of each scope, with the platform it comes from
+LABELS = {
+    "secondhand_trade": "Second-hand (Xianyu)",
+    "no_cutlery_order": "No-cutlery orders (Ele.me)",
+    "green_trip": "Green trips (Amap)",
+    "box_recycling": "Box reuse (Cainiao)",
+    "green_product_sale": "Green products (Tmall)",
+    TOTAL: "All scenarios",
+}
+
+# keys of `s3p progress --format json`: top level (the total row) and per scenario
+TOTAL_KEYS = (
+    "goal_t", "cumulative_t", "cumulative_low_t", "cumulative_high_t", "as_reported_cumulative_t",
+    "restatement_change_t", "share_of_goal", "remaining_t", "days_remaining", "required_t_per_year",
+    "trailing_365d_t", "on_track", "events", "run_id",
+    "day_t", "month_to_date_t", "calendar_year_to_date_t", "fiscal_year", "fiscal_year_to_date_t",
+    "reported_cumulative_t", "overlap_excluded_t", "combined_cumulative_t", "combined_share_of_goal",
+    "trailing_365d_days_with_data", "projected_linear_t", "projected_growth_t", "growth_method",
+    "growth_rate_per_year", "growth_fitted_rate_t_per_year", "on_track_growth", "methodology_versions",
+    "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id",
+)
+SCENARIO_KEYS = (
+    "events", "day_t", "cumulative_t", "cumulative_low_t", "cumulative_high_t", "as_reported_cumulative_t",
+    "restatement_change_t", "trailing_365d_t", "share_of_goal", "methodology_versions",
+    "month_to_date_t", "calendar_year_to_date_t", "fiscal_year_to_date_t", "overlap_excluded_t",
+    "combined_cumulative_t", "combined_share_of_goal", "trailing_365d_days_with_data", "projected_linear_t",
+    "projected_growth_t", "growth_method", "growth_rate_per_year", "growth_fitted_rate_t_per_year",
+    "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id",
+)
 
 
 def load_progress(lake_root: str | Path) -> list[dict]:
@@ -25,64 +59,214 @@ def load_progress(lake_root: str | Path) -> list[dict]:
     path = f"{str(lake_root).rstrip('/')}/{tables.GOLD_PROGRESS}"
     if not DeltaTable.is_deltatable(path):
         raise S3PError(f"no progress table at {path}: run `s3p run --date YYYY-MM-DD` first")
-    rows = read_small_table(path).to_pylist()
+    rows = ordered(read_small_table(path).to_pylist())
+    missing = [c for c in COLUMNS if rows and c not in rows[0]]
+    if missing:
+        raise S3PError(f"{path} was written by an older version (no {missing[0]}): rerun the latest date "
+                       f"with `s3p run --date {rows[0]['as_of']}` to refresh it")
+    return rows
+
+
+def ordered(rows: list[dict]) -> list[dict]:
+    """Scenarios in their usual order, the total last."""
     order = {s: i for i, s in enumerate((*SCENARIOS, TOTAL))}
     return sorted(rows, key=lambda r: order.get(r["scope"], len(order)))
 
 
-def as_json(rows: list[dict]) -> dict:
-    total = next(r for r in rows if r["scope"] == TOTAL)
-    keep = ("events", "day_t", "cumulative_t", "cumulative_low_t", "cumulative_high_t", "as_reported_cumulative_t",
-            "restatement_change_t", "trailing_365d_t", "share_of_goal", "methodology_versions")
-    return {
-        "as_of": total["as_of"].isoformat(),
-        "goal_t": total["goal_t"],
-        "cumulative_t": total["cumulative_t"],
-        "cumulative_low_t": total["cumulative_low_t"],
-        "cumulative_high_t": total["cumulative_high_t"],
-        "as_reported_cumulative_t": total["as_reported_cumulative_t"],
-        "restatement_change_t": total["restatement_change_t"],
-        "share_of_goal": total["share_of_goal"],
-        "remaining_t": total["remaining_t"],
-        "days_remaining": total["days_remaining"],
-        "required_t_per_year": total["required_t_per_year"],
-        "trailing_365d_t": total["trailing_365d_t"],
-        "on_track": total["on_track"],
-        "events": total["events"],
-        "run_id": total["run_id"],
-        "scenarios": {r["scope"]: {k: r[k] for k in keep} for r in rows if r["scope"] != TOTAL},
-    }
+def total_row(rows: list[dict]) -> dict:
+    return next(r for r in rows if r["scope"] == TOTAL)
 
 
-def _tonnes(value: float) -> str:
-    if value >= 1e6:
+# ---- number formats (one place: terminal and HTML show the same strings) ----
+def format_tonnes(value: float | None) -> str:
+    """tCO2e with thousands separators and three decimals, in t, Mt (million) or Gt (billion)."""
+    if value is None:
+        return "–"
+    if abs(value) >= 1e9:
+        return f"{value / 1e9:,.3f} Gt"
+    if abs(value) >= 1e6:
         return f"{value / 1e6:,.3f} Mt"
     return f"{value:,.3f} t"
 
 
+def format_goal(value: float) -> str:
+    """The goal, as people say it: "1.5 Gt"."""
+    return f"{value / 1e9:,.1f} Gt" if value >= 1e9 else format_tonnes(value)
+
+
+def format_share(value: float | None) -> str:
+    """A fraction as a percentage; tiny non-zero shares read "< 0.001%" rather than "0.000%"."""
+    if value is None:
+        return "–"
+    if 0 < abs(value) < 0.000005:
+        return "< 0.001%" if value > 0 else "> -0.001%"
+    return f"{value:.3%}"
+
+
+def format_growth(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.1%} a year"
+
+
+def format_date(value: dt.date | None) -> str:
+    return "–" if value is None else f"{value.day} {value:%B %Y}"
+
+
+def format_run_status(row: dict) -> str:
+    """The latest delivery's checks and quarantined share, e.g. "passed, 1.031% quarantined"."""
+    status = row.get("latest_run_status")
+    if status is None:
+        return "no run recorded"
+    verdict = "passed" if status == "succeeded" else status.upper()
+    return f"{verdict}, {format_share(row.get('latest_run_quarantined_share'))} quarantined"
+
+
+def format_restatement(row: dict) -> str:
+    change = row.get("restatement_change_t") or 0.0
+    if not change:
+        return "none"
+    sign = "+" if change > 0 else "-"
+    return f"{sign}{format_tonnes(abs(change))} (first reported {format_tonnes(row['as_reported_cumulative_t'])})"
+
+
+def label(scope: str) -> str:
+    return LABELS.get(scope, scope)
+
+
+# ---- the table: three parts, each a list of rows of formatted cells ----
+@dataclass(frozen=True)
+class Table:
+    title: str
+    head: list[str]
+    body: list[list[str]]
+    text_columns: tuple[int, ...] = (0,)  # left-aligned; the others are numbers, right-aligned
+
+
+def progress_tables(rows: list[dict]) -> list[Table]:
+    """The progress table in three parts: event-derived tonnes by period; toward the goal; trust."""
+    total = total_row(rows)
+    as_of = total["as_of"]
+    fy = total.get("fiscal_year") or "fiscal year"
+    measured = Table(
+        "Avoided CO2e measured from platform events (event-derived)",
+        ["Scenario", "Events", f"On {format_date(as_of)}", f"{as_of:%B %Y} to date", f"{fy} to date",
+         f"{as_of.year} to date", "Since 1 Jan 2021", "Last 365 days"],
+        [[label(r["scope"]), f"{r['events']:,}", format_tonnes(r["day_t"]), format_tonnes(r.get("month_to_date_t")),
+          format_tonnes(r.get("fiscal_year_to_date_t")), format_tonnes(r.get("calendar_year_to_date_t")),
+          format_tonnes(r["cumulative_t"]), format_tonnes(r["trailing_365d_t"])] for r in rows])
+    goal = format_goal(total["goal_t"])
+    toward = Table(
+        f"Toward the {goal} goal (reported totals count; event days inside a reported period do not)",
+        ["Scenario", "Event-derived", "Reported totals", "Combined", f"Share of {goal}",
+         "2035, at last 365 days' pace", "2035, on growth trend", "Growth trend"],
+        [[label(r["scope"]), format_tonnes(r["cumulative_t"]),
+          format_tonnes(r.get("reported_cumulative_t")) if r["scope"] == TOTAL else "not split",
+          format_tonnes(r.get("combined_cumulative_t")), format_share(r.get("combined_share_of_goal")),
+          format_tonnes(r.get("projected_linear_t")), format_tonnes(r.get("projected_growth_t")),
+          format_growth(r.get("growth_rate_per_year")) if r.get("growth_rate_per_year") is not None else "too little history"]
+         for r in rows])
+    trust = Table(
+        "Can we trust the number?",
+        ["Scenario", "Range (low – high)", "Restatements", "Data quality (latest delivery)", "Methodology versions"],
+        [[label(r["scope"]), f"{format_tonnes(r['cumulative_low_t'])} – {format_tonnes(r['cumulative_high_t'])}",
+          format_restatement(r), format_run_status(r),
+          "all of the above" if r["scope"] == TOTAL else (r["methodology_versions"] or "–")] for r in rows],
+        text_columns=(0, 2, 3, 4))
+    return [measured, toward, trust]
+
+
+# ---- status sentences ----
+def headline(rows: list[dict]) -> list[str]:
+    """The total's status in a few sentences: where we are, what is needed, where we are heading."""
+    t = total_row(rows)
+    end = format_date(t["as_of"] + dt.timedelta(days=t["days_remaining"]))
+    lines = [
+        f"{'ON TRACK' if t['on_track'] else 'OFF TRACK'}: {format_tonnes(t['combined_cumulative_t'])} CO2e avoided so far, "
+        f"{format_share(t['combined_share_of_goal'])} of the {format_goal(t['goal_t'])} goal "
+        f"({format_tonnes(t['reported_cumulative_t'])} from published reports, "
+        f"{format_tonnes(t['combined_cumulative_t'] - t['reported_cumulative_t'])} measured from events).",
+        f"Remaining: {format_tonnes(t['remaining_t'])} in {t['days_remaining']:,} days (to {end}). "
+        f"That needs {format_tonnes(t['required_t_per_year'])} a year; the last 365 days achieved "
+        f"{format_tonnes(t['trailing_365d_t'])} (event data on {t['trailing_365d_days_with_data']:,} of those days).",
+        f"Projected by {end}: {format_tonnes(t['projected_linear_t'])} if the last 365 days' pace continues "
+        f"(this decides on/off track); {format_tonnes(t['projected_growth_t'])} on the growth trend "
+        f"({_growth_words(t)}{_reaches(t['on_track_growth'])}).",
+    ]
+    if t.get("restatement_change_t"):
+        lines.append(f"Restatements changed the event-derived cumulative by {format_restatement(t)}.")
+    lines.append(f"Data quality of the latest deliveries (up to {format_date(t.get('latest_run_landing_date'))}): "
+                 f"{_run_status_words(rows)}.")
+    return lines
+
+
+def scenario_status(row: dict) -> str:
+    """One line for a scenario: counted so far, recent pace, where it is heading, data quality."""
+    name = label(row["scope"])
+    if not row["events"] and not row.get("combined_cumulative_t"):
+        return f"{name}: no events measured yet."
+    trend = (f"{format_tonnes(row['projected_growth_t'])} on its growth trend ({_growth_words(row)})"
+             if row.get("growth_rate_per_year") is not None else "too little history for a growth trend")
+    return (f"{name}: {format_tonnes(row['combined_cumulative_t'])} counted so far; "
+            f"{format_tonnes(row['trailing_365d_t'])} in the last 365 days "
+            f"({row['trailing_365d_days_with_data']:,} days with data). By 2035: "
+            f"{format_tonnes(row['projected_linear_t'])} at that pace, {trend}. "
+            f"Latest delivery ({format_date(row.get('latest_run_landing_date'))}): {format_run_status(row)}.")
+
+
+def _growth_words(row: dict) -> str:
+    if row.get("growth_rate_per_year") is None:
+        return row.get("growth_method") or "no fit"
+    return f"{format_growth(row['growth_rate_per_year'])}, {row['growth_method']}"
+
+
+def _reaches(on_track: bool | None) -> str:
+    return "" if on_track is None else "; that would reach the goal" if on_track else "; that would fall short of the goal"
+
+
+def _run_status_words(rows: list[dict]) -> str:
+    total = total_row(rows)
+    if total.get("latest_run_status") is None:
+        return "no run recorded"
+    failed = [label(r["scope"]) for r in rows if r["scope"] != TOTAL and r.get("latest_run_status") not in (None, "succeeded")]
+    verdict = f"checks FAILED for {', '.join(failed)}" if failed else "all checks passed"
+    return f"{verdict}; {format_share(total.get('latest_run_quarantined_share'))} of the lines landed were quarantined"
+
+
+# ---- renderers ----
+def as_json(rows: list[dict]) -> dict:
+    total = total_row(rows)
+    return {
+        "as_of": total["as_of"].isoformat(),
+        **{k: total.get(k) for k in TOTAL_KEYS},
+        "scenarios": {r["scope"]: {k: r.get(k) for k in SCENARIO_KEYS} for r in rows if r["scope"] != TOTAL},
+    }
+
+
 def as_table(rows: list[dict]) -> str:
-    total = next(r for r in rows if r["scope"] == TOTAL)
-    head = ["scope", "events", "as-of day", "cumulative", "range (low – high)", "share of 1.5 Gt", "trailing 365 d",
-            "methodology"]
-    body = [[r["scope"], f"{r['events']:,}", _tonnes(r["day_t"]), _tonnes(r["cumulative_t"]),
-             f"{_tonnes(r['cumulative_low_t'])} – {_tonnes(r['cumulative_high_t'])}",
-             f"{r['share_of_goal']:.6%}", _tonnes(r["trailing_365d_t"]),
-             "all of the above" if r["scope"] == TOTAL else (r["methodology_versions"] or "-")]
-            for r in rows]
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
-    align = lambda cells: "  ".join(  # noqa: E731
-        (c.ljust(w) if i in (0, 7) else c.rjust(w)) for i, (c, w) in enumerate(zip(cells, widths)))
-    lines = [f"Scope 3+ progress as of {total['as_of']} (tCO2e avoided, cumulative since the goal's start)", "",
-             align(head), align(["-" * w for w in widths])]
-    lines += [align(b) for b in body[:-1]] + [align(["-" * w for w in widths]), align(body[-1]), ""]
-    lines.append(f"goal {total['goal_t'] / 1e9:,.1f} Gt by the end of the period; remaining {_tonnes(total['remaining_t'])} "
-                 f"in {total['days_remaining']:,} days: needs {_tonnes(total['required_t_per_year'])}/year, "
-                 f"trailing 365 days achieved {_tonnes(total['trailing_365d_t'])} → "
-                 f"{'on track' if total['on_track'] else 'off track'}")
-    if total.get("restatement_change_t"):
-        lines.append(f"restatements changed the cumulative by {total['restatement_change_t']:+,.3f} t; "
-                     f"as first reported: {_tonnes(total['as_reported_cumulative_t'])}")
+    total = total_row(rows)
+    lines = [f"Scope 3+ progress as of {format_date(total['as_of'])} (tonnes of CO2e avoided; "
+             f"1 Mt = 1 million t, 1 Gt = 1 billion t)", ""]
+    for table in progress_tables(rows):
+        lines += [table.title, *_aligned(table), ""]
+    lines += headline(rows) + ["", "By scenario (the pledge sets no per-scenario target):"]
+    lines += [f"  {scenario_status(r)}" for r in rows if r["scope"] != TOTAL]
     return "\n".join(lines)
+
+
+def _aligned(table: Table) -> list[str]:
+    """Columns padded to one width; numbers right-aligned with their units in a 2-wide slot so
+    the decimal points line up whether a value is in t, Mt or Gt."""
+    def cell(text: str, i: int) -> str:
+        return text if i in table.text_columns or not text.endswith(" t") else text + " "
+
+    body = [[cell(c, i) for i, c in enumerate(row)] for row in table.body]
+    widths = [max(len(x) for x in col) for col in zip(table.head, *body)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i in table.text_columns else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = line(["-" * w for w in widths])
+    return [line(table.head), rule, *[line(b) for b in body[:-1]], rule, line(body[-1])]
 
 
 def as_csv(rows: list[dict]) -> str:

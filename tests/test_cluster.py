@@ -145,7 +145,7 @@ def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishe
         [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster["master"], "--py-files", str(zip_path),
          "--conf", f"spark.pyspark.python={sys.executable}", "--conf", "spark.executor.memory=1g",
          "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
-         str(PROJECT_ROOT / "jobs" / "daily_run.py"), "--date", DAY.isoformat(), "--conf", str(profile),
+         str(PROJECT_ROOT / "jobs" / "s3p_job.py"), "run", "--date", DAY.isoformat(), "--conf", str(profile),
          "--landing", str(landing), "--lake", remote.lake],
         env={**cluster["env"], "PYSPARK_PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
     # spark-submit's PythonRunner merges the driver's stderr into its stdout; Spark's INFO chatter aside

@@ -98,6 +98,21 @@ class Lake(ABC):
                 highs.append(hi)
         return (min(lows), max(highs)) if lows else None
 
+    def partition_rows(self, name: str, partitions: dict[str, list]) -> int | None:
+        """Rows in the given partitions, from the Delta log's per-file record counts (no data
+        read); 0 when the table does not exist, None when a file has no count."""
+        if not self.exists(name):
+            return 0
+        import pyarrow as pa
+
+        total = 0
+        for action in pa.table(self._delta_table(name).get_add_actions(flatten=True)).to_pylist():
+            if all(str(action.get(f"partition.{col}")) in {str(v) for v in vals} for col, vals in partitions.items()):
+                if action.get("num_records") is None:
+                    return None
+                total += int(action["num_records"])
+        return total
+
     def _result_for_token(self, name: str, token: str) -> CommitResult:
         """Find the commit carrying ``token`` in recent history and report what it did."""
         for entry in self.history(name, 20):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import reduce
+from typing import Callable
 
 from pyspark.sql import DataFrame, functions as F
 
@@ -70,19 +71,43 @@ def silver_days(lake: Lake, scenario: str, event_dates: list[dt.date]) -> DataFr
     return lake.read(tables.silver(scenario)).filter(F.col("event_date").isin(event_dates))
 
 
-def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str) -> CommitResult | None:
-    """Recompute gold for every scenario on ``event_dates`` from all silver rows of those days,
-    and replace those (scenario, event_date) partitions in one commit."""
-    if not event_dates:
-        return None
+def gold_frame(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
+               extra_silver: dict[str, DataFrame] | None = None) -> DataFrame:
+    """Gold rows (GOLD_COLUMNS) of every scenario of ``methodologies`` on ``event_dates``, from all silver
+    rows of those days (plus ``extra_silver[scenario]``: rows about to be added to silver). Nothing is written."""
     parts = []
     for scenario, versions in methodologies.items():
         silver = silver_days(lake, scenario, event_dates)
+        extra = (extra_silver or {}).get(scenario)
+        if extra is not None:
+            extra = extra.filter(F.col("event_date").isin(event_dates))
+            silver = extra if silver is None else silver.unionByName(extra.select(*silver.columns))
         if silver is not None:
             parts.append(avoided_emissions(silver, scenario, versions, run_id).select(*GOLD_COLUMNS))
-    gold = reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
+    return reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
+
+
+def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], event_dates: list[dt.date], run_id: str) -> CommitResult:
+    """Replace the (scenario, event_date) partitions of gold.avoided_emissions with ``gold``, in one commit."""
     return lake.replace_partitions(
         tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION,
-        {"scenario": list(methodologies), "event_date": event_dates},
+        {"scenario": list(scenarios), "event_date": event_dates},
         metadata={"run_id": run_id, "job": "compute"},
     )
+
+
+def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
+            check: Callable[[DataFrame], None] | None = None,
+            extra_silver: dict[str, DataFrame] | None = None) -> CommitResult | None:
+    """Recompute gold for every scenario on ``event_dates`` from all silver rows of those days,
+    and replace those (scenario, event_date) partitions in one commit.
+
+    ``check`` (the gold data-quality suites) sees the computed rows BEFORE anything is written;
+    it raises (GateFailed) to stop the run with gold untouched.
+    """
+    if not event_dates:
+        return None
+    gold = gold_frame(lake, methodologies, event_dates, run_id, extra_silver)
+    if check is not None:
+        check(gold)
+    return write_gold(lake, gold, list(methodologies), event_dates, run_id)

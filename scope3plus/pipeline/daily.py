@@ -23,7 +23,8 @@ from ..tracking import mlflow_run, new_run_id, record_job_runs
 from .compute import compute
 from .gate import GateSettings, gate
 from .ingest import ingest, landing_files
-from .rollup import refresh_daily_summary, refresh_progress
+from .quality import DataQuality
+from .rollup import progress_metrics, refresh_daily_summary, refresh_progress, refresh_run_status
 
 Progress = Callable[[str], None]
 
@@ -71,7 +72,9 @@ def check_landing(config: Config, day: dt.date) -> None:
                        f"(expected <landing>/<scenario>/{day}*.jsonl)")
 
 
-def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) -> RunSummary:
+def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, quality: bool = True) -> RunSummary:
+    """Run delivery ``day``. ``quality=False`` skips the batch-level data-quality suites (the row
+    rules of the gate always apply): for measuring what they cost, never for production."""
     started = time.monotonic()
     check_landing(config, day)
     lake = open_lake(spark, config.lake, config.lake_backend)
@@ -90,6 +93,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) ->
     summary = RunSummary(run_id, day, None, lake.backend, counts, versions,
                          started_at=dt.datetime.now(dt.timezone.utc))
     job_rows: list[dict] = []
+    dq = DataQuality(lake, day, run_id, progress=progress) if quality else None
     with mlflow_run(config, f"run {day}", {"s3p.run_id": run_id, "s3p.job": "run"}) as tracker:
         summary.mlflow_run_id = tracker.run_id
         tracker.params({"landing_date": day, "profile": config.profile, "lake": config.lake,
@@ -102,7 +106,8 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) ->
                 c.files, c.landed_lines = len(ing.files), ing.landed_lines
                 if not ing.files:
                     progress(f"[{day}] {scenario}: no landing files")
-                result = gate(lake, contracts[scenario], approved[scenario], settings, run_id)
+                result = gate(lake, contracts[scenario], approved[scenario], settings, run_id,
+                              inspect=dq.inspect_silver(contracts[scenario]) if dq else None, drift=dq is not None)
                 c.bronze_rows, c.silver_rows = ing.commit.rows_added, result.silver_rows
                 c.quarantined_rows, c.duplicates_removed = result.quarantined_rows, result.duplicates_removed
                 c.touched_dates = result.touched_dates
@@ -114,10 +119,13 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) ->
                         f"+ duplicates {c.duplicates_removed}; nothing was published")
                 progress(f"[{day}] {scenario}: {c.landed_lines:,} lines → {c.silver_rows:,} silver, "
                          f"{c.quarantined_rows:,} quarantined, {c.duplicates_removed:,} duplicates ({c.seconds:.1f} s)")
-            # stage 2: gold and the daily summary of every event day this delivery touched
+            if dq:
+                dq.raise_for_failures("silver")
+            # stage 2: gold and the daily summary of every event day this delivery touched; the gold
+            # suites check the computed rows before they are written (a fail stops the run here)
             t0 = time.monotonic()
             touched = sorted({d for c in counts.values() for d in c.touched_dates})
-            gold = compute(lake, approved, touched, run_id)
+            gold = compute(lake, approved, touched, run_id, check=dq.check_gold if dq else None)
             refresh_daily_summary(lake, list(SCENARIOS), touched, run_id)
             summary.gold_rows = gold.rows_added if gold else 0
             progress(f"[{day}] gold: {summary.gold_rows:,} credited events on {len(touched)} event day(s) "
@@ -131,9 +139,12 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet) ->
             job_rows = _job_rows(summary, "failed", str(exc))
             raise
         finally:
+            if dq:
+                dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed
             if not job_rows:
                 job_rows = _job_rows(summary, "failed", "unexpected error, see the log")
             record_job_runs(lake, job_rows)
+        tracker.metrics(progress_metrics(refresh_run_status(lake)))  # once this run is recorded: its status into progress
     return summary
 
 

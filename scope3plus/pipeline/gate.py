@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from typing import Callable
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window, functions as F
@@ -26,6 +27,13 @@ from . import tables
 
 OFFSET_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
 SILVER, QUARANTINE, DUPLICATE = "silver", "quarantine", "duplicate"
+KEYS_COLUMN = "_keys"  # top-level keys of the line's JSON object (schema drift), when asked for
+#: Every reason code the gate can give, as ``<prefix>`` or ``<prefix>:<field>`` (quality/README.md);
+#: the quarantine-severity expectations of the silver suites must cover each of them.
+REASON_PREFIXES = (
+    "malformed_json", "invalid_utf8", "missing", "type", "timestamp_without_offset", "enum", "range", "length",
+    "pattern", "before_goal_period", "older_than_late_data_horizon", "future", "no_methodology", "unknown_factor_key",
+)
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,11 @@ def field_reasons(raw: Column, typed: Column, spec: FieldSpec) -> list[Column]:
         checks.append(F.when(below, F.lit(f"range:{name}")))
     if spec.max is not None:
         checks.append(F.when(typed > spec.max, F.lit(f"range:{name}")))
+    if spec.max_length is not None:
+        checks.append(F.when(F.length(raw) > spec.max_length, F.lit(f"length:{name}")))
+    if spec.pattern is not None:
+        short = F.lit(True) if spec.max_length is None else F.length(raw) <= spec.max_length  # no regex on megabytes
+        checks.append(F.when(raw.isNotNull() & short & ~raw.rlike(spec.pattern), F.lit(f"pattern:{name}")))
     return checks
 
 
@@ -132,15 +145,18 @@ def methodology_reasons(event_date: Column, fields: dict[str, Column], methodolo
     return checks
 
 
-def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settings: GateSettings) -> DataFrame:
-    """Every bronze row with its typed fields and the array of failed rules (``reasons``)."""
+def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settings: GateSettings,
+                    drift: bool = False) -> DataFrame:
+    """Every bronze row with its typed fields and the array of failed rules (``reasons``); with
+    ``drift``, also the line's top-level JSON keys (KEYS_COLUMN, null when it is not an object)."""
     text = F.regexp_replace(F.col("value"), "^\ufeff", "")  # a UTF-8 BOM is not an error
     parsed = bronze.select(
         "landing_date", "source_file", "value",
         F.from_json(text, contract.raw_schema(), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}).alias("j"),
     )
     malformed = F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull()
-    typed, checks = {}, []
+    bad_bytes = F.when(~F.is_valid_utf8(F.col("value")), F.lit("invalid_utf8"))  # kept verbatim in bronze
+    typed, checks = {}, [bad_bytes]
     for spec in contract.fields:
         raw = F.col(f"j.{spec.name}")
         typed[spec.name] = typed_value(raw, spec)
@@ -155,10 +171,12 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
         F.when(event_date > F.lit(settings.latest_event_date), F.lit("future:event_time")),
     ]
     checks += methodology_reasons(event_date, typed, methodologies)
-    reasons = F.when(malformed, F.array(F.lit("malformed_json"))).otherwise(
-        F.filter(F.array(*checks), lambda r: r.isNotNull()))
+    reasons = F.filter(F.when(malformed, F.array(F.lit("malformed_json"), bad_bytes)).otherwise(F.array(*checks)),
+                       lambda r: r.isNotNull())
     columns = [typed[s.name].alias(s.name) for s in contract.fields if not s.pii]
     columns += [hmac_sha256(typed[s.name], settings.pseudonym_key).alias(f"{s.name}_key") for s in contract.fields if s.pii]
+    if drift:
+        columns.append(F.json_object_keys(text).alias(KEYS_COLUMN))
     return parsed.select(
         "landing_date", "source_file", "value", reasons.alias("reasons"),
         event_date.alias("event_date"), *columns,
@@ -167,7 +185,8 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
 
 def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
     """Add ``disposition``: silver, quarantine, or duplicate (of an earlier row in this batch,
-    in file order, or of a row already in silver from an earlier batch)."""
+    in file order, or of a row already in silver from an earlier batch), and for duplicates
+    ``duplicate_of``: ``history`` or ``batch``."""
     valid = F.size("reasons") == 0
     first_in_batch = F.row_number().over(
         Window.partitionBy(valid, F.col("event_id")).orderBy("source_file", "value"))
@@ -178,6 +197,8 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
                         F.when(~valid, F.lit(QUARANTINE))
                         .when((F.col("_rank") > 1) | F.col("_seen").isNotNull(), F.lit(DUPLICATE))
                         .otherwise(F.lit(SILVER)))
+            .withColumn("duplicate_of", F.when(F.col("disposition") == DUPLICATE,
+                                               F.when(F.col("_seen").isNotNull(), F.lit("history")).otherwise(F.lit("batch"))))
             .drop("_rank", "_seen"))
 
 
@@ -217,9 +238,17 @@ def dates_in_batch(lake: Lake, scenario: str, day: dt.date) -> list[dt.date]:
     return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
 
 
-def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, run_id: str) -> GateResult:
+def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, run_id: str,
+         inspect: Callable[[DataFrame, GateResult], None] | None = None, drift: bool = False) -> GateResult:
+    """Route the bronze batch of ``settings.landing_date`` into silver and quarantine.
+
+    ``inspect`` (the batch-level data-quality checks) is called with the routed rows, still
+    cached, and the result, once both commits are done; ``drift`` adds the JSON keys of each
+    line (KEYS_COLUMN) for the schema-drift check, in the same parse pass.
+    """
     scenario, day = contract.scenario, settings.landing_date
-    checked = parse_and_check(lake.read(tables.bronze(scenario), {"landing_date": [day]}), contract, methodologies, settings)
+    checked = parse_and_check(lake.read(tables.bronze(scenario), {"landing_date": [day]}), contract, methodologies,
+                              settings, drift=drift)
     history = earlier_batches(lake, scenario, settings)
     if history is None:
         history = checked.sparkSession.createDataFrame([], "event_id string")
@@ -238,17 +267,19 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         quarantine_commit = lake.replace_partitions(
             tables.quarantine(scenario), quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
+        result = GateResult(
+            bronze_rows=sum(by_disposition.values()),
+            silver_rows=by_disposition.get(SILVER, 0),
+            quarantined_rows=by_disposition.get(QUARANTINE, 0),
+            duplicates_removed=by_disposition.get(DUPLICATE, 0),
+            touched_dates=sorted(new_dates | set(old_dates)),
+            silver_commit=silver_commit,
+            quarantine_commit=quarantine_commit,
+        )
+        if inspect is not None:
+            inspect(routed, result)
     finally:
         routed.unpersist()
-    result = GateResult(
-        bronze_rows=sum(by_disposition.values()),
-        silver_rows=by_disposition.get(SILVER, 0),
-        quarantined_rows=by_disposition.get(QUARANTINE, 0),
-        duplicates_removed=by_disposition.get(DUPLICATE, 0),
-        touched_dates=sorted(new_dates | set(old_dates)),
-        silver_commit=silver_commit,
-        quarantine_commit=quarantine_commit,
-    )
     if silver_commit.rows_added != result.silver_rows or quarantine_commit.rows_added != result.quarantined_rows:
         raise GateFailed(
             f"{scenario} {day}: rows routed (silver {result.silver_rows}, quarantine {result.quarantined_rows}) "

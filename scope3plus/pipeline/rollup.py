@@ -3,14 +3,28 @@
 The daily summary is recomputed only for the (scenario, event_date) partitions a run
 touched; the progress table is then derived from the summary alone (a few thousand
 rows), never by rescanning events.
+
+gold.progress, one row per scenario and a ``total`` row, as of a date:
+
+* event-derived tCO2e (from gold): the as-of day, month, calendar year and fiscal year to
+  date; the cumulative since the goal's start with its low/high range and restatements; the
+  trailing 365 days;
+* reported aggregates (published totals, ``scope3plus.aggregates``) in columns of their own,
+  and the combined cumulative, where a reported aggregate replaces the event-derived tonnes of
+  the days inside its period (no double counting);
+* against the goal, on the combined cumulative: share, remaining, required rate, a linear and
+  a growth projection to the goal's end, on-track flags;
+* the latest run's status per scenario and its quarantined share (``latest_run_*``, from ops/job_runs).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Sequence
 
 from pyspark.sql import DataFrame, functions as F
 
+from ..aggregates import ReportedAggregate, counted_as_of, read_table as read_reported
 from ..config import Config
 from ..contracts import SCENARIOS
 from ..lake import CommitResult, Lake, read_small_table
@@ -25,6 +39,29 @@ DAILY_SCHEMA = (
     "avoided_low_t decimal(38,12), avoided_high_t decimal(38,12), run_id string"
 )
 DAILY_COLUMNS = [c.split()[0] for c in DAILY_SCHEMA.split(", ")]
+
+PROGRESS_COLUMNS = [
+    "scope", "as_of", "events",
+    "day_t", "month_to_date_t", "calendar_year_to_date_t", "fiscal_year", "fiscal_year_to_date_t",
+    "cumulative_t", "cumulative_low_t", "cumulative_high_t", "as_reported_cumulative_t", "restatement_change_t",
+    "reported_cumulative_t", "overlap_excluded_t", "combined_cumulative_t",
+    "trailing_365d_t", "trailing_365d_days_with_data",
+    "goal_t", "share_of_goal", "combined_share_of_goal", "remaining_t", "days_remaining", "required_t_per_year",
+    "projected_linear_t", "projected_growth_t", "growth_method", "growth_rate_per_year",
+    "growth_fitted_rate_t_per_year", "on_track", "on_track_growth",
+    "methodology_versions", "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id", "run_id",
+]
+RUN_STATUS_SCHEMA = "scope string, latest_run_landing_date date, latest_run_status string, latest_run_quarantined_share double, latest_run_id string"
+RUN_STATUS_COLUMNS = [c.split()[0] for c in RUN_STATUS_SCHEMA.split(", ")][1:]
+METRIC_COLUMNS = ("cumulative_t", "combined_cumulative_t", "share_of_goal", "combined_share_of_goal", "trailing_365d_t",
+                  "projected_linear_t", "projected_growth_t", "remaining_t", "required_t_per_year", "on_track")
+DAYS_PER_YEAR = 365.25
+YEARLY, MONTHLY = "yearly", "monthly"
+MIN_FIT_POINTS = 2
+_NO_DATA = {"events": 0, "day_t": 0.0, "month_to_date_t": 0.0, "calendar_year_to_date_t": 0.0,
+            "fiscal_year_to_date_t": 0.0, "cumulative_t": 0.0, "cumulative_low_t": 0.0, "cumulative_high_t": 0.0,
+            "overlap_excluded_t": 0.0, "trailing_365d_t": 0.0, "trailing_365d_days_with_data": 0,
+            "methodology_versions": ""}
 
 
 def daily_summary(gold: DataFrame, run_id: str) -> DataFrame:
@@ -57,54 +94,249 @@ def refresh_daily_summary(lake: Lake, scenarios: list[str], event_dates: list[dt
 
 
 def progress(summary: DataFrame, as_of: dt.date, config: Config, run_id: str,
-             restated_t: dict[str, float] | None = None) -> DataFrame:
-    """Cumulative avoided tCO2e per scenario and in total, as of ``as_of``, against the goal."""
-    window = summary.filter((F.col("event_date") >= F.lit(config.goal_start)) & (F.col("event_date") <= F.lit(as_of)))
-    trailing_start = as_of - dt.timedelta(days=364)
-    version = F.concat_ws("@", "methodology_id", "methodology_version")
+             restated_t: dict[str, float] | None = None, reported: Sequence[ReportedAggregate] = (),
+             run_status: DataFrame | None = None) -> DataFrame:
+    """gold.progress as of ``as_of``: one row per scenario and one ``total`` row (columns: PROGRESS_COLUMNS).
 
-    def per_scope(df):
-        return df.agg(
-            F.sum("events").alias("events"),
-            # exact decimal sums first, then doubles: the same inputs always give the same numbers
-            F.sum(F.when(F.col("event_date") == F.lit(as_of), F.col("avoided_t"))).cast("double").alias("day_t"),
-            F.sum("avoided_t").cast("double").alias("cumulative_t"),
-            F.sum("avoided_low_t").cast("double").alias("cumulative_low_t"),
-            F.sum("avoided_high_t").cast("double").alias("cumulative_high_t"),
-            F.sum(F.when(F.col("event_date") >= F.lit(trailing_start), F.col("avoided_t"))).cast("double").alias("trailing_365d_t"),
-            F.concat_ws(", ", F.array_sort(F.collect_set(
-                F.when(F.col("event_date") >= F.lit(trailing_start), version)))).alias("methodology_versions"),
-        )
-    scenarios = per_scope(window.groupBy(F.col("scenario").alias("scope")))
-    total = per_scope(window).select(F.lit(TOTAL).alias("scope"), "*")
-    all_scopes = spark_scopes(summary.sparkSession)
-    rows = all_scopes.join(scenarios.unionByName(total), "scope", "left").na.fill(
-        {"events": 0, "day_t": 0.0, "cumulative_t": 0.0, "cumulative_low_t": 0.0, "cumulative_high_t": 0.0,
-         "trailing_365d_t": 0.0, "methodology_versions": ""})
+    ``summary`` is gold.daily_summary; ``restated_t`` the tCO2e restatements changed per scenario;
+    ``reported`` the reported aggregates (those whose period ended by ``as_of`` count);
+    ``run_status`` the ``latest_run_*`` columns per scope (``latest_run_status``), null when None.
+    Event-derived numbers and reported aggregates stay in separate columns; everything measured
+    against the goal (share, remaining, required rate, projections, on-track) uses the combined
+    cumulative, in which a reported aggregate replaces the event-derived tonnes of its days.
+    """
+    spark = summary.sparkSession
+    counted = counted_as_of(reported, as_of)
+    scoped = _scoped(_window(summary, as_of, config, counted))
+    totals = _period_totals(scoped, as_of, config)
+    fits = _growth_fits(_fit_points(scoped, totals.select("scope", "first_event_date"), as_of, config, counted),
+                        config.goal_start)
+    run_status = run_status if run_status is not None else spark.createDataFrame([], RUN_STATUS_SCHEMA)
+    rows = (spark_scopes(spark).join(totals, "scope", "left").na.fill(_NO_DATA)
+            .join(fits, "scope", "left").join(run_status, "scope", "left"))
+
     days_remaining = (config.goal_end - as_of).days
-    years_remaining = max(days_remaining, 1) / 365.25
+    years_remaining = max(days_remaining, 1) / DAYS_PER_YEAR  # the required rate: at least one day to go
+    years_ahead = max(days_remaining, 0) / DAYS_PER_YEAR      # the projections: nothing after the goal's end
     goal = config.goal_tonnes
     is_total = F.col("scope") == TOTAL
-    remaining = F.greatest(F.lit(goal) - F.col("cumulative_t"), F.lit(0.0))
-    required = F.when(is_total, remaining / F.lit(years_remaining))
     changes = dict(restated_t or {})
     changes[TOTAL] = sum(changes.values())
     restatement = F.coalesce(F.create_map(*[F.lit(x) for kv in changes.items() for x in kv])[F.col("scope")],
                              F.lit(0.0)) if changes else F.lit(0.0)
+    reported_t = F.when(is_total, F.lit(float(sum(a.tco2e for a in counted)))).otherwise(F.lit(0.0))
+    combined = F.col("cumulative_t") - F.col("overlap_excluded_t") + F.col("reported_cumulative_t")
+    remaining = F.greatest(F.lit(goal) - F.col("combined_cumulative_t"), F.lit(0.0))
+    linear = F.col("combined_cumulative_t") + F.col("trailing_365d_t") * F.lit(years_ahead)
+    rows = (rows.withColumn("reported_cumulative_t", reported_t)
+            .withColumn("combined_cumulative_t", combined)
+            .withColumn("remaining_t", F.when(is_total, remaining))
+            .withColumn("projected_linear_t", linear))
+    rows = _with_growth_projection(rows, as_of, config.goal_start, years_ahead)
     return rows.select(
-        "scope", F.lit(as_of).alias("as_of"), F.col("events").cast("long"), "day_t",
+        "scope", F.lit(as_of).alias("as_of"), F.col("events").cast("long"),
+        "day_t", "month_to_date_t", "calendar_year_to_date_t",
+        F.lit(fiscal_year_label(as_of, config.fiscal_year_start_month)).alias("fiscal_year"), "fiscal_year_to_date_t",
         "cumulative_t", "cumulative_low_t", "cumulative_high_t",
         (F.col("cumulative_t") - restatement).alias("as_reported_cumulative_t"),
         restatement.alias("restatement_change_t"),
-        "trailing_365d_t",
+        "reported_cumulative_t", "overlap_excluded_t", "combined_cumulative_t",
+        "trailing_365d_t", F.col("trailing_365d_days_with_data").cast("long"),
         F.lit(goal).alias("goal_t"),
         (F.col("cumulative_t") / F.lit(goal)).alias("share_of_goal"),
-        F.when(is_total, remaining).alias("remaining_t"),
-        F.lit(days_remaining).cast("long").alias("days_remaining"),
-        required.alias("required_t_per_year"),
-        F.when(is_total, F.col("trailing_365d_t") >= required).alias("on_track"),
-        "methodology_versions", F.lit(run_id).alias("run_id"),
+        (F.col("combined_cumulative_t") / F.lit(goal)).alias("combined_share_of_goal"),
+        "remaining_t", F.lit(days_remaining).cast("long").alias("days_remaining"),
+        (F.col("remaining_t") / F.lit(years_remaining)).alias("required_t_per_year"),
+        "projected_linear_t", "projected_growth_t", "growth_method", "growth_rate_per_year",
+        "growth_fitted_rate_t_per_year",
+        F.when(is_total, F.col("projected_linear_t") >= F.lit(goal)).alias("on_track"),
+        F.when(is_total, F.col("projected_growth_t") >= F.lit(goal)).alias("on_track_growth"),
+        "methodology_versions", *RUN_STATUS_COLUMNS, F.lit(run_id).alias("run_id"),
     ).orderBy(F.when(is_total, 1).otherwise(0), "scope")
+
+
+def fiscal_year_start(day: dt.date, start_month: int) -> dt.date:
+    """First day of the fiscal year that contains ``day``."""
+    return dt.date(day.year if day.month >= start_month else day.year - 1, start_month, 1)
+
+
+def fiscal_year_label(day: dt.date, start_month: int) -> str:
+    """Named after the calendar year it ends in, as Alibaba does: FY2025 = April 2024 - March 2025."""
+    start = fiscal_year_start(day, start_month)
+    return f"FY{start.year + (1 if start_month > 1 else 0)}"
+
+
+def _fiscal_year_start_col(day, start_month: int):
+    year = F.year(day) - F.when(F.month(day) < F.lit(start_month), 1).otherwise(0)
+    return F.make_date(year, F.lit(start_month), F.lit(1))
+
+
+def _inside(day, periods: Sequence[ReportedAggregate]):
+    """True where the date column ``day`` lies inside one of ``periods``."""
+    condition = F.lit(False)
+    for p in periods:
+        condition = condition | day.between(F.lit(p.period_start), F.lit(p.period_end))
+    return condition
+
+
+def _overlapping(start, end, periods: Sequence[ReportedAggregate]):
+    """True where the date range ``start``..``end`` shares a day with one of ``periods``."""
+    condition = F.lit(False)
+    for p in periods:
+        condition = condition | ((start <= F.lit(p.period_end)) & (end >= F.lit(p.period_start)))
+    return condition
+
+
+def _window(summary: DataFrame, as_of: dt.date, config: Config, counted: Sequence[ReportedAggregate]) -> DataFrame:
+    """Summary rows from the goal's start to ``as_of``, flagged ``in_reported_period`` when their day
+    lies inside a counted reported aggregate's period (such days are left out of the combined cumulative)."""
+    return summary.filter(F.col("event_date").between(F.lit(config.goal_start), F.lit(as_of))).withColumn(
+        "in_reported_period", _inside(F.col("event_date"), counted))
+
+
+def _scoped(window: DataFrame) -> DataFrame:
+    """Each row twice: under its scenario and under the total, as column ``scope``."""
+    return window.select(F.explode(F.array(F.col("scenario"), F.lit(TOTAL))).alias("scope"), "*")
+
+
+def _period_totals(scoped: DataFrame, as_of: dt.date, config: Config) -> DataFrame:
+    """Event-derived sums per scope: day, month, calendar and fiscal year to date, cumulative
+    (with its range and the part inside reported periods), trailing 365 days, versions used."""
+    trailing_start = as_of - dt.timedelta(days=364)
+    since = {
+        "day_t": as_of,
+        "month_to_date_t": as_of.replace(day=1),
+        "calendar_year_to_date_t": as_of.replace(month=1, day=1),
+        "fiscal_year_to_date_t": fiscal_year_start(as_of, config.fiscal_year_start_month),
+        "trailing_365d_t": trailing_start,
+    }
+    in_trailing = F.col("event_date") >= F.lit(trailing_start)
+    version = F.concat_ws("@", "methodology_id", "methodology_version")
+    # exact decimal sums first, then doubles: the same inputs always give the same numbers
+    return scoped.groupBy("scope").agg(
+        F.sum("events").alias("events"),
+        *[F.sum(F.when(F.col("event_date") >= F.lit(start), F.col("avoided_t"))).cast("double").alias(name)
+          for name, start in since.items()],
+        F.sum("avoided_t").cast("double").alias("cumulative_t"),
+        F.sum("avoided_low_t").cast("double").alias("cumulative_low_t"),
+        F.sum("avoided_high_t").cast("double").alias("cumulative_high_t"),
+        F.sum(F.when(F.col("in_reported_period"), F.col("avoided_t"))).cast("double").alias("overlap_excluded_t"),
+        F.count_distinct(F.when(in_trailing, F.col("event_date"))).alias("trailing_365d_days_with_data"),
+        F.concat_ws(", ", F.array_sort(F.collect_set(F.when(in_trailing, version)))).alias("methodology_versions"),
+        F.min("event_date").alias("first_event_date"),
+    )
+
+
+def _fit_points(scoped: DataFrame, first_dates: DataFrame, as_of: dt.date, config: Config,
+                counted: Sequence[ReportedAggregate]) -> DataFrame:
+    """The periods a scope's growth trend is fitted on (scope, grain, start, end, tonnes, reported).
+
+    Event-derived: complete fiscal years (grain ``yearly``) and complete calendar months
+    (``monthly``) between the scope's first day with data and ``as_of`` that share no day with a
+    counted reported period. Reported: each counted aggregate, for the total, in both grains.
+    Only periods with a positive total are kept (the fit takes their logarithm).
+    """
+    fy = _fiscal_year_start_col(F.col("event_date"), config.fiscal_year_start_month)
+    month = F.trunc("event_date", "month")
+    period = F.explode(F.array(
+        F.struct(F.lit(YEARLY).alias("grain"), fy.alias("start"), F.date_sub(F.add_months(fy, 12), 1).alias("end")),
+        F.struct(F.lit(MONTHLY).alias("grain"), month.alias("start"), F.last_day(month).alias("end")),
+    ))
+    events = (scoped.select("scope", "avoided_t", period.alias("p"))
+              .groupBy("scope", "p.grain", "p.start", "p.end").agg(F.sum("avoided_t").cast("double").alias("tonnes"))
+              .join(first_dates, "scope")
+              .filter((F.col("start") >= F.col("first_event_date")) & (F.col("end") <= F.lit(as_of))
+                      & ~_overlapping(F.col("start"), F.col("end"), counted))
+              .select("scope", "grain", "start", "end", "tonnes", F.lit(False).alias("reported")))
+    reported = scoped.sparkSession.createDataFrame(
+        [(TOTAL, grain, a.period_start, a.period_end, float(a.tco2e), True) for a in counted for grain in (YEARLY, MONTHLY)],
+        "scope string, grain string, start date, end date, tonnes double, reported boolean")
+    return events.unionByName(reported).filter(F.col("tonnes") > 0)
+
+
+def _growth_fits(points: DataFrame, goal_start: dt.date) -> DataFrame:
+    """Least-squares line through ln(tonnes per year) against time (years since the goal's start, at
+    each period's midpoint), per scope: on its yearly points when it has two or more, else on its
+    monthly points; a scope with fewer than two points of either grain gets no row."""
+    days = F.datediff("end", "start") + 1
+    x = (F.datediff("start", F.lit(goal_start)) + days / 2) / DAYS_PER_YEAR
+    y = F.log(F.col("tonnes") / (days / DAYS_PER_YEAR))
+    sums = (points.select("scope", "grain", "reported", x.alias("x"), y.alias("y")).groupBy("scope", "grain").agg(
+        F.count(F.lit(1)).alias("n"), F.sum(F.col("reported").cast("long")).alias("n_reported"),
+        F.sum("x").alias("sx"), F.sum("y").alias("sy"),
+        F.sum(F.col("x") * F.col("x")).alias("sxx"), F.sum(F.col("x") * F.col("y")).alias("sxy"),
+    ).filter(F.col("n") >= 2))
+    fields = ["grain", "n", "n_reported", "sx", "sy", "sxx", "sxy"]
+    best = sums.groupBy("scope").agg(
+        F.max_by(F.struct(*fields), F.when(F.col("grain") == YEARLY, 1).otherwise(0)).alias("fit")).select("scope", "fit.*")
+    n, sx, sy, sxx, sxy = (F.col(c) for c in ("n", "sx", "sy", "sxx", "sxy"))
+    slope = F.try_divide(n * sxy - sx * sy, n * sxx - sx * sx)
+    return best.select("scope", F.col("grain").alias("growth_grain"), F.col("n").alias("growth_points"),
+                       F.col("n_reported").alias("growth_reported_points"), slope.alias("growth_slope"),
+                       ((sy - slope * sx) / n).alias("growth_intercept"))
+
+
+def _with_growth_projection(rows: DataFrame, as_of: dt.date, goal_start: dt.date, years_ahead: float) -> DataFrame:
+    """Add projected_growth_t and its description from the fit: the combined cumulative plus the
+    fitted rate integrated from the end of ``as_of`` to the goal's end; the linear projection,
+    with the reason, where there is no fit or it does not give a finite number."""
+    slope, intercept = F.col("growth_slope"), F.col("growth_intercept")
+    t_now = ((as_of - goal_start).days + 1) / DAYS_PER_YEAR
+    rate_now = F.exp(intercept + slope * F.lit(t_now))
+    future = F.when(F.abs(slope) < 1e-12, rate_now * F.lit(years_ahead)).otherwise(
+        rate_now * (F.exp(slope * F.lit(years_ahead)) - 1) / slope)
+    growth = F.col("combined_cumulative_t") + future
+    fitted = slope.isNotNull() & (growth < F.lit(float("inf")))
+    described = F.concat(
+        F.format_string("exponential fit to %d %s totals", F.col("growth_points"), F.col("growth_grain")),
+        F.when(F.col("growth_reported_points") > 0,
+               F.format_string(" (%d reported)", F.col("growth_reported_points"))).otherwise(F.lit("")))
+    return rows.select(
+        "*",
+        F.when(fitted, growth).otherwise(F.col("projected_linear_t")).alias("projected_growth_t"),
+        F.when(fitted, described)
+         .when(slope.isNull(), F.lit(f"linear (fallback): fewer than {MIN_FIT_POINTS} complete years or months of data"))
+         .otherwise(F.lit("linear (fallback): the fitted growth is too steep to project")).alias("growth_method"),
+        F.when(fitted, F.exp(slope) - 1).alias("growth_rate_per_year"),
+        F.when(fitted, rate_now).alias("growth_fitted_rate_t_per_year"),
+    )
+
+
+def latest_run_status(job_runs: DataFrame, as_of: dt.date) -> DataFrame:
+    """The latest run's status per scope (RUN_STATUS_SCHEMA) from ops/job_runs: for each scenario, the daily
+    run of its latest delivery up to ``as_of`` (latest landing date; a rerun replaces the earlier run):
+    its status and the share of its landed lines that were quarantined. The total: ``failed`` if any
+    scenario's latest run failed, and the quarantined share over those runs."""
+    runs = job_runs.filter((F.col("job") == "run") & (F.col("stage") == "scenario")
+                           & (F.col("landing_date") <= F.lit(as_of)))
+    latest = runs.groupBy(F.col("scenario").alias("scope")).agg(F.max_by(
+        F.struct("landing_date", "status", "quarantined_rows", "landed_lines", "run_id"),
+        F.struct("landing_date", "ended_at")).alias("r")).select("scope", "r.*")
+    failed = F.sum(F.when(F.col("status") != "succeeded", 1).otherwise(0))
+    total = latest.agg(
+        F.lit(TOTAL).alias("scope"), F.max("landing_date").alias("landing_date"),
+        F.when(failed > 0, "failed").when(F.count(F.lit(1)) > 0, "succeeded").alias("status"),
+        F.sum("quarantined_rows").alias("quarantined_rows"), F.sum("landed_lines").alias("landed_lines"),
+        F.array_join(F.array_sort(F.collect_set("run_id")), ", ").alias("run_id"))
+    return latest.unionByName(total).select(
+        "scope", F.col("landing_date").alias("latest_run_landing_date"), F.col("status").alias("latest_run_status"),
+        F.try_divide(F.col("quarantined_rows").cast("double"), F.col("landed_lines")).alias("latest_run_quarantined_share"),
+        F.col("run_id").alias("latest_run_id"))
+
+
+def monthly_combined(summary: DataFrame, as_of: dt.date, config: Config,
+                     reported: Sequence[ReportedAggregate] = ()) -> DataFrame:
+    """Event-derived tCO2e per scenario and month (first day) up to ``as_of`` that count in the
+    combined cumulative (days inside counted reported periods left out): the report chart's history."""
+    window = _window(summary, as_of, config, counted_as_of(reported, as_of))
+    return (window.filter(~F.col("in_reported_period"))
+            .groupBy("scenario", F.trunc("event_date", "month").alias("month"))
+            .agg(F.sum("avoided_t").cast("double").alias("tonnes")))
+
+
+def progress_metrics(rows: list[dict]) -> dict[str, float]:
+    """MLflow metrics from progress rows: ``progress.<scope>.<column>`` for METRIC_COLUMNS."""
+    return {f"progress.{r['scope']}.{c}": float(r[c]) for r in rows for c in METRIC_COLUMNS if r.get(c) is not None}
 
 
 def spark_scopes(spark) -> DataFrame:
@@ -129,12 +361,40 @@ def restatement_changes(lake: Lake) -> dict[str, float]:
     return changes
 
 
+def progress_as_of(lake: Lake, config: Config, as_of: dt.date, run_id: str) -> DataFrame:
+    """``progress()`` as of ``as_of`` on what the lake holds: the daily summary, restatements,
+    reported aggregates and the recorded runs."""
+    spark = lake.spark
+    summary = lake.read(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
+    runs = latest_run_status(lake.read(tables.JOB_RUNS), as_of) if lake.exists(tables.JOB_RUNS) else None
+    return progress(summary, as_of, config, run_id, restatement_changes(lake), read_reported(lake.root), runs)
+
+
 def refresh_progress(lake: Lake, config: Config, run_date: dt.date, run_id: str) -> tuple[dt.date, CommitResult]:
     """Overwrite gold.progress as of the latest date run so far (a rerun of an older date keeps it)."""
     earlier = previous_as_of(lake)
     as_of = max(run_date, earlier) if earlier else run_date
-    spark = lake.spark
-    summary = lake.read(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
-    commit = lake.overwrite(tables.GOLD_PROGRESS, progress(summary, as_of, config, run_id, restatement_changes(lake)),
+    commit = lake.overwrite(tables.GOLD_PROGRESS, progress_as_of(lake, config, as_of, run_id),
                             metadata={"run_id": run_id, "job": "rollup"})
     return as_of, commit
+
+
+def refresh_run_status(lake: Lake) -> list[dict]:
+    """Re-derive gold.progress's ``latest_run_*`` columns from ops/job_runs; return the progress rows.
+
+    A daily run refreshes progress before it records itself in ops/job_runs; called once that
+    record is written, this brings the status of the as-of delivery into the table. Only the
+    ``latest_run_*`` columns can change (one small overwrite).
+    """
+    if not lake.exists(tables.GOLD_PROGRESS):
+        return []
+    stored = lake.read(tables.GOLD_PROGRESS)
+    rows = stored.collect()
+    as_of = max((r.as_of for r in rows if r.as_of), default=None)
+    if lake.exists(tables.JOB_RUNS) and as_of is not None:
+        current = lake.spark.createDataFrame(rows, stored.schema)  # detached from the files it replaces
+        runs = latest_run_status(lake.read(tables.JOB_RUNS), as_of)
+        lake.overwrite(tables.GOLD_PROGRESS,
+                       current.drop(*RUN_STATUS_COLUMNS).join(runs, "scope", "left").select(*stored.columns),
+                       metadata={"run_id": ",".join(sorted({r.run_id for r in rows if r.run_id})), "job": "run-status"})
+    return read_small_table(lake.path(tables.GOLD_PROGRESS)).to_pylist()

@@ -5,6 +5,7 @@ GOLD_DAILY = "gold/daily_summary"
 GOLD_PROGRESS = "gold/progress"
 JOB_RUNS = "ops/job_runs"
 RESTATEMENTS = "ops/restatements"
+DQ_RESULTS = "ops/dq_results"
 
 # Landing-batch tables are partitioned by the delivery date, so a rerun replaces exactly its batch.
 BATCH_PARTITION = ["landing_date"]

@@ -1,0 +1,261 @@
+"""Quarantined rows: count them, look at them, and release them after a fix.
+
+``release`` re-gates the quarantined rows of one scenario and delivery date with the contracts
+and approved methodologies of NOW, and the gate settings of that delivery (same late-data
+horizon, same pseudonymisation key):
+
+* rows that now pass, and whose ``event_id`` is not in silver yet (earlier deliveries within
+  the horizon, or this delivery), are appended to the delivery's silver partition;
+* rows that now pass but duplicate a silver event, or an earlier released row, are counted as
+  duplicates removed (as the daily gate would have);
+* the others stay in quarantine, with their reasons as evaluated now.
+
+Gold (and the daily summary and progress) is then recomputed for the event days of the released
+rows, through the gold suite: the gold rows are computed from silver plus the released rows and
+validated BEFORE silver, quarantine or gold are written, so a fail moves nothing.
+
+Exactly once: a released row leaves quarantine in the same release that puts it in silver, and
+silver never takes an event_id twice, so releasing again finds nothing new (it writes nothing),
+and rerunning the delivery with ``s3p run`` re-gates its landed lines from scratch (they now
+pass) and replaces its silver and quarantine partitions: each event is still in silver once.
+
+Conservation is recorded in ``ops/job_runs`` (job ``release``) on the counts the Delta log
+reports after the writes: bronze = silver + quarantine + duplicates removed for the delivery.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, functions as F
+
+from ..config import Config
+from ..contracts import SCENARIOS, check_scenario, load_contracts
+from ..errors import GateFailed, S3PError
+from ..lake import Lake
+from . import tables
+from .compute import gold_frame, write_gold
+from .gate import DUPLICATE, QUARANTINE, SILVER, GateSettings, earlier_batches, parse_and_check, quarantine_rows, route, silver_rows
+from .quality import DataQuality, load_suites
+from .rollup import refresh_daily_summary, refresh_progress
+
+
+def reason_regex(pattern: str) -> str:
+    """A Java regex for a reason-code glob (``enum:*``, ``range:distance_km``)."""
+    return "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
+
+
+def _tables(lake: Lake, scenario: str | None) -> list[str]:
+    scenarios = [check_scenario(scenario)] if scenario else list(SCENARIOS)
+    return [s for s in scenarios if lake.exists(tables.quarantine(s))]
+
+
+def _read(lake: Lake, scenario: str, day: dt.date | None, reason: str | None) -> DataFrame:
+    q = lake.read(tables.quarantine(scenario), {"landing_date": [day]} if day else None)
+    if reason:
+        regex = reason_regex(reason)
+        q = q.filter(F.exists("reasons", lambda r: r.rlike(regex)))
+    return q
+
+
+def summary(lake: Lake, scenario: str | None = None, day: dt.date | None = None,
+            reason: str | None = None) -> list[dict]:
+    """Quarantined lines per scenario, landing date and reason code (a line with two reasons
+    counts under both), with the suite expectation each reason implements; plus one row per
+    scenario and date with reason ``*``: the lines in quarantine. One small Spark job."""
+    parts = []
+    for s in _tables(lake, scenario):
+        q = _read(lake, s, day, reason)
+        parts.append(q.select(F.lit(s).alias("scenario"), "landing_date", F.explode("reasons").alias("reason")))
+        parts.append(q.select(F.lit(s).alias("scenario"), "landing_date", F.lit("*").alias("reason")))
+    if not parts:
+        return []
+    union = parts[0]
+    for p in parts[1:]:
+        union = union.unionByName(p)
+    suites = load_suites()
+    rows = union.groupBy("scenario", "landing_date", "reason").count().collect()
+    out = [{"scenario": r.scenario, "landing_date": r.landing_date, "reason": r.reason,
+            "rule": "" if r.reason == "*" else (suites[(r.scenario, "silver")].rule_of(r.reason) or ""),
+            "rows": r["count"]} for r in rows]
+    return sorted(out, key=lambda r: (r["scenario"], r["landing_date"], r["reason"] != "*", r["reason"]))
+
+
+def show(lake: Lake, scenario: str, day: dt.date | None = None, reason: str | None = None,
+         limit: int = 20, max_chars: int = 300) -> list[dict]:
+    """Up to ``limit`` quarantined lines (first ``max_chars`` characters of each raw line, its
+    length, reasons, file and run), oldest delivery and file first. Collects only those rows."""
+    q = _read(lake, check_scenario(scenario), day, reason)
+    rows = (q.select("landing_date", "source_file", "reasons", "run_id", "quarantined_at",
+                     F.substring("value", 1, max_chars).alias("line"), F.length("value").alias("line_chars"))
+            .orderBy("landing_date", "source_file", "line").limit(limit).collect())
+    return [r.asDict() for r in rows]
+
+
+# ---------------------------------------------------------------------------------------
+# release
+# ---------------------------------------------------------------------------------------
+@dataclass
+class ReleaseResult:
+    run_id: str
+    scenario: str
+    landing_date: dt.date
+    examined: int = 0            # rows in quarantine before
+    released: int = 0            # now in silver
+    duplicates: int = 0          # passed, but their event_id was already in silver
+    still_quarantined: int = 0
+    touched_dates: list = field(default_factory=list)
+    gold_rows: int = 0
+    bronze_rows: int | None = None
+    silver_rows: int | None = None
+    duplicates_removed: int | None = None
+    conserved: bool | None = None
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.released or self.duplicates)
+
+
+def _duplicates_before(lake: Lake, scenario: str, day: dt.date) -> int | None:
+    """Duplicates removed so far for this delivery: the latest run or release record."""
+    if not lake.exists(tables.JOB_RUNS):
+        return None
+    rows = (lake.read(tables.JOB_RUNS)
+            .filter((F.col("stage") == "scenario") & (F.col("scenario") == scenario) & (F.col("landing_date") == F.lit(day))
+                    & F.col("job").isin("run", "release") & (F.col("status") == "succeeded"))
+            .orderBy(F.desc("ended_at")).limit(1).collect())
+    return int(rows[0].duplicates_removed) if rows and rows[0].duplicates_removed is not None else None
+
+
+def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str,
+            progress: Callable[[str], None] = lambda _m: None, tracker=None,
+            result: ReleaseResult | None = None) -> ReleaseResult:
+    """Re-gate the quarantined rows of ``scenario`` delivered on ``day`` (see the module docstring);
+    the counts go into ``result`` (a new one by default) as they are known."""
+    from ..methodology import load_registry
+    from ..methodology.approval import verify
+
+    started = time.monotonic()
+    check_scenario(scenario)
+    name = tables.quarantine(scenario)
+    if not lake.exists(name):
+        raise S3PError(f"no quarantine table for {scenario} under {lake.root} (has `s3p run` been run?)")
+    contract = load_contracts()[scenario]
+    approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
+    verify(approved, config)  # the fix must be an approved, registered methodology version
+    key, _ = config.pseudonym_key()
+    settings = GateSettings(day, config.local_timezone, config.goal_start, config.future_tolerance_days,
+                            config.late_data_horizon_days, key)
+    result = result or ReleaseResult(run_id, scenario, day)
+    quarantined = lake.read(name, {"landing_date": [day]})
+    checked = parse_and_check(quarantined.select("landing_date", "source_file", "value"), contract, approved, settings)
+    seen = [lake.read(tables.silver(scenario), {"landing_date": [day]}).select("event_id")]
+    earlier = earlier_batches(lake, scenario, settings)
+    if earlier is not None:
+        seen.append(earlier.select("event_id"))
+    history = seen[0] if len(seen) == 1 else seen[0].unionByName(seen[1])
+    routed = route(checked, history).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts, dates = {}, set()
+        for r in routed.groupBy("disposition", "event_date").count().collect():
+            counts[r.disposition] = counts.get(r.disposition, 0) + r["count"]
+            if r.disposition == SILVER:
+                dates.add(r.event_date)
+        result.examined = sum(counts.values())
+        result.released, result.duplicates = counts.get(SILVER, 0), counts.get(DUPLICATE, 0)
+        result.still_quarantined = counts.get(QUARANTINE, 0)
+        result.touched_dates = sorted(dates)
+        if not result.changed:
+            progress(f"{scenario} {day}: nothing to release ({result.examined:,} rows still fail their rules)")
+            result.seconds = time.monotonic() - started
+            return result
+        released = silver_rows(routed, contract, run_id)
+        dq = DataQuality(lake, day, run_id, job="release", progress=progress)
+        try:
+            if result.touched_dates:  # the gold rows silver + released rows give, checked before any write
+                dq.check_gold(gold_frame(lake, {scenario: approved}, result.touched_dates, run_id,
+                                         extra_silver={scenario: released}), [scenario])
+        finally:
+            dq.record(tracker)
+        dup_before = _duplicates_before(lake, scenario, day)
+        bronze = lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]})
+        silver_before = lake.partition_rows(tables.silver(scenario), {"landing_date": [day]})
+        if dup_before is None and None not in (bronze, silver_before):
+            dup_before = bronze - silver_before - result.examined
+        silver_commit = lake.append(tables.silver(scenario), released, tables.BATCH_PARTITION,
+                                    metadata={"run_id": run_id, "job": "release"})
+        quarantine_commit = lake.replace_partitions(name, quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
+                                                    {"landing_date": [day]}, metadata={"run_id": run_id, "job": "release"})
+        result.bronze_rows = bronze
+        result.silver_rows = lake.partition_rows(tables.silver(scenario), {"landing_date": [day]})
+        result.duplicates_removed = None if dup_before is None else dup_before + result.duplicates
+        q_after = lake.partition_rows(name, {"landing_date": [day]})
+        result.conserved = (silver_commit.rows_added == result.released
+                            and quarantine_commit.rows_added == result.still_quarantined
+                            and None not in (bronze, result.silver_rows, q_after, result.duplicates_removed)
+                            and bronze == result.silver_rows + q_after + result.duplicates_removed)
+        if not result.conserved:
+            raise GateFailed(f"{scenario} {day}: row conservation broken by the release: bronze {bronze}, silver "
+                             f"{result.silver_rows} + quarantine {q_after} + duplicates {result.duplicates_removed}; "
+                             "gold and progress were not updated")
+        if result.touched_dates:  # the same rows, now from silver alone
+            gold = gold_frame(lake, {scenario: approved}, result.touched_dates, run_id)
+            result.gold_rows = write_gold(lake, gold, [scenario], result.touched_dates, run_id).rows_added
+    finally:
+        routed.unpersist()
+    if result.touched_dates:
+        refresh_daily_summary(lake, [scenario], result.touched_dates, run_id)
+        refresh_progress(lake, config, day, run_id)
+    result.seconds = time.monotonic() - started
+    progress(f"{scenario} {day}: released {result.released:,} row(s) to silver, {result.duplicates:,} duplicate(s) "
+             f"removed, {result.still_quarantined:,} still quarantined; gold recomputed on "
+             f"{len(result.touched_dates)} event day(s)")
+    return result
+
+
+def job_row(result: ReleaseResult, status: str, message: str, started_at: dt.datetime,
+            mlflow_run_id: str | None, backend: str) -> dict:
+    """The release's record in ops/job_runs (job ``release``, counts after the release)."""
+    return {
+        "run_id": result.run_id, "job": "release", "stage": "scenario", "scenario": result.scenario,
+        "landing_date": result.landing_date, "status": status, "started_at": started_at,
+        "ended_at": dt.datetime.now(dt.timezone.utc), "seconds": result.seconds,
+        "landed_lines": result.bronze_rows, "bronze_rows": result.bronze_rows, "silver_rows": result.silver_rows,
+        "quarantined_rows": result.still_quarantined, "duplicates_removed": result.duplicates_removed,
+        "gold_rows": result.gold_rows, "touched_dates": ",".join(d.isoformat() for d in result.touched_dates),
+        "conservation_ok": result.conserved, "lake_backend": backend, "mlflow_run_id": mlflow_run_id,
+        "message": message or (f"released {result.released} of {result.examined} quarantined rows "
+                               f"({result.duplicates} duplicates, {result.still_quarantined} still quarantined)"),
+    }
+
+
+def run_release(spark, config: Config, scenario: str, day: dt.date, progress: Callable[[str], None]) -> ReleaseResult:
+    """``s3p quarantine release``: the release in an MLflow run, recorded in ops/job_runs."""
+    from ..lake import open_lake
+    from ..tracking import mlflow_run, new_run_id, record_job_runs
+
+    lake = open_lake(spark, config.lake, config.lake_backend)
+    run_id = new_run_id("release", day)
+    started_at = dt.datetime.now(dt.timezone.utc)
+    result = ReleaseResult(run_id, scenario, day)
+    with mlflow_run(config, f"release {scenario} {day}", {"s3p.run_id": run_id, "s3p.job": "release"}) as tracker:
+        tracker.params({"scenario": scenario, "landing_date": day, "lake": config.lake})
+        status, message = "failed", "unexpected error, see the log"
+        try:
+            release(lake, config, scenario, day, run_id, progress, tracker, result)
+            status, message = "succeeded", ""
+            tracker.metrics({k: v for k, v in asdict(result).items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        except S3PError as exc:
+            message = str(exc)
+            raise
+        finally:
+            if result.changed or status == "failed":
+                record_job_runs(lake, [job_row(result, status, message, started_at, tracker.run_id, lake.backend)])
+    return result

@@ -1,0 +1,291 @@
+"""``s3p report``: progress toward the goal as a page someone who is not an engineer can read.
+
+Writes three files into one folder:
+
+* ``progress.html``: self-contained (inline CSS, the chart embedded as a base64 PNG): the
+  status, one line per scenario, the chart, the progress table (``progress_report``'s three
+  parts, formatted the same as in the terminal), the reported totals with their sources, and
+  how the numbers are made;
+* ``progress.png``: cumulative tCO2e against the straight-line path to the goal, stacked by
+  scenario with the reported totals apart, and the two projections to the goal's end;
+* ``progress.csv``: the progress rows, every gold.progress column.
+
+``write_report`` works on plain rows (no Spark); ``report_from_lake`` gathers them.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from pathlib import Path
+
+from .aggregates import ReportedAggregate, counted_as_of
+from .config import Config
+from .contracts import SCENARIOS
+from .pipeline.rollup import DAYS_PER_YEAR, TOTAL
+from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_tonnes, headline, ordered,
+                              progress_tables, scenario_status, total_row)
+
+FILES = {"html": "progress.html", "png": "progress.png", "csv": "progress.csv"}
+COLORS = {"secondhand_trade": "#4c78a8", "no_cutlery_order": "#f58518", "green_trip": "#54a24b",
+          "box_recycling": "#b279a2", "green_product_sale": "#e45756"}
+REPORTED_COLOR = "#9d9d9d"
+
+
+def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str | Path) -> dict[str, Path]:
+    """Write the report from the lake: gold.progress as published, or recomputed as of ``as_of``
+    from gold.daily_summary (``rollup.progress``); the chart's history from the daily summary."""
+    from .aggregates import read_table
+    from .lake import open_lake
+    from .pipeline import tables
+    from .pipeline.rollup import DAILY_SCHEMA, monthly_combined, progress_as_of
+    from .progress_report import load_progress
+    from .tracking import new_run_id
+
+    lake = open_lake(spark, config.lake, config.lake_backend)
+    if as_of is None:
+        rows = load_progress(config.lake)
+        as_of = total_row(rows)["as_of"]
+    else:
+        rows = ordered([r.asDict() for r in progress_as_of(lake, config, as_of, new_run_id("report", as_of)).collect()])
+    summary = lake.read(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
+    aggregates = read_table(lake.root)
+    series = [r.asDict() for r in monthly_combined(summary, as_of, config, aggregates).collect()]
+    return write_report(out_dir, rows, series, aggregates, config)
+
+
+def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
+                 config: Config) -> dict[str, Path]:
+    """Write progress.html, progress.png and progress.csv into ``out_dir``; return their paths.
+
+    ``rows``: progress rows (gold.progress columns); ``series``: event-derived tonnes that count
+    in the combined cumulative, as dicts with scenario, month (first day) and tonnes.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {kind: out / name for kind, name in FILES.items()}
+    rows = ordered(rows)
+    write_chart(paths["png"], rows, series, aggregates, config)
+    paths["csv"].write_text(as_csv(rows) + "\n", encoding="utf-8")
+    paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config), encoding="utf-8")
+    return paths
+
+
+# ---- the chart ----
+def cumulative_history(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
+                       config: Config) -> tuple[list[dt.date], dict[str, list[float]]]:
+    """Month-end dates from the goal's start to the as-of date, and the cumulative tCO2e counted
+    at each: ``reported`` (a reported total counts from its period's end) and each scenario."""
+    as_of = total_row(rows)["as_of"]
+    counted = counted_as_of(aggregates, as_of)
+    by_month: dict[tuple[str, dt.date], float] = {}
+    for r in series:
+        key = (r["scenario"], r["month"].replace(day=1))
+        by_month[key] = by_month.get(key, 0.0) + float(r["tonnes"] or 0.0)
+    dates = [config.goal_start]
+    month = config.goal_start.replace(day=1)
+    while month <= as_of:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        dates.append(min(following - dt.timedelta(days=1), as_of))
+        month = following
+    stacks = {"reported": [sum(a.tco2e for a in counted if a.period_end <= d) for d in dates]}
+    for scenario in SCENARIOS:
+        running, values = 0.0, [0.0]
+        for d in dates[1:]:
+            running += by_month.get((scenario, d.replace(day=1)), 0.0)
+            values.append(running)
+        stacks[scenario] = values
+    return dates, stacks
+
+
+def growth_path(total: dict, dates: list[dt.date]) -> list[float] | None:
+    """The growth projection at each date: the combined cumulative plus the fitted annual rate,
+    growing at ``growth_rate_per_year``, integrated from the as-of date (the formula rollup uses
+    for projected_growth_t, which is the value at the goal's end). None without a fit."""
+    growth, rate = total.get("growth_rate_per_year"), total.get("growth_fitted_rate_t_per_year")
+    if growth is None or rate is None:
+        return None
+    slope = math.log1p(growth)
+    values = []
+    for d in dates:
+        years = (d - total["as_of"]).days / DAYS_PER_YEAR
+        added = rate * years if abs(slope) < 1e-12 else rate * math.expm1(slope * years) / slope
+        values.append(total["combined_cumulative_t"] + added)
+    return values
+
+
+def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
+                config: Config) -> None:
+    """Cumulative Mt CO2e, stacked (reported totals, then each scenario), against the straight-line
+    path to the goal, with the linear and growth projections to the goal's end (Agg backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    total = total_row(rows)
+    as_of, goal, end = total["as_of"], total["goal_t"], config.goal_end
+    dates, stacks = cumulative_history(rows, series, aggregates, config)
+    mt = lambda values: [v / 1e6 for v in values]  # noqa: E731
+    fig = Figure(figsize=(11, 6.4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    layers = [("reported", "Reported totals (all scenarios, published)", REPORTED_COLOR)]
+    layers += [(s, LABELS[s], COLORS[s]) for s in SCENARIOS]
+    ax.stackplot(dates, *[mt(stacks[key]) for key, _, _ in layers], labels=[name for _, name, _ in layers],
+                 colors=[color for _, _, color in layers], alpha=0.85, linewidth=0)
+    per_year = goal / ((end - config.goal_start).days / DAYS_PER_YEAR)
+    ax.plot([config.goal_start, end], [0, goal / 1e6], color="#333333", linestyle=":", linewidth=1.6,
+            label=f"Straight-line path to {format_goal(goal)} (about {per_year / 1e6:,.0f} Mt a year)")
+    ax.plot([as_of, end], mt([total["combined_cumulative_t"], total["projected_linear_t"]]), color="#1f4e79",
+            linestyle="--", linewidth=2, label=f"Projection at the last 365 days' pace: {format_tonnes(total['projected_linear_t'])}")
+    future = [as_of + dt.timedelta(days=d) for d in range(0, (end - as_of).days + 1, 30)] + [end]
+    path_growth = growth_path(total, future)
+    top = max(goal, total["projected_linear_t"], total["combined_cumulative_t"]) * 1.12
+    if path_growth is not None:
+        ax.plot(future, mt(path_growth), color="#b5179e", linestyle="--", linewidth=2,
+                label=f"Projection on the growth trend: {format_tonnes(total['projected_growth_t'])}")
+        top = max(top, min(total["projected_growth_t"], 2 * goal) * 1.05)
+        if total["projected_growth_t"] > top:
+            ax.annotate(f"growth trend continues off the chart to {format_tonnes(total['projected_growth_t'])}",
+                        xy=(end, top / 1e6), xytext=(-8, -14), textcoords="offset points", ha="right",
+                        fontsize=9, color="#b5179e")
+    ax.axhline(goal / 1e6, color="#2e7d32", linewidth=1.2)
+    ax.annotate(f"Goal: {format_goal(goal)} by {format_date(end)}", xy=(config.goal_start, goal / 1e6),
+                xytext=(4, 5), textcoords="offset points", fontsize=10, color="#2e7d32")
+    ax.axvline(as_of, color="#777777", linewidth=0.8, linestyle="-.")
+    ax.text(as_of, top / 1e6, f" As of {format_date(as_of)}", ha="left", va="top", fontsize=9, color="#555555")
+    ax.plot([as_of], [total["combined_cumulative_t"] / 1e6], marker="o", color="#1f4e79")
+    ax.annotate(f"{format_tonnes(total['combined_cumulative_t'])} so far", xy=(as_of, total["combined_cumulative_t"] / 1e6),
+                xytext=(-8, 10), textcoords="offset points", ha="right", fontsize=9, color="#1f4e79")
+    ax.set_xlim(config.goal_start, end)
+    ax.set_ylim(0, top / 1e6)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f} Mt"))
+    ax.set_ylabel("Cumulative avoided emissions (million tonnes CO2e)")
+    ax.set_title(f"Scope 3+ cumulative avoided emissions against the {format_goal(goal)} goal", fontsize=13)
+    ax.grid(axis="y", color="#e3e6eb")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+# ---- the page ----
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#eef0f3;color:#1d2433;line-height:1.45}
+main{max-width:1200px;margin:0 auto;padding:28px 32px 40px;background:#fff}
+h1{font-size:26px;margin:0 0 4px}
+h2{font-size:19px;margin:28px 0 8px;border-bottom:1px solid #e3e6eb;padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 4px}
+.sub{color:#5b6475;margin:0 0 18px}
+.status{border-left:6px solid #c62828;background:#fdf2f2;padding:12px 18px;margin:0 0 8px}
+.status.on{border-color:#2e7d32;background:#f1f8f2}
+.status p{margin:4px 0}
+.badge{display:inline-block;font-weight:700;color:#fff;background:#c62828;border-radius:4px;padding:1px 8px;margin-right:6px}
+.on .badge{background:#2e7d32}
+ul.scenarios{padding-left:20px;margin:6px 0}
+ul.scenarios li{margin:4px 0}
+img.chart{width:100%;height:auto;border:1px solid #e3e6eb}
+table{border-collapse:collapse;width:100%;margin:4px 0 8px;font-size:13.5px}
+th,td{padding:6px 8px;border-bottom:1px solid #e3e6eb;vertical-align:top;text-align:left}
+th{background:#f0f2f5;font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.total td{font-weight:700;border-top:2px solid #9aa3b2;background:#fafbfc}
+.notes li{margin:5px 0}
+.small{color:#5b6475;font-size:12.5px}
+a{color:#1f4e79}
+"""
+
+
+def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config) -> str:
+    """The whole page as one string (no external resources)."""
+    total = total_row(rows)
+    as_of = total["as_of"]
+    status, *details = headline(rows)
+    verdict, _, first = status.partition(": ")
+    image = base64.b64encode(png).decode("ascii")
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Scope 3+ progress as of {esc(format_date(as_of))}</title>",
+        f"<style>{CSS}</style></head><body><main>",
+        f"<h1>Scope 3+ avoided emissions: progress toward {esc(format_goal(total['goal_t']))} CO2e</h1>",
+        f'<p class="sub">As of {esc(format_date(as_of))}. Goal period {esc(format_date(config.goal_start))} to '
+        f"{esc(format_date(config.goal_end))}. All figures are tonnes of CO2 equivalent avoided "
+        "(t; 1 Mt = 1 million t; 1 Gt = 1 billion t).</p>",
+        f'<section class="status{" on" if total["on_track"] else ""}">',
+        f'<p><span class="badge">{esc(verdict)}</span>{esc(first)}</p>',
+        *[f"<p>{esc(line)}</p>" for line in details],
+        "</section>",
+        "<h2>Scenario by scenario</h2>",
+        '<p class="small">The pledge sets no target per scenario; on or off track is judged on the total.</p>',
+        '<ul class="scenarios">', *[f"<li>{esc(scenario_status(r))}</li>" for r in rows if r["scope"] != TOTAL], "</ul>",
+        "<h2>Cumulative avoided emissions</h2>",
+        f'<img class="chart" alt="Chart: cumulative avoided emissions, stacked by scenario, against the straight-line '
+        f'path to {esc(format_goal(total["goal_t"]))}, with projections to {esc(format_date(config.goal_end))}" '
+        f'src="data:image/png;base64,{image}">',
+        "<h2>The progress table</h2>",
+        *[_html_table(t) for t in progress_tables(rows)],
+        "<h2>Reported totals (published before event-level data)</h2>",
+        _aggregates_table(aggregates, as_of),
+        "<h2>How these numbers are made</h2>",
+        _notes(total, config),
+        f'<p class="small">Generated {esc(dt.datetime.now(dt.timezone.utc).strftime("%d %B %Y %H:%M UTC"))} from '
+        f"gold.progress (run {esc(str(total['run_id']))}). The same table: progress.csv; the chart: progress.png.</p>",
+        "</main></body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(table: Table) -> str:
+    def cells(values, tag):
+        return "".join(f'<{tag}{"" if i in table.text_columns else " class=num"}>{html.escape(v)}</{tag}>'
+                       for i, v in enumerate(values))
+
+    body = [f'<tr{" class=total" if i == len(table.body) - 1 else ""}>{cells(row, "td")}</tr>'
+            for i, row in enumerate(table.body)]
+    return (f"<h3>{html.escape(table.title)}</h3><table><thead><tr>{cells(table.head, 'th')}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _aggregates_table(aggregates: list[ReportedAggregate], as_of: dt.date) -> str:
+    if not aggregates:
+        return "<p>None loaded (see <code>s3p aggregates load</code>).</p>"
+    counted = {a.aggregate_id for a in counted_as_of(aggregates, as_of)}
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(a.aggregate_id)}</td><td>{esc(format_date(a.period_start))} to {esc(format_date(a.period_end))}</td>"
+        f"<td class=num>{esc(format_tonnes(a.tco2e))}</td>"
+        f"<td>{'yes' if a.aggregate_id in counted else 'not yet (period not over)'}</td>"
+        f'<td><a href="{esc(a.source, quote=True)}">{esc(a.source)}</a><br><span class="small">{esc(a.note)}</span></td></tr>'
+        for a in aggregates)
+    return ("<table><thead><tr><th>Period</th><th>Dates</th><th class=num>Avoided</th><th>Counted</th>"
+            f"<th>Source</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _notes(total: dict, config: Config) -> str:
+    fy_month = dt.date(2000, config.fiscal_year_start_month, 1).strftime("%B")
+    notes = [
+        "<b>Event-derived</b>: computed from each platform event with the approved methodology version in force "
+        "on the event's date, summed per day.",
+        "<b>Reported totals</b>: Scope 3+ totals Alibaba published before event-level data existed, each with its "
+        "source. They cover the whole Scope 3+ programme and are not split by scenario. A reported total counts once "
+        "its period is over. Where event data exists for days inside a reported period, the reported total wins and "
+        f"those event days are left out of the combined figure (here {format_tonnes(total['overlap_excluded_t'])}), "
+        "so nothing is counted twice. Periods with neither a reported total nor event data count as zero, so the "
+        "combined figure is a floor.",
+        "<b>Projection at the last 365 days' pace</b> (linear): combined so far + event-derived tonnes of the last "
+        "365 days × years remaining. It decides on or off track.",
+        "<b>Projection on the growth trend</b>: a straight line fitted by least squares to the logarithm of yearly "
+        f"totals (complete fiscal years starting in {fy_month}, plus each reported total, as tonnes per year at the "
+        "period's midpoint), or of complete months when there are fewer than two yearly totals, then continued to "
+        f"{format_date(config.goal_end)}. With fewer than two totals it falls back to the linear projection and says "
+        f"so. Here: {html.escape(str(total['growth_method']))}.",
+        "<b>Range (low – high)</b>: where a methodology's factors carry uncertainty, the same events computed with "
+        "its low and high factors.",
+        "<b>Data quality</b>: from the run records (ops/job_runs), the run of each scenario's latest delivery: "
+        "whether its checks passed and the share of the lines landed that were quarantined.",
+        "<b>Methodology versions</b>: those applied to events of the last 365 days.",
+    ]
+    return '<ul class="notes">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>"

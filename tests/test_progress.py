@@ -1,0 +1,275 @@
+"""gold.progress on a hand-built daily summary, with every golden number worked out by hand.
+
+The summary spans 2020-2026 for two scenarios; as of 2026-06-15 (fiscal year FY2027 began on
+2026-04-01). A reported aggregate covers FY2023 (2022-04-01..2023-03-31, 1,000 t) and overlaps
+40 t of box_recycling events; a second one (FY2027, 5,000 t) has not ended by the as-of date.
+
+| date       | green_trip | box_recycling | note                                        |
+|------------|-----------:|--------------:|---------------------------------------------|
+| 2020-12-31 |          7 |               | before the goal's start: not counted        |
+| 2022-06-15 |            |            40 | inside reported FY2023: left out of combined|
+| 2024-04-01 |        400 |               | FY2025                                      |
+| 2024-12-01 |            |           600 | FY2025                                      |
+| 2025-05-05 |            |           200 | FY2026                                      |
+| 2025-10-10 |        780 |               | FY2026                                      |
+| 2026-02-14 |         20 |               | FY2026, calendar 2026                       |
+| 2026-04-01 |         50 |               | FY2027                                      |
+| 2026-06-01 |         10 |               | June 2026                                   |
+| 2026-06-15 |          5 |             2 | the as-of day                               |
+| 2026-06-16 |        999 |               | after the as-of day: not counted            |
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import math
+from decimal import Decimal
+
+import pytest
+
+from scope3plus import aggregates
+from scope3plus.aggregates import ReportedAggregate
+from scope3plus.config import load_config
+from scope3plus.contracts import SCENARIOS
+from scope3plus.errors import S3PError
+from scope3plus.lake import open_lake
+from scope3plus.pipeline import tables
+from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOTAL, fiscal_year_label, fiscal_year_start,
+                                        latest_run_status, monthly_combined, progress, progress_metrics,
+                                        refresh_run_status, refresh_progress)
+from scope3plus.report import growth_path
+from scope3plus.tracking import JOB_RUNS_COLUMNS, JOB_RUNS_SCHEMA, record_job_runs
+
+D = dt.date
+AS_OF = D(2026, 6, 15)
+GOAL = 1.5e9
+FY2023 = ReportedAggregate("FY2023", D(2022, 4, 1), D(2023, 3, 31), 1000.0, "https://example.org/fy2023")
+FY2027 = ReportedAggregate("FY2027", D(2026, 4, 1), D(2027, 3, 31), 5000.0, "https://example.org/fy2027")
+EVENTS = {
+    "green_trip": [(D(2020, 12, 31), 7), (D(2024, 4, 1), 400), (D(2025, 10, 10), 780), (D(2026, 2, 14), 20),
+                   (D(2026, 4, 1), 50), (D(2026, 6, 1), 10), (D(2026, 6, 15), 5), (D(2026, 6, 16), 999)],
+    "box_recycling": [(D(2022, 6, 15), 40), (D(2024, 12, 1), 600), (D(2025, 5, 5), 200), (D(2026, 6, 15), 2)],
+}
+
+# ---- the hand arithmetic, shared by the tests below ----
+# days from 2026-06-15 to 2035-12-31: 199 left in 2026 (15 in June + 31+31+30+31+30+31),
+# then 2027..2035 = 9 × 365 + 2 leap days (2028, 2032) = 3,287
+DAYS_REMAINING = 199 + 3287                     # 3,486
+YEARS_AHEAD = DAYS_REMAINING / 365.25
+# fit-point midpoints, in days since 2021-01-01: a 365-day fiscal year's midpoint is 182.5 days in
+MID_FY2023 = (365 + 90) + 182.5                 # 2022-04-01 is day 455            -> 637.5
+MID_FY2025 = (3 * 365 + 91) + 182.5             # 2024-04-01 is day 1,186 (leap Feb) -> 1,368.5
+MID_FY2026 = (4 * 365 + 1 + 90) + 182.5         # 2025-04-01 is day 1,551          -> 1,733.5
+T_NOW = 5 * 365 + 1 + 165 + 1                   # end of 2026-06-15: day 1,991 + 1 = 1,992
+
+
+def summary_df(spark):
+    rows = []
+    for scenario, days in EVENTS.items():
+        for day, tonnes in days:
+            t = Decimal(tonnes)  # low/high: ±10 % of the central value
+            rows.append((scenario, day, "Hangzhou", scenario, "1.0.0", "hash", "unit", 1, t, t * 1000, Decimal(0),
+                         t * 1000, t, t * Decimal("0.9"), t * Decimal("1.1"), "run-0"))
+    return spark.createDataFrame(rows, DAILY_SCHEMA)
+
+
+def job_run(scenario, landing, status, quarantined, landed, ended_hour, job="run", stage="scenario"):
+    row = {"run_id": f"run-{landing}-{ended_hour}", "job": job, "stage": stage, "scenario": scenario,
+           "landing_date": landing, "status": status, "ended_at": dt.datetime(2026, 6, 20, ended_hour),
+           "landed_lines": landed, "quarantined_rows": quarantined}
+    return tuple(row.get(c) for c in JOB_RUNS_COLUMNS)
+
+
+JOB_RUNS = [
+    job_run("green_trip", D(2026, 6, 14), "succeeded", 10, 1000, 1),
+    job_run("green_trip", D(2026, 6, 15), "failed", 30, 1000, 2),       # latest delivery up to the as-of date
+    job_run("green_trip", D(2026, 6, 16), "succeeded", 0, 1000, 3),     # after the as-of date: ignored
+    job_run("box_recycling", D(2026, 6, 15), "succeeded", 50, 500, 4),
+    job_run("box_recycling", D(2026, 6, 15), "succeeded", 5, 500, 5),   # a rerun of that delivery replaces it
+    job_run("box_recycling", D(2026, 6, 15), "failed", 500, 500, 6, job="restate"),  # not a daily run
+]
+
+
+@pytest.fixture(scope="module")
+def config():
+    return dataclasses.replace(load_config(None), fiscal_year_start_month=4)
+
+
+@pytest.fixture(scope="module")
+def rows(spark, config):
+    runs = latest_run_status(spark.createDataFrame(JOB_RUNS, JOB_RUNS_SCHEMA), AS_OF)
+    df = progress(summary_df(spark), AS_OF, config, "run-1", {"green_trip": 12.5}, [FY2023, FY2027], runs)
+    assert df.columns == PROGRESS_COLUMNS
+    return {r["scope"]: r.asDict() for r in df.collect()}
+
+
+def test_fiscal_years_are_named_after_the_year_they_end_in():
+    assert fiscal_year_start(AS_OF, 4) == D(2026, 4, 1) and fiscal_year_label(AS_OF, 4) == "FY2027"
+    assert fiscal_year_start(D(2026, 3, 31), 4) == D(2025, 4, 1) and fiscal_year_label(D(2026, 3, 31), 4) == "FY2026"
+    assert fiscal_year_label(AS_OF, 1) == "FY2026"  # a calendar fiscal year
+
+
+def test_every_scope_has_a_row(rows):
+    assert set(rows) == {*SCENARIOS, TOTAL}
+    idle = rows["secondhand_trade"]
+    assert (idle["events"], idle["cumulative_t"], idle["projected_linear_t"], idle["projected_growth_t"]) == (0, 0.0, 0.0, 0.0)
+    assert idle["growth_method"] == "linear (fallback): fewer than 2 complete years or months of data"
+
+
+def test_period_totals(rows):
+    g, b, t = rows["green_trip"], rows["box_recycling"], rows[TOTAL]
+    assert all(r["as_of"] == AS_OF and r["fiscal_year"] == "FY2027" for r in rows.values())
+    assert (g["day_t"], b["day_t"], t["day_t"]) == (5, 2, 7)
+    assert (g["month_to_date_t"], t["month_to_date_t"]) == (10 + 5, 10 + 5 + 2)
+    assert (g["calendar_year_to_date_t"], t["calendar_year_to_date_t"]) == (20 + 50 + 10 + 5, 85 + 2)
+    assert (g["fiscal_year_to_date_t"], t["fiscal_year_to_date_t"]) == (50 + 10 + 5, 65 + 2)  # from 2026-04-01
+    assert (g["events"], b["events"], t["events"]) == (6, 4, 10)  # 7 t before 2021 and 999 t after the as-of day left out
+
+
+def test_cumulative_reported_and_combined_never_double_count(rows):
+    g, b, t = rows["green_trip"], rows["box_recycling"], rows[TOTAL]
+    assert g["cumulative_t"] == 400 + 780 + 20 + 50 + 10 + 5 == 1265
+    assert b["cumulative_t"] == 40 + 600 + 200 + 2 == 842
+    assert t["cumulative_t"] == 2107                         # event-derived: every event day, as before
+    assert t["cumulative_low_t"] == pytest.approx(2107 * 0.9) and t["cumulative_high_t"] == pytest.approx(2107 * 1.1)
+    # FY2023 has ended: it counts; its 40 t of box events are left out; FY2027 has not ended: it does not count,
+    # and the 65 t of events inside it stay in
+    assert (t["reported_cumulative_t"], t["overlap_excluded_t"]) == (1000, 40)
+    assert (b["reported_cumulative_t"], b["overlap_excluded_t"], b["combined_cumulative_t"]) == (0, 40, 842 - 40)
+    assert g["combined_cumulative_t"] == 1265
+    assert t["combined_cumulative_t"] == 2107 - 40 + 1000 == 3067
+    assert sum(rows[s]["combined_cumulative_t"] for s in SCENARIOS) + t["reported_cumulative_t"] == t["combined_cumulative_t"]
+    assert t["share_of_goal"] == pytest.approx(2107 / GOAL)
+    assert t["combined_share_of_goal"] == pytest.approx(3067 / GOAL)
+
+
+def test_restated_and_as_reported(rows):
+    g, t = rows["green_trip"], rows[TOTAL]
+    assert (g["restatement_change_t"], g["as_reported_cumulative_t"]) == (12.5, 1265 - 12.5)
+    assert (t["restatement_change_t"], t["as_reported_cumulative_t"]) == (12.5, 2107 - 12.5)
+
+
+def test_remaining_and_required_rate_against_trailing_365_days(rows):
+    g, b, t = rows["green_trip"], rows["box_recycling"], rows[TOTAL]
+    assert t["days_remaining"] == DAYS_REMAINING == 3486
+    assert t["remaining_t"] == GOAL - 3067
+    assert t["required_t_per_year"] == pytest.approx((GOAL - 3067) / (3486 / 365.25))  # ≈ 157.16 Mt a year
+    # trailing 365 days: 2025-06-16 .. 2026-06-15
+    assert (g["trailing_365d_t"], g["trailing_365d_days_with_data"]) == (780 + 20 + 50 + 10 + 5, 5)
+    assert (b["trailing_365d_t"], b["trailing_365d_days_with_data"]) == (2, 1)  # 2025-05-05 is before the window
+    assert t["trailing_365d_t"] == 867
+    assert g["remaining_t"] is None and g["required_t_per_year"] is None and g["on_track"] is None
+
+
+def test_linear_projection_and_on_track(rows):
+    g, b, t = rows["green_trip"], rows["box_recycling"], rows[TOTAL]
+    assert t["projected_linear_t"] == pytest.approx(3067 + 867 * 3486 / 365.25)  # ≈ 11,341.8 t
+    assert g["projected_linear_t"] == pytest.approx(1265 + 865 * 3486 / 365.25)
+    assert b["projected_linear_t"] == pytest.approx(802 + 2 * 3486 / 365.25)
+    assert t["on_track"] is False and t["on_track_growth"] is False
+
+
+def test_growth_projection_two_points_fit_exactly(rows):
+    """green_trip: FY2025 400 t and FY2026 800 t, both 365 days: the fit goes through both points."""
+    g = rows["green_trip"]
+    r1 = 400 * 365.25 / 365                                 # t per year over FY2025
+    b = math.log(2) / ((MID_FY2026 - MID_FY2025) / 365.25)  # doubling over 365 days
+    rate_now = r1 * math.exp(b * (T_NOW - MID_FY2025) / 365.25)
+    expected = 1265 + rate_now * (math.exp(b * YEARS_AHEAD) - 1) / b
+    assert g["growth_method"] == "exponential fit to 2 yearly totals"
+    assert g["growth_rate_per_year"] == pytest.approx(2 ** (365.25 / 365) - 1)
+    assert g["growth_fitted_rate_t_per_year"] == pytest.approx(rate_now)
+    assert g["projected_growth_t"] == pytest.approx(expected)      # ≈ 1.41 Mt
+    # box_recycling: FY2025 600 t, FY2026 200 t (a third): a decline, still integrated the same way
+    bx = rows["box_recycling"]
+    b3 = math.log(1 / 3) / ((MID_FY2026 - MID_FY2025) / 365.25)
+    rate3 = 600 * 365.25 / 365 * math.exp(b3 * (T_NOW - MID_FY2025) / 365.25)
+    assert bx["projected_growth_t"] == pytest.approx(802 + rate3 * (math.exp(b3 * YEARS_AHEAD) - 1) / b3)
+    # the report's chart draws the same curve: its value on the goal's last day is the projection
+    assert growth_path(g, [D(2035, 12, 31)])[0] == pytest.approx(g["projected_growth_t"])
+
+
+def test_growth_projection_uses_reported_totals_as_points(rows):
+    """Total: reported FY2023 1,000 t and events FY2025 1,000 t, FY2026 1,000 t: a flat rate of
+    1,000 t per 365 days (FY2024 has no data: no point), so the projection adds 1,000 × 3,486 / 365."""
+    t = rows[TOTAL]
+    assert t["growth_method"] == "exponential fit to 3 yearly totals (1 reported)"
+    assert MID_FY2023 == 637.5  # the reported point's midpoint
+    assert t["growth_rate_per_year"] == pytest.approx(0.0, abs=1e-9)
+    assert t["growth_fitted_rate_t_per_year"] == pytest.approx(1000 * 365.25 / 365)
+    assert t["projected_growth_t"] == pytest.approx(3067 + 1000 * 3486 / 365)  # ≈ 12,617.7 t
+
+
+def test_latest_run_status_is_the_latest_delivery_up_to_the_as_of_date(rows):
+    g, b, t = rows["green_trip"], rows["box_recycling"], rows[TOTAL]
+    assert (g["latest_run_landing_date"], g["latest_run_status"], g["latest_run_quarantined_share"]) == (AS_OF, "failed", 30 / 1000)
+    assert (b["latest_run_status"], b["latest_run_quarantined_share"], b["latest_run_id"]) == ("succeeded", 5 / 500, "run-2026-06-15-5")
+    assert (t["latest_run_status"], t["latest_run_quarantined_share"]) == ("failed", pytest.approx((30 + 5) / (1000 + 500)))
+    assert rows["secondhand_trade"]["latest_run_status"] is None
+
+
+def test_methodology_versions_in_force(rows):
+    assert rows["green_trip"]["methodology_versions"] == "green_trip@1.0.0"
+    assert rows[TOTAL]["methodology_versions"] == "box_recycling@1.0.0, green_trip@1.0.0"
+
+
+def test_monthly_history_leaves_out_event_days_inside_reported_periods(spark, config):
+    got = {(r.scenario, r.month): r.tonnes for r in monthly_combined(summary_df(spark), AS_OF, config, [FY2023, FY2027]).collect()}
+    assert ("box_recycling", D(2022, 6, 1)) not in got  # reported FY2023 wins
+    assert got[("green_trip", D(2026, 6, 1))] == 10 + 5 and got[("green_trip", D(2026, 4, 1))] == 50  # FY2027 not over
+    assert sum(got.values()) == 3067 - 1000
+
+
+def test_progress_metrics_for_mlflow(rows):
+    metrics = progress_metrics(list(rows.values()))
+    assert metrics["progress.total.combined_cumulative_t"] == 3067
+    assert metrics["progress.green_trip.projected_growth_t"] == rows["green_trip"]["projected_growth_t"]
+    assert metrics["progress.total.on_track"] == 0.0
+    assert "progress.green_trip.remaining_t" not in metrics  # None: not logged
+
+
+def test_the_shipped_aggregates_file(config):
+    loaded = aggregates.read_file(config.reported_aggregates, config)
+    assert [(a.aggregate_id, a.period_start, a.period_end, a.tco2e) for a in loaded] == [
+        ("FY2023", D(2022, 4, 1), D(2023, 3, 31), 22_907_000.0),
+        ("FY2025", D(2024, 4, 1), D(2025, 3, 31), 59_208_000.0),
+    ]
+    assert all(a.source.startswith("http") and a.note for a in loaded)
+
+
+@pytest.mark.parametrize("entries, message", [
+    ("- {id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: 1, source: s}\n"
+     "- {id: B, period_start: 2023-03-01, period_end: 2023-12-31, tco2e: 1, source: s}", "aggregates A and B overlap"),
+    ("- {id: A, period_start: 2020-04-01, period_end: 2021-03-31, tco2e: 1, source: s}", "outside the goal window"),
+    ("- {id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: 1}", "aggregate #1: missing source"),
+    ("- {id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: -5, source: s}", "tco2e must be positive"),
+    ("- {id: A, period_start: 2023-04-01, period_end: 2023-03-31, tco2e: 1, source: s}", "is before period_start"),
+])
+def test_a_bad_aggregates_file_is_one_clear_error(tmp_path, config, entries, message):
+    path = tmp_path / "aggregates.yaml"
+    path.write_text("aggregates:\n" + "\n".join("  " + line for line in entries.splitlines()) + "\n", encoding="utf-8")
+    with pytest.raises(S3PError, match=message):
+        aggregates.read_file(path, config)
+
+
+def test_refresh_on_a_lake_counts_loaded_aggregates_and_brings_in_the_latest_run(spark, config, tmp_path):
+    """The lake path end to end: load aggregates, refresh progress, record a later rerun of the
+    as-of delivery, and refresh_run_status (what run_day calls once its run is recorded)."""
+    lake = open_lake(spark, tmp_path / "lake")
+    lake.overwrite(tables.GOLD_DAILY, summary_df(spark), partition_by=tables.EVENT_PARTITION)
+    path = tmp_path / "aggregates.yaml"
+    path.write_text("aggregates:\n  - {id: FY2023, period_start: 2022-04-01, period_end: 2023-03-31, "
+                    "tco2e: 1000, source: 'https://example.org/fy2023', note: test}\n", encoding="utf-8")
+    aggregates.load(lake, path, config, "agg-1")
+    assert aggregates.read_table(lake.root) == [dataclasses.replace(FY2023, note="test")]
+    record_job_runs(lake, [dict(zip(JOB_RUNS_COLUMNS, r)) for r in JOB_RUNS[:2]])
+    refresh_progress(lake, config, AS_OF, "run-1")
+    before = {r["scope"]: r for r in refresh_run_status(lake)}
+    assert before[TOTAL]["combined_cumulative_t"] == 3067 and before[TOTAL]["reported_cumulative_t"] == 1000
+    assert before["green_trip"]["latest_run_status"] == "failed"
+    record_job_runs(lake, [dict(zip(JOB_RUNS_COLUMNS, job_run("green_trip", AS_OF, "succeeded", 8, 800, 9)))])
+    after = {r["scope"]: r for r in refresh_run_status(lake)}
+    assert (after["green_trip"]["latest_run_status"], after["green_trip"]["latest_run_quarantined_share"]) == ("succeeded", 0.01)
+    unchanged = [c for c in PROGRESS_COLUMNS if not c.startswith("latest_run_")]
+    assert all(after[s][c] == before[s][c] for s in after for c in unchanged)

@@ -1,0 +1,113 @@
+"""``s3p quarantine list|show|release``: inspect quarantined rows and release them after a fix.
+
+One delivery of second-hand trades holds an e-bike, a category the approved methodology does not
+know yet (quarantined: unknown_factor_key:category), the same e-bike trade under the id of a trade
+already in silver, and a malformed line. After a methodology version that knows e-bikes is approved,
+the release moves the e-bike to silver and gold exactly once; releasing again and rerunning the day
+change nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from scope3plus import cli
+from scope3plus.config import load_config
+from scope3plus.lake import open_lake
+from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.pipeline import tables
+from scope3plus.pipeline.daily import run_day
+from scope3plus.pipeline.quarantine import release, run_release, show, summary
+from scope3plus.tracking import new_run_id
+
+from .support import register_approved
+
+D1 = dt.date(2026, 11, 1)
+SALE = {"event_id": "s1", "event_time": "2026-11-01T11:00:00+08:00", "user_id": "u3", "city": "Shanghai",
+        "trade_type": "c2c", "category": "book", "sale_price_cny": 20, "condition": 0.5}
+
+
+def add_secondhand_v1_1_with_e_bikes(specs: Path) -> None:
+    folder = specs / "secondhand_trade"
+    table = (folder / "factors" / "category_production.csv").read_text(encoding="utf-8")
+    table += 'e_bike,60,kg,not published; assumption,assumption,"Test revision: an e-bike production footprint."\n'
+    (folder / "factors" / "category_production_1_1.csv").write_text(table, encoding="utf-8")
+    v1 = (folder / "1.0.0.yaml").read_text(encoding="utf-8")
+    v11 = (v1.replace("version: 1.0.0", "version: 1.1.0").replace("effective_from: 2021-01-01", f"effective_from: {D1}")
+           .replace("factors/category_production.csv", "factors/category_production_1_1.csv")
+           .replace("changelog:\n", "changelog:\n  - {version: 1.1.0, date: 2026-11-24, change: \"E-bikes (test).\"}\n"))
+    (folder / "1.1.0.yaml").write_text(v11, encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def delivered(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("quarantine")
+    specs = root / "methodologies"
+    shutil.copytree(METHODOLOGIES_DIR, specs)
+    config = load_config(None, landing=str(root / "landing"), lake=str(root / "lake"), methodologies_dir=str(specs))
+    folder = Path(config.landing) / "secondhand_trade"
+    folder.mkdir(parents=True)
+    lines = [json.dumps({**SALE, "event_id": f"s{i}"}) for i in range(1, 4)]
+    lines += [json.dumps({**SALE, "event_id": "s-bike", "category": "e_bike", "sale_price_cny": 900, "condition": 0.8}),
+              json.dumps({**SALE, "event_id": "s1", "category": "e_bike"}),  # s1 is in silver already
+              '{"event_id": "s-cut", "category": ']
+    (folder / f"{D1}-part-00000.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    register_approved(config)
+    run_day(spark, config, D1)
+    return config, open_lake(spark, config.lake)
+
+
+def gold_events(lake) -> list[str]:
+    return sorted(r.event_id for r in lake.read(tables.GOLD_AVOIDED).filter(F.col("scenario") == "secondhand_trade")
+                  .select("event_id").collect())
+
+
+def test_list_and_show(delivered, capsys):
+    config, lake = delivered
+    counts = {(r["reason"], r["rule"]): r["rows"] for r in summary(lake, "secondhand_trade", D1)}
+    assert counts == {("*", ""): 3, ("unknown_factor_key:category", "methodology_coverage"): 2,
+                      ("malformed_json", "well_formed_line"): 1}
+    rows = show(lake, "secondhand_trade", D1, reason="unknown_factor_key:*", limit=1, max_chars=30)
+    assert len(rows) == 1 and rows[0]["reasons"] == ["unknown_factor_key:category"]
+    assert len(rows[0]["line"]) == 30 and rows[0]["line_chars"] > 30
+    assert cli.main(["quarantine", "list", "--lake", config.lake, "--date", str(D1)]) == 0
+    out = capsys.readouterr().out
+    assert "unknown_factor_key:category" in out and "methodology_coverage" in out
+    assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--reason", "malformed*"]) == 0
+    assert '{"event_id": "s-cut", "category": ' in capsys.readouterr().out
+    assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "nope"]) == 2
+
+
+def test_release_moves_fixed_rows_exactly_once(spark, delivered):
+    config, lake = delivered
+    before = release(lake, config, "secondhand_trade", D1, new_run_id("release", D1))  # no fix yet: a no-op
+    assert not before.changed and before.still_quarantined == 3
+    assert gold_events(lake) == ["s1", "s2", "s3"]
+
+    add_secondhand_v1_1_with_e_bikes(Path(config.methodologies_dir))
+    register_approved(config)
+    result = run_release(spark, config, "secondhand_trade", D1, progress=lambda _m: None)
+    assert (result.released, result.duplicates, result.still_quarantined) == (1, 1, 1)
+    assert result.conserved and result.bronze_rows == 6 and result.silver_rows == 4 and result.duplicates_removed == 1
+    assert gold_events(lake) == ["s-bike", "s1", "s2", "s3"]
+    bike = lake.read(tables.GOLD_AVOIDED).filter(F.col("event_id") == "s-bike").first()
+    assert bike.methodology_version == "1.1.0" and float(bike.avoided_kg) == pytest.approx(60 * 0.8)
+    record = lake.read(tables.JOB_RUNS).filter(F.col("job") == "release").collect()
+    assert len(record) == 1 and record[0].conservation_ok and record[0].status == "succeeded"
+    assert record[0].bronze_rows == record[0].silver_rows + record[0].quarantined_rows + record[0].duplicates_removed
+    assert [r.reasons for r in lake.read(tables.quarantine("secondhand_trade")).collect()] == [["malformed_json"]]
+
+    again = run_release(spark, config, "secondhand_trade", D1, progress=lambda _m: None)
+    assert not again.changed and lake.read(tables.silver("secondhand_trade")).count() == 4
+    assert lake.read(tables.JOB_RUNS).filter(F.col("job") == "release").count() == 1  # nothing written
+
+    rerun = run_day(spark, config, D1)  # the delivery again, from its landed lines: still once each
+    c = rerun.scenarios["secondhand_trade"]
+    assert (c.silver_rows, c.quarantined_rows, c.duplicates_removed) == (4, 1, 1)
+    assert gold_events(lake) == ["s-bike", "s1", "s2", "s3"]

@@ -1,0 +1,184 @@
+"""The progress report and the terminal table, from a progress table built by hand (no Spark).
+
+As of 7 November 2026: the published FY2023 (22.907 Mt) and FY2025 (59.208 Mt) totals plus
+10,000 t measured from events: 82.125 Mt combined, 5.475 % of 1.5 Gt.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from scope3plus.aggregates import ReportedAggregate
+from scope3plus.config import load_config
+from scope3plus.contracts import SCENARIOS
+from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
+from scope3plus.progress_report import as_json, as_table, progress_tables, render
+from scope3plus.report import FILES, write_report
+
+AS_OF = dt.date(2026, 11, 7)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+AGGREGATES = [
+    ReportedAggregate("FY2023", dt.date(2022, 4, 1), dt.date(2023, 3, 31), 22_907_000.0,
+                      "https://www.scmp.com/tech/big-tech/article/3228762/", "verified by Bureau Veritas"),
+    ReportedAggregate("FY2025", dt.date(2024, 4, 1), dt.date(2025, 3, 31), 59_208_000.0,
+                      "http://www.wzs.org.cn/sjzs/news?id=21371", "ESG Report 2025"),
+]
+
+
+def progress_row(scope: str, **values) -> dict:
+    """A gold.progress row: an idle scenario unless ``values`` say otherwise."""
+    row = dict.fromkeys(PROGRESS_COLUMNS, 0.0)
+    row.update(scope=scope, as_of=AS_OF, events=0, fiscal_year="FY2027", goal_t=1.5e9, days_remaining=3341,
+               trailing_365d_days_with_data=0, remaining_t=None, required_t_per_year=None, on_track=None,
+               on_track_growth=None, growth_rate_per_year=None, growth_fitted_rate_t_per_year=None,
+               growth_method="linear (fallback): fewer than 2 complete years or months of data",
+               methodology_versions="", latest_run_landing_date=AS_OF, latest_run_status="succeeded", latest_run_quarantined_share=0.01,
+               latest_run_id="run-2026-11-07", run_id="run-2026-11-07")
+    row.update(values)
+    return row
+
+
+def hand_rows() -> list[dict]:
+    green = dict(events=12_345, day_t=1_234.5, month_to_date_t=8_765.432, calendar_year_to_date_t=9_876.5,
+                 fiscal_year_to_date_t=9_000.0, cumulative_t=10_000.0, cumulative_low_t=9_000.0,
+                 cumulative_high_t=11_500.0, as_reported_cumulative_t=10_000.0, combined_cumulative_t=10_000.0,
+                 trailing_365d_t=10_000.0, trailing_365d_days_with_data=7, share_of_goal=10_000 / 1.5e9,
+                 combined_share_of_goal=10_000 / 1.5e9, projected_linear_t=101_000.0, projected_growth_t=101_000.0,
+                 methodology_versions="green_trip@1.0.0", latest_run_quarantined_share=0.0123)
+    rows = [progress_row(s, **(green if s == "green_trip" else {})) for s in SCENARIOS]
+    rows.append(progress_row(
+        TOTAL, **{**green, "reported_cumulative_t": 82_115_000.0, "combined_cumulative_t": 82_125_000.0,
+                  "combined_share_of_goal": 82_125_000.0 / 1.5e9, "remaining_t": 1_417_875_000.0,
+                  "required_t_per_year": 155_004_123.0, "projected_linear_t": 82_216_000.0,
+                  "projected_growth_t": 2_345_678_901.0, "growth_rate_per_year": 0.613,
+                  "growth_fitted_rate_t_per_year": 100_000_000.0,
+                  "growth_method": "exponential fit to 2 yearly totals (2 reported)",
+                  "on_track": False, "on_track_growth": True, "methodology_versions": "green_trip@1.0.0"}))
+    return rows
+
+
+SERIES = [{"scenario": "green_trip", "month": dt.date(2026, 11, 1), "tonnes": 10_000.0}]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return write_report(out, hand_rows(), SERIES, AGGREGATES, load_config(None))
+
+
+def test_the_page_shows_the_tables_numbers_as_formatted(report):
+    page = report["html"].read_text(encoding="utf-8")
+    for expected in (
+        "OFF TRACK",
+        "82.125 Mt",        # combined: 22.907 + 59.208 Mt reported + 10,000 t from events
+        "82.115 Mt",        # reported
+        "10,000.000 t",     # event-derived
+        "5.475%",           # 82.125 Mt / 1.5 Gt
+        "1.418 Gt",         # remaining: 1.5 Gt - 82.125 Mt
+        "3,341 days",
+        "155.004 Mt a year",
+        "82.216 Mt",        # projection at the last 365 days' pace
+        "2.346 Gt",         # projection on the growth trend
+        "+61.3% a year",
+        "1,234.500 t", "8,765.432 t", "9,876.500 t", "9,000.000 t",   # day, month, calendar and fiscal year
+        "9,000.000 t – 11,500.000 t",                                   # the range
+        "passed, 1.230% quarantined",
+        "22.907 Mt", "59.208 Mt", "https://www.scmp.com/tech/big-tech/article/3228762/",
+        "7 November 2026", "FY2027 to date", "Green trips (Amap)", "no events measured yet",
+    ):
+        assert html.escape(expected) in page, expected
+    for table in progress_tables(hand_rows()):
+        for cell in (c for row in table.body for c in row):
+            assert html.escape(cell) in page, cell
+
+
+def test_the_page_stands_alone_with_the_chart_embedded(report):
+    page = report["html"].read_text(encoding="utf-8")
+    png = report["png"].read_bytes()
+    assert png.startswith(PNG_SIGNATURE) and len(png) > 20_000
+    embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert embedded and base64.b64decode(embedded.group(1)) == png
+    assert not re.search(r"<(link|script)|src=\"http", page)  # nothing fetched from elsewhere
+    from matplotlib.image import imread
+
+    assert imread(report["png"]).shape[:2] == (640, 1100)  # 11 × 6.4 in at 100 dpi
+
+
+def test_the_csv_is_the_table(report):
+    lines = report["csv"].read_text(encoding="utf-8").splitlines()
+    assert lines[0] == ",".join(PROGRESS_COLUMNS) and len(lines) == 1 + len(SCENARIOS) + 1
+    assert lines[-1].startswith("total,2026-11-07,12345,")
+    assert sorted(p.name for p in report.values()) == sorted(FILES.values())
+
+
+def test_the_terminal_table_aligns_numbers_and_units():
+    text = as_table(hand_rows())
+    for expected in ("82.125 Mt", "5.475%", "1,234.500 t", "OFF TRACK", "Green trips (Amap)"):
+        assert expected in text
+    lines = text.splitlines()
+    start = lines.index(next(l for l in lines if l.startswith("Toward the")))
+    head, body = lines[start + 1], [l for l in lines[start + 3:start + 10] if not l.startswith("-")]
+    end = head.index("Combined") + len("Combined")  # numbers are right-aligned to the column's end
+    assert [l[end - 2:end] for l in body] == ["t "] * 5 + ["Mt"]  # units in a 2-wide slot at the column end
+    assert {l[end - 7] for l in body} == {"."}  # the decimal points line up, t and Mt alike
+
+
+def test_json_keeps_every_existing_key_and_adds_the_new_ones():
+    data = json.loads(render(hand_rows(), "json"))
+    for key in ("as_of", "goal_t", "cumulative_t", "share_of_goal", "remaining_t", "days_remaining",
+                "required_t_per_year", "trailing_365d_t", "on_track", "scenarios",
+                "combined_cumulative_t", "reported_cumulative_t", "projected_linear_t", "projected_growth_t",
+                "growth_method", "fiscal_year_to_date_t", "latest_run_status"):
+        assert key in data, key
+    green = data["scenarios"]["green_trip"]
+    for key in ("cumulative_t", "day_t", "events", "trailing_365d_t", "share_of_goal", "methodology_versions",
+                "combined_cumulative_t", "projected_growth_t", "latest_run_quarantined_share"):
+        assert key in green, key
+    assert data["combined_cumulative_t"] == 82_125_000.0 and as_json(hand_rows())["as_of"] == "2026-11-07"
+
+
+def s3p(*args):
+    return subprocess.run([sys.executable, "-m", "scope3plus.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("report",), "the following arguments are required: --out"),
+    (("report", "--out", "x", "--as-of", "2026-02-30"), "not a date YYYY-MM-DD: '2026-02-30'"),
+    (("report", "--lake", "/nonexistent/lake", "--out", "x"), "no progress table at /nonexistent/lake/gold/progress"),
+    (("report", "--lake", "/nonexistent/lake", "--out", "x", "--as-of", "2026-11-07"),
+     "no daily summary under /nonexistent/lake"),
+    (("aggregates",), "required: ACTION"),
+    (("aggregates", "load", "--file", "/nonexistent.yaml"), "reported aggregates file not found: /nonexistent.yaml"),
+])
+def test_report_and_aggregates_commands_fail_in_one_line(args, message):
+    out = s3p(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def test_the_page_renders_in_a_browser(report, tmp_path):
+    """Open the page as a person would, in headless Chromium, and take a screenshot."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        print("chromium is not installed: skipping the screenshot check (apt-get install -y chromium)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium): screenshot check skipped")
+    shot = tmp_path / "page.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,1600",
+                    report["html"].resolve().as_uri()], capture_output=True, timeout=120, check=False)
+    assert shot.exists() and shot.read_bytes().startswith(PNG_SIGNATURE)
+    from matplotlib.image import imread
+
+    pixels = imread(shot)
+    assert pixels.shape[:2] == (1600, 1280) and pixels.std() > 0.05  # not a blank page
