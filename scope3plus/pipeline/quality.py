@@ -422,8 +422,10 @@ class _GX:
             if info.get("raised_exception"):
                 details["exception"] = (info.get("exception_message") or "error")[:300]
             observed = res.get("observed_value", {k: res.get(k) for k in ("missing_count", "unexpected_percent") if k in res})
-            out[key] = Result(suite, e, bool(r.success), _plain(observed), res.get("element_count"),
-                              res.get("unexpected_count"), details)
+            evaluated = res.get("element_count")
+            if evaluated is not None and res.get("missing_count") is not None:
+                evaluated -= res["missing_count"]  # rows outside ``where`` (or null): not evaluated, as for mostly
+            out[key] = Result(suite, e, bool(r.success), _plain(observed), evaluated, res.get("unexpected_count"), details)
         return out
 
 
