@@ -7,6 +7,7 @@ to stderr so that stdout stays clean for ``--format json|csv``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from . import methodology_cli, quarantine_cli
 from .errors import S3PError
+from .lock import add_wait_argument, hold_lake_lock
 
 EPILOG = """\
 examples:
@@ -26,9 +28,15 @@ examples:
   s3p aggregates load
   s3p methodology list
   s3p quarantine list --date 2026-11-01
+  s3p backfill --from 2026-11-01 --to 2026-11-30
+  s3p maintain --dry-run
 
 Configuration comes from conf/local.yaml unless --conf names another profile;
 --landing and --lake override the profile's paths. Set S3P_DEBUG=1 to see tracebacks.
+Commands that write the lake take the lake lock; one that finds it held stops (exit 4)
+unless --wait SECONDS lets it wait. Exit codes: 0 done, 1 internal error or a table
+maintain could not maintain, 2 bad argument or missing path, 3 failed data-quality gate
+or conservation check, 4 lake busy.
 """
 
 
@@ -107,6 +115,7 @@ def build_parser() -> Parser:
     r.add_argument("--days", type=_int_at_least(1), default=1,
                    help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
     _add_config_args(r)
+    add_wait_argument(r)
 
     rs = sub.add_parser("restate", help="recompute published gold for a scenario and date range under the versions approved now",
                         description="Recompute gold.avoided_emissions for one scenario on event dates --from..--to "
@@ -119,6 +128,7 @@ def build_parser() -> Parser:
     rs.add_argument("--to", dest="end", type=_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
     rs.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who asks for the restatement (default $USER)")
     _add_config_args(rs, landing=False)
+    add_wait_argument(rs)
 
     methodology_cli.add_parser(sub, Parser, _add_config_args)
     quarantine_cli.add_parser(sub, Parser, _add_config_args)
@@ -130,6 +140,7 @@ def build_parser() -> Parser:
                                     "end; schedulers run it as its own step after the daily runs.")
     ru.add_argument("--as-of", dest="as_of", metavar="DATE", type=_date, help="as-of date, YYYY-MM-DD (default: latest run)")
     _add_config_args(ru, landing=False)
+    add_wait_argument(ru)
 
     p = sub.add_parser("progress", help="print cumulative progress toward the 1.5 Gt goal",
                        description="Print the gold.progress table: avoided tCO2e per scenario and in total, "
@@ -165,10 +176,49 @@ def build_parser() -> Parser:
     al.add_argument("--file", metavar="PATH",
                     help="aggregates file (default: the profile's reported_aggregates, conf/reported_aggregates.yaml)")
     _add_config_args(al, landing=False)
+    add_wait_argument(al)
     ls = actions.add_parser("list", help="print the loaded reported aggregates with their sources",
                             description="Print each loaded reported aggregate: id, period, tCO2e, source and note.")
     _add_config_args(ls, landing=False)
+    _add_operations_parsers(sub)
     return parser
+
+
+def _add_operations_parsers(sub) -> None:
+    """``s3p backfill`` and ``s3p maintain``."""
+    b = sub.add_parser("backfill", help="run the daily pipeline for every delivery date of a range, in order, resumably",
+                       description="Run the daily pipeline (as `s3p run` does) for each delivery date from --from to "
+                                   "--to, in date order, holding the lake lock throughout, with a progress line on "
+                                   "stderr. A date whose latest daily run succeeded and whose landing files have not "
+                                   "changed since that run started is skipped, so running the same backfill again "
+                                   "after a crash resumes where it stopped. Dates without landing files are reported "
+                                   "and skipped; a range with no landing files at all is an error. The backfill stops "
+                                   "at the first date that fails and is recorded in ops/job_runs (job backfill).")
+    b.add_argument("--from", dest="start", metavar="DATE", type=_date, required=True, help="first delivery date, YYYY-MM-DD")
+    b.add_argument("--to", dest="end", metavar="DATE", type=_date, required=True, help="last delivery date, YYYY-MM-DD (inclusive)")
+    b.add_argument("--rerun", action="store_true",
+                   help="run again the dates already published too (a rerun replaces a date's results: nothing is "
+                        "counted twice)")
+    _add_config_args(b)
+    add_wait_argument(b)
+
+    m = sub.add_parser("maintain", help="compact, vacuum and checkpoint the lake's Delta tables, keeping time travel",
+                       description="For every Delta table under the lake (bronze/, silver/, quarantine/, gold/, ops/: "
+                                   "each folder holding a _delta_log) or each --table: compact small files, vacuum "
+                                   "data files that no version of the time-travel window references any more, write a "
+                                   "log checkpoint and delete expired log files. Table contents do not change, and "
+                                   "time travel to any version of the last time_travel_retention_hours (profile, "
+                                   "default 168 = 7 days) keeps working. Prints what was done per table; records one "
+                                   "row per table in ops/job_runs (job maintain) and an MLflow run.")
+    m.add_argument("--table", metavar="NAME", action="append",
+                   help="maintain only this table, e.g. silver/green_trip (repeat for several; default: every table)")
+    m.add_argument("--retention-hours", metavar="H", type=_int_at_least(0),
+                   help="vacuum only files removed more than H hours ago (default, and the least allowed: the "
+                        "profile's time_travel_retention_hours)")
+    m.add_argument("--dry-run", action="store_true",
+                   help="list the files vacuum would delete and how many files compaction would rewrite; change nothing")
+    _add_config_args(m, landing=False)
+    add_wait_argument(m)
 
 
 def _config(args):
@@ -202,6 +252,7 @@ def cmd_run(args) -> int:
     days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
     for day in days:  # before Spark starts: a missing delivery fails in a second
         check_landing(config, day)
+    hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     spark = build_session(config.spark, "s3p-run")
     for day in days:
         summary = run_day(spark, config, day, progress=_say)
@@ -222,6 +273,7 @@ def cmd_restate(args) -> int:
     if args.end < args.start:
         raise S3PError(f"--to {args.end} is before --from {args.start}")
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
+    hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
     spark = build_session(config.spark, "s3p-restate")
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
                      args.start, args.end, args.by, new_run_id("restate", args.start))
@@ -239,6 +291,7 @@ def cmd_rollup(args) -> int:
     config = _config(args)
     if not (Path(config.lake) / "gold" / "daily_summary" / "_delta_log").is_dir():  # before Spark starts
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
+    hold_lake_lock(args, config.lake, "rollup", str(args.as_of or "latest"))
     lake = open_lake(build_session(config.spark, "s3p-rollup"), config.lake, config.lake_backend)
     as_of = args.as_of or previous_as_of(lake)
     if as_of is None:
@@ -291,6 +344,7 @@ def cmd_aggregates(args) -> int:
 
     path = Path(args.file or config.reported_aggregates)
     aggregates.read_file(path, config)  # before Spark starts: a bad file fails in a second
+    hold_lake_lock(args, config.lake, "aggregates", f"load {path.name}")
     lake = open_lake(build_session(config.spark, "s3p-aggregates"), config.lake, config.lake_backend)
     run_id = new_run_id("aggregates")
     loaded, _ = aggregates.load(lake, path, config, run_id)
@@ -307,8 +361,40 @@ COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "m
 COMMANDS["quarantine"] = quarantine_cli.run
 
 
+def cmd_backfill(args) -> int:
+    from .pipeline.backfill import duration, landing_by_date, run_backfill
+    from .spark import build_session
+
+    config = _config(args)
+    landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
+    hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
+    result = run_backfill(build_session(config.spark, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
+    _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
+    return 0
+
+
+def cmd_maintain(args) -> int:
+    from .maintain import check_retention, dry_run, find_tables, maintain_lake
+    from .spark import build_session
+
+    config = _config(args)
+    retention = check_retention(config, args.retention_hours)
+    names = find_tables(config.lake, args.table)
+    if args.dry_run:  # reads the Delta logs only: no Spark, no lock, nothing written
+        dry_run(config, names, retention, report=print)
+        return 0
+    hold_lake_lock(args, config.lake, "maintain", f"{len(names)} table(s)")
+    results = maintain_lake(build_session(config.spark, "s3p-maintain"), config, names, retention, report=print)
+    _say(f"maintained {len(results)} table(s), vacuum retention {retention} h; recorded in ops/job_runs")
+    return 0
+
+
+COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)
     try:
         return COMMANDS[args.command](args)
     except S3PError as exc:
@@ -325,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         _say(f"s3p: internal error: {type(exc).__name__}: {first} (traceback in {log})")
         return 1
+    finally:
+        args.held_locks.close()
 
 
 if __name__ == "__main__":

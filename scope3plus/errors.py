@@ -15,3 +15,15 @@ class GateFailed(S3PError):
     """A data-quality gate or the row-conservation law failed: nothing was published."""
 
     exit_code = 3
+
+
+class LakeBusy(S3PError):
+    """Another s3p job holds the lake lock (``scope3plus.lock``): nothing was written; rerun later."""
+
+    exit_code = 4
+
+
+class MaintenanceFailed(S3PError):
+    """``s3p maintain`` could not maintain some tables (the others were maintained)."""
+
+    exit_code = 1

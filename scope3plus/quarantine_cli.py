@@ -12,6 +12,7 @@ import json
 import sys
 
 from .errors import S3PError
+from .lock import add_wait_argument, hold_lake_lock
 
 EPILOG = """\
 examples:
@@ -85,13 +86,14 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     p.add_argument("--scenario", required=True, help="scenario id, e.g. secondhand_trade")
     p.add_argument("--date", type=_date, required=True, help="delivery date, YYYY-MM-DD")
     add_config_args(p, landing=False)
+    add_wait_argument(p)
 
 
 def run(args) -> int:
     return _ACTIONS[args.quarantine_command](args)
 
 
-def _setup(args):
+def _setup(args, lock_job: str | None = None):
     from .config import load_config
     from .contracts import check_scenario
     from .lake import open_lake
@@ -103,6 +105,8 @@ def _setup(args):
         check_scenario(args.scenario)
     if not Path(config.lake).is_dir():
         raise S3PError(f"lake folder not found: {config.lake}")
+    if lock_job:  # a command that writes the lake: take its lock before Spark starts
+        hold_lake_lock(args, config.lake, lock_job, f"{args.scenario} {args.date}")
     spark = build_session(config.spark, "s3p-quarantine")
     return config, spark, open_lake(spark, config.lake, config.lake_backend)
 
@@ -160,7 +164,7 @@ def _show(args) -> int:
 def _release(args) -> int:
     from .pipeline.quarantine import run_release
 
-    config, spark, _ = _setup(args)
+    config, spark, _ = _setup(args, lock_job="quarantine release")
     result = run_release(spark, config, args.scenario, args.date, progress=lambda m: print(m, file=sys.stderr, flush=True))
     if result.changed:
         print(f"released {result.released:,} of {result.examined:,} quarantined {args.scenario} rows of {args.date} "

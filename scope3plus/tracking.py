@@ -28,6 +28,17 @@ def new_run_id(job: str, day: dt.date | None = None) -> str:
     return f"{job}-{day.isoformat() if day else 'na'}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
+def job_row(run_id: str, job: str, stage: str, status: str, started_at: dt.datetime, message: str = "",
+            **columns) -> dict:
+    """One ``ops/job_runs`` record ending now: the given columns, the others null."""
+    unknown = set(columns) - set(JOB_RUNS_COLUMNS)
+    if unknown:
+        raise ValueError(f"not ops/job_runs columns: {sorted(unknown)}")
+    ended_at = dt.datetime.now(dt.timezone.utc)
+    return {"run_id": run_id, "job": job, "stage": stage, "status": status, "started_at": started_at,
+            "ended_at": ended_at, "seconds": (ended_at - started_at).total_seconds(), "message": message, **columns}
+
+
 def record_job_runs(lake: Lake, rows: list[dict]) -> None:
     """Append run records (a handful of rows) to ``ops/job_runs``."""
     if not rows:
