@@ -23,6 +23,7 @@ EPILOG = """\
 examples:
   s3p generate --start 2026-11-01 --days 7 --events-per-day 100000 --landing data/landing
   s3p run --date 2026-11-01
+  s3p ingest --scenario green_trip && s3p run --date 2026-11-01 --from-bronze
   s3p progress --format json
   s3p report --out reports/latest
   s3p aggregates load
@@ -114,8 +115,12 @@ def build_parser() -> Parser:
     r.add_argument("--date", type=_date, required=True, help="delivery date to process, YYYY-MM-DD")
     r.add_argument("--days", type=_int_at_least(1), default=1,
                    help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
+    r.add_argument("--from-bronze", action="store_true",
+                   help="gate what `s3p ingest` already wrote to bronze instead of reading the landing files")
     _add_config_args(r)
     add_wait_argument(r)
+
+    _add_ingest_parser(sub)
 
     rs = sub.add_parser("restate", help="recompute published gold for a scenario and date range under the versions approved now",
                         description="Recompute gold.avoided_emissions for one scenario on event dates --from..--to "
@@ -221,6 +226,38 @@ def _add_operations_parsers(sub) -> None:
     add_wait_argument(m)
 
 
+def _add_ingest_parser(sub) -> None:
+    i = sub.add_parser("ingest", help="copy one scenario's new landing files into bronze, as a stream or per delivery date",
+                       description="Copy the landing lines of --scenario into bronze/<scenario> verbatim, partitioned "
+                                   "by landing_date (the date that starts each file's name), without gating them; "
+                                   "`s3p run --date D --from-bronze` then gates what bronze holds for D. "
+                                   "--mode stream runs a Spark Structured Streaming query over <landing>/<scenario>/ "
+                                   "(files <YYYY-MM-DD>*.jsonl) with one checkpoint per scenario, "
+                                   "<lake>/_checkpoints/ingest/<scenario>: each micro-batch is one Delta commit with "
+                                   "the application transaction (s3p-ingest-<scenario>, batch id), so a batch "
+                                   "replayed after a crash is skipped and every line lands exactly once. A file "
+                                   "that arrives late for an earlier date joins that date's partition. --mode batch "
+                                   "replaces bronze's partition of each delivery date whose files bronze does not "
+                                   "hold yet (or of each --date), as `s3p run` does.")
+    i.add_argument("--scenario", required=True, help="scenario id, e.g. green_trip")
+    i.add_argument("--mode", choices=("stream", "batch"), default="stream",
+                   help="stream: Spark Structured Streaming, exactly once per file (default); batch: whole delivery "
+                        "dates, each replacing its bronze partition")
+    i.add_argument("--trigger", metavar="WHEN",
+                   help="stream mode: available-now (default; ingest everything new in micro-batches, then stop: "
+                        "the mode for schedulers) or an interval such as '30 seconds' or '1 minute' (look for new "
+                        "files that often until Ctrl-C or SIGTERM, which stop it after the micro-batch under way; "
+                        "the lake lock is then taken per micro-batch, waiting as long as another job holds it, "
+                        "instead of for the whole run)")
+    i.add_argument("--max-files-per-trigger", metavar="N", type=_int_at_least(1),
+                   help="stream mode: at most N new files per micro-batch (default: no limit)")
+    i.add_argument("--date", dest="dates", metavar="DATE", type=_date, action="append",
+                   help="batch mode: (re)ingest this delivery date, YYYY-MM-DD, even if bronze holds it; repeat "
+                        "for several (default: every date with files that bronze does not hold yet)")
+    _add_config_args(i)
+    add_wait_argument(i)
+
+
 def _config(args):
     from .config import load_config
 
@@ -244,18 +281,19 @@ def cmd_generate(args) -> int:
 
 def cmd_run(args) -> int:
     from .pipeline.daily import check_landing, run_day
+    from .pipeline.stream_ingest import check_bronze
     from .spark import build_session
 
     config = _config(args)
-    if not Path(config.landing).is_dir():
+    if not args.from_bronze and not Path(config.landing).is_dir():
         raise S3PError(f"landing folder not found: {config.landing}")
     days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
     for day in days:  # before Spark starts: a missing delivery fails in a second
-        check_landing(config, day)
+        check_bronze(config.lake, day) if args.from_bronze else check_landing(config, day)
     hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     spark = build_session(config.spark, "s3p-run")
     for day in days:
-        summary = run_day(spark, config, day, progress=_say)
+        summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
         _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
     return 0
 
@@ -359,6 +397,54 @@ def cmd_aggregates(args) -> int:
 COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
             "rollup": cmd_rollup, "progress": cmd_progress, "report": cmd_report, "aggregates": cmd_aggregates}
 COMMANDS["quarantine"] = quarantine_cli.run
+
+
+def cmd_ingest(args) -> int:
+    from .contracts import check_scenario
+    from .lake import open_lake
+    from .lock import lake_lock
+    from .pipeline import stream_ingest as si
+    from .spark import build_session
+
+    config = _config(args)
+    scenario = check_scenario(args.scenario)
+    if args.mode == "batch":
+        if args.trigger or args.max_files_per_trigger:
+            raise S3PError("--trigger and --max-files-per-trigger go with --mode stream")
+        dates = si.dates_to_ingest(config.lake, config.landing, scenario, args.dates)  # before Spark starts
+        if not dates:
+            _say(f"nothing to ingest: bronze holds every delivery date under {Path(config.landing) / scenario}")
+            return 0
+        hold_lake_lock(args, config.lake, "ingest", f"{scenario} batch")
+        lake = open_lake(build_session(config.spark, "s3p-ingest"), config.lake, config.lake_backend)
+        done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say)
+        _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
+             f"`s3p run --date DATE --from-bronze`")
+        return 0
+    if args.dates:
+        raise S3PError("--date goes with --mode batch (a stream takes every new file)")
+    trigger = args.trigger or si.AVAILABLE_NOW
+    continuous = "processingTime" in si.parse_trigger(trigger)  # before Spark starts: a bad trigger fails in a second
+    si.landing_folder(config.landing, scenario)
+    if not continuous:  # a run that ends by itself holds the lock throughout, like every other job
+        hold_lake_lock(args, config.lake, "ingest", f"{scenario} stream")
+    lake = open_lake(build_session(config.spark, "s3p-ingest"), config.lake, config.lake_backend)
+    result = si.ingest_stream(
+        lake.spark, lake, config.landing, scenario, trigger, args.max_files_per_trigger, progress=_say,
+        lock=(lambda label, wait: lake_lock(config.lake, "ingest", label, wait)) if continuous else None)
+    dates = sorted({d for b in result.batches for d in b.landing_dates})
+    replays = f"; {result.replays_skipped} replayed batch(es) skipped" if result.replays_skipped else ""
+    _say(f"ingested {result.rows_added:,} new line(s) of {scenario} into bronze in "
+         f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
+         + (f"; landing dates {', '.join(map(str, dates))} (gate each with `s3p run --date DATE --from-bronze`)"
+            if dates else ""))
+    if result.stopped_by:
+        _say(f"stopped on {result.stopped_by}; the next `s3p ingest --scenario {scenario}` resumes from the "
+             f"checkpoint {result.checkpoint}")
+    return 0
+
+
+COMMANDS["ingest"] = cmd_ingest
 
 
 def cmd_backfill(args) -> int:

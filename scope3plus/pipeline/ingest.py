@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import Column, DataFrame, functions as F
 
 from ..lake import CommitResult, Lake
 from . import tables
@@ -19,6 +19,9 @@ class IngestResult:
     commit: CommitResult
 
 
+DATED_FILES = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.jsonl"  # a delivery: <YYYY-MM-DD>*.jsonl (glob)
+
+
 def landing_files(landing: str | Path, scenario: str, landing_date: dt.date) -> list[str]:
     """The files a platform delivered for ``landing_date``: ``<landing>/<scenario>/<date>*.jsonl``."""
     folder = Path(landing) / scenario
@@ -27,13 +30,33 @@ def landing_files(landing: str | Path, scenario: str, landing_date: dt.date) -> 
 
 def read_landing(spark, files: list[str]) -> DataFrame:
     """Raw lines of the given files, one row per line, with the file they came from."""
-    return spark.read.text(files).select(
-        F.col("value"), F.col("_metadata.file_path").alias("source_file")
-    )
+    return with_source_file(spark.read.text(files))
 
 
-def to_bronze(lines: DataFrame, landing_date: dt.date, run_id: str) -> DataFrame:
-    """Bronze rows: the line untouched plus ingest metadata. Malformed lines are kept."""
+def with_source_file(text: DataFrame) -> DataFrame:
+    """``value`` plus ``source_file`` (the file's URI) from a batch or streaming text read."""
+    return text.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
+
+
+def landing_date_of(source_file: Column) -> Column:
+    """The delivery date in a landing file's name (``.../<YYYY-MM-DD>*.jsonl``); null if it has none."""
+    return F.try_to_date(F.regexp_extract(source_file, r"/(\d{4}-\d{2}-\d{2})[^/]*$", 1))
+
+
+def delivery_dates(landing: str | Path, scenario: str) -> list[dt.date]:
+    """Every delivery date with files under ``<landing>/<scenario>/``, from the names' date prefixes."""
+    dates = set()
+    for p in (Path(landing) / scenario).glob(DATED_FILES):
+        try:
+            dates.add(dt.date.fromisoformat(p.name[:10]))
+        except ValueError:  # e.g. 2026-02-30: not a date, so no delivery date either
+            continue
+    return sorted(dates)
+
+
+def to_bronze(lines: DataFrame, landing_date: dt.date | Column, run_id: str) -> DataFrame:
+    """Bronze rows: the line untouched plus ingest metadata. Malformed lines are kept.
+    ``landing_date`` is a date, or a column such as ``landing_date_of(F.col("source_file"))``."""
     return lines.select(
         F.lit(landing_date).alias("landing_date"),
         "source_file",
