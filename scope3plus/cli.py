@@ -165,6 +165,23 @@ def build_parser() -> Parser:
     rp.add_argument("--out", metavar="DIR", required=True, help="folder to write the three files into (created if missing)")
     _add_config_args(rp, landing=False)
 
+    b = sub.add_parser("bench", help="measure end-to-end speed against Spark's own I/O floor (JSON to stdout with --format json)",
+                       description="Generate a deterministic workload (the realistic scenario mix, 1% dirty) in a work "
+                                   "folder of its own, measure the floor (Spark reading the first day's files with the "
+                                   "explicit schemas and writing Parquet, same session), run the full daily pipeline on "
+                                   "each day, and print: events, seconds_end_to_end (first day), events_per_s, seconds "
+                                   "per stage, floor_seconds, ratio_to_floor, driver peak memory and, with --days > 1, "
+                                   "history_ratio (last day / first day). Progress goes to stderr. Not a test: record "
+                                   "results in BENCHMARKS.md.")
+    b.add_argument("--events", type=_int_at_least(1), required=True, help="events per delivery day, all scenarios together")
+    b.add_argument("--days", type=_int_at_least(1), default=1, help="delivery days to generate and run (default 1)")
+    b.add_argument("--format", choices=("text", "json"), default="text", help="text for people (default), json: one object")
+    b.add_argument("--driver-memory", default="1g",
+                   help="spark.driver.memory for the bench session (default 1g; local mode runs the executors in it too)")
+    b.add_argument("--no-quality", dest="quality", action="store_false",
+                   help="skip the batch data-quality suites (the gate's row rules always run): to measure their cost")
+    b.add_argument("--root", metavar="DIR", help="work folder, kept afterwards (default: a temporary folder, removed)")
+
     ag = sub.add_parser("aggregates", help="load or list reported aggregates (Scope 3+ totals published before event data)",
                         description="Reported aggregates are the Scope 3+ totals Alibaba published before event-level "
                                     "data existed (e.g. FY2023, April 2022 - March 2023: 22.907 Mt), each with its "
@@ -397,6 +414,18 @@ def cmd_aggregates(args) -> int:
 COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
             "rollup": cmd_rollup, "progress": cmd_progress, "report": cmd_report, "aggregates": cmd_aggregates}
 COMMANDS["quarantine"] = quarantine_cli.run
+
+
+def cmd_bench(args) -> int:
+    from . import bench
+
+    result = bench.bench(args.events, args.days, Path(args.root) if args.root else None, quality=args.quality,
+                         driver_memory=args.driver_memory, progress=_say)
+    print(bench.as_json(result) if args.format == "json" else bench.as_text(result), flush=True)
+    return 0
+
+
+COMMANDS["bench"] = cmd_bench
 
 
 def cmd_ingest(args) -> int:

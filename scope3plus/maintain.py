@@ -222,6 +222,25 @@ def _raise_for_failures(results: list[TableMaintenance]) -> None:
                                 + "; ".join(r.summary() for r in failed[:3]))
 
 
+def clear_staging(lake_root: str, names: list[str]) -> int:
+    """Remove what killed jobs left in staging folders (``<lake>/_s3p/staging/*`` and
+    ``<table>/.s3p-staging-*``): files no Delta version references. Safe while the lake lock is
+    held: no writer is running. Returns how many folders were removed."""
+    import shutil
+
+    from .lake.deltars import STAGING_PREFIX
+
+    if _is_uri(lake_root):
+        return 0
+    root = Path(lake_root)
+    folders = list((root / "_s3p" / "staging").glob("*"))
+    for name in names:
+        folders += list((root / name).glob(STAGING_PREFIX + "*"))
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    return len(folders)
+
+
 def maintain_lake(spark, config: Config, names: list[str], retention_hours: int,
                   report: Callable[[str], None] = print) -> list[TableMaintenance]:
     """Maintain ``names`` in order; one ``ops/job_runs`` row per table (job ``maintain``, stage = the
@@ -237,6 +256,9 @@ def maintain_lake(spark, config: Config, names: list[str], retention_hours: int,
         tracker.params({"lake": config.lake, "retention_hours": retention_hours,
                         "time_travel_retention_hours": config.time_travel_retention_hours, "tables": len(names)})
         try:
+            cleared = clear_staging(config.lake, names)
+            if cleared:
+                report(f"removed {cleared} staging folder(s) left by interrupted jobs")
             for name in names:
                 started_at = dt.datetime.now(dt.timezone.utc)
                 result = maintain_table(config.lake, name, retention_hours, config.time_travel_retention_hours, run_id)

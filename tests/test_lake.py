@@ -89,10 +89,12 @@ def test_read_prunes_partitions(spark, lake):
 
 
 def test_application_transaction_makes_a_replayed_append_a_no_op(spark, lake):
-    first = lake.append("t", frame(spark), PARTS, app_id="ingest-a", app_version=1)
-    replay = lake.append("t", frame(spark), PARTS, app_id="ingest-a", app_version=1)
+    first = lake.append("t", frame(spark), PARTS, app_id="ingest-a", app_version=0)  # a stream's batch 0
+    replay = lake.append("t", frame(spark), PARTS, app_id="ingest-a", app_version=0)
     assert not first.skipped and replay.skipped
-    assert lake.read("t").count() == 300 and lake.app_version("t", "ingest-a") == 1
+    assert lake.read("t").count() == 300 and lake.app_version("t", "ingest-a") == 0
+    second = lake.append("t", frame(spark), PARTS, app_id="ingest-a", app_version=1)
+    assert not second.skipped and lake.read("t").count() == 600 and lake.app_version("t", "ingest-a") == 1
 
 
 def test_overwrite_replaces_everything(spark, lake):

@@ -36,6 +36,11 @@ class CommitResult:
     skipped: bool = False  # an application transaction that had already been committed
 
 
+def replayed(committed_version: int | None, app_version: int) -> bool:
+    """Whether an application transaction already committed ``app_version`` (version 0 counts)."""
+    return committed_version is not None and committed_version >= app_version
+
+
 def partition_filters(values: dict[str, list]) -> list[tuple[str, str, list[str]]]:
     """Delta partition filters (conjunction of ``col IN values``) from a ``{col: [values]}`` map."""
     return [(col, "in", [str(v) for v in vals]) for col, vals in values.items()]
@@ -127,6 +132,11 @@ class Lake(ABC):
                     skipped=meta.get("s3p.skipped") == "true",
                 )
         raise S3PError(f"write to {name} finished but its commit was not found in the table history")
+
+    def staging_path(self, name: str) -> str:
+        """A scratch folder for one job's intermediate files (removed by the job; ``s3p maintain``
+        clears what a killed job left): ``<lake>/_s3p/staging/<name>``, never read as a table."""
+        return f"{self.root}/_s3p/staging/{name}"
 
     @staticmethod
     def new_token() -> str:

@@ -1,14 +1,18 @@
-"""Embedded Delta backend: Spark executors write Parquet, delta-rs commits on the driver.
+"""Embedded Delta backend: Spark writes Parquet natively, delta-rs commits on the driver.
 
 How a write works (no event-scale data ever reaches the driver):
-1. ``df.write.format("s3p_delta_rs")`` runs one Spark task per partition; each task writes
-   one Parquet file per table partition it holds, with pyarrow, inside the table folder,
-   and returns the files' paths, sizes, row counts and column stats as a commit message.
-2. ``commit()`` (on the driver) turns the messages into Delta ``AddAction``s and commits
-   them in ONE Delta transaction; a partition replacement commits in ``overwrite`` mode
-   with partition filters, so delta-rs removes the old files in that same commit.
-3. The commit carries ``s3p.*`` metadata (write token, rows added/removed) that the
-   caller reads back from the table history.
+1. Spark's own Parquet writer (``df.write.partitionBy(...).parquet``: JVM, no Python on the
+   data path) writes the rows into a staging folder ``<table>/.s3p-staging-<token>/``.
+2. The driver checks each file's partition values (a partition replacement refuses rows
+   outside its partitions), moves the files into the table's partition folders, reads each
+   file's Parquet footer for the Delta statistics (numRecords, min/max, nullCount), and
+   commits them in ONE Delta transaction with delta-rs. A partition replacement commits in
+   ``overwrite`` mode with partition filters, so the old files go in that same commit.
+3. The commit carries ``s3p.*`` metadata (write token, rows added/removed) that the caller
+   reads back from the table history.
+
+A crash before step 3 leaves files no Delta version references: readers never see them and
+``s3p maintain`` (vacuum) removes them once they are older than the retention window.
 """
 
 from __future__ import annotations
@@ -16,24 +20,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import uuid
-from dataclasses import dataclass, field
-from typing import Iterator
-from urllib.parse import quote
+import shutil
+from urllib.parse import unquote
 
-from pyspark.sql.datasource import DataSource, DataSourceArrowWriter, WriterCommitMessage
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed
 
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters
-
-FORMAT = "s3p_delta_rs"
-
-
-# --------------------------------------------------------------------------------------
-# Spark side: the Python data source that writes files and commits them with delta-rs
-# --------------------------------------------------------------------------------------
-@dataclass
-class FilesWritten(WriterCommitMessage):
-    files: list = field(default_factory=list)  # dicts: path, size, partition_values, num_records, stats, mtime
+STAGING_PREFIX = ".s3p-staging-"
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
 
 
 def _partition_value(value) -> str | None:
@@ -52,165 +45,107 @@ def _stats_value(value):
     return value
 
 
-class _FileStats:
-    """Delta per-file stats, accumulated batch by batch: numRecords, nullCount, min/max of
-    numeric, date and timestamp columns (so nothing is held in memory but the running values)."""
+def file_stats(path: str) -> tuple[int, str]:
+    """(rows, Delta stats JSON) of one Parquet file, from its footer: numRecords, nullCount,
+    and min/max of integer, floating, date and timestamp columns (the statistics s3p prunes on)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
-    def __init__(self):
-        self.rows = 0
-        self.mins: dict = {}
-        self.maxs: dict = {}
-        self.nulls: dict = {}
-
-    def add(self, table) -> None:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        self.rows += table.num_rows
-        for name, column in zip(table.column_names, table.columns):
-            if pa.types.is_nested(column.type):
+    meta = pq.ParquetFile(path).metadata
+    arrow = meta.schema.to_arrow_schema()
+    mins, maxs, nulls = {}, {}, {}
+    for i in range(meta.num_columns):
+        name = meta.schema.column(i).path
+        if "." in name:  # nested (arrays): no stats
+            continue
+        kind = arrow.field(name).type
+        orderable = (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                     or pa.types.is_date(kind) or pa.types.is_timestamp(kind))
+        nulls[name] = 0
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(i).statistics
+            if st is None or not st.has_null_count:
+                nulls.pop(name, None)
+                break
+            nulls[name] += st.null_count
+        for g in range(meta.num_row_groups):
+            st = meta.row_group(g).column(i).statistics
+            if not orderable or st is None or not st.has_min_max:
                 continue
-            self.nulls[name] = self.nulls.get(name, 0) + column.null_count
-            orderable = (pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-                         or pa.types.is_date(column.type) or pa.types.is_timestamp(column.type))
-            if orderable and column.null_count < len(column):
-                mm = pc.min_max(column)
-                lo, hi = mm["min"].as_py(), mm["max"].as_py()
-                if lo is None or hi is None or (isinstance(lo, float) and (lo != lo or hi != hi)):
-                    continue
-                self.mins[name] = lo if name not in self.mins else min(self.mins[name], lo)
-                self.maxs[name] = hi if name not in self.maxs else max(self.maxs[name], hi)
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "numRecords": self.rows,
-            "minValues": {k: _stats_value(v) for k, v in self.mins.items()},
-            "maxValues": {k: _stats_value(v) for k, v in self.maxs.items()},
-            "nullCount": self.nulls,
-        })
+            lo, hi = st.min, st.max
+            if isinstance(lo, float) and (lo != lo or hi != hi):
+                continue
+            if pa.types.is_timestamp(kind) and isinstance(lo, int):
+                continue
+            mins[name] = lo if name not in mins else min(mins[name], lo)
+            maxs[name] = hi if name not in maxs else max(maxs[name], hi)
+    rows = meta.num_rows
+    return rows, json.dumps({
+        "numRecords": rows,
+        "minValues": {k: _stats_value(v) for k, v in mins.items()},
+        "maxValues": {k: _stats_value(v) for k, v in maxs.items()},
+        "nullCount": nulls,
+    })
 
 
-class DeltaRsWriter(DataSourceArrowWriter):
-    def __init__(self, options: dict, schema):
-        self.path = options["path"]
-        self.partition_by = json.loads(options.get("partition_by", "[]"))
-        self.mode = options.get("mode", "append")  # append | replace | overwrite
-        self.replace = json.loads(options.get("replace", "{}"))
-        self.app_id = options.get("app_id") or None
-        self.app_version = int(options["app_version"]) if options.get("app_version") else None
-        self.metadata = json.loads(options.get("metadata", "{}"))
-        self.token = options["token"]
-        self.schema = schema
+def _partition_of(relative_dir: str, partition_by: list[str]) -> dict[str, str | None]:
+    """{column: value} from a Hive-style folder path ``col=value/col2=value2`` (Spark's escaping)."""
+    values: dict[str, str | None] = {}
+    if relative_dir not in ("", "."):
+        for part in relative_dir.split(os.sep):
+            col, _, raw = part.partition("=")
+            value = unquote(raw)
+            values[col] = None if value == NULL_PARTITION else value
+    if sorted(values) != sorted(partition_by):
+        raise ValueError(f"unexpected file layout {relative_dir!r} for partition columns {partition_by}")
+    return values
 
-    # ---- executors ----
-    def write(self, iterator: Iterator) -> FilesWritten:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
-        task = uuid.uuid4().hex[:16]
-        open_files: dict[tuple, tuple[str, object, _FileStats]] = {}
-        allowed = {col: set(vals) for col, vals in self.replace.items()} if self.mode == "replace" else {}
-        try:
-            for batch in iterator:
-                if batch.num_rows == 0:
-                    continue
-                for key, part in self._split(pa.Table.from_batches([batch]), pc):
-                    for col, value in zip(self.partition_by, key):
-                        if col in allowed and value not in allowed[col]:
-                            raise ValueError(f"row with {col}={value} is outside the partitions being replaced {sorted(allowed[col])}")
-                    data = part.drop_columns(self.partition_by)
-                    if key not in open_files:
-                        folder = "/".join(f"{c}={quote(v or '__HIVE_DEFAULT_PARTITION__', safe='')}"
-                                          for c, v in zip(self.partition_by, key))
-                        rel = f"{folder}/" if folder else ""
-                        rel += f"part-{task}-{len(open_files):05d}.parquet"
-                        full = os.path.join(self.path, rel)
-                        os.makedirs(os.path.dirname(full), exist_ok=True)
-                        open_files[key] = (rel, pq.ParquetWriter(full, data.schema, compression="snappy"), _FileStats())
-                    _, writer, stats = open_files[key]
-                    writer.write_table(data)
-                    stats.add(data)
-        finally:
-            for _, writer, _ in open_files.values():
-                writer.close()
-        files = []
-        for key, (rel, _, stats) in open_files.items():
-            stat = os.stat(os.path.join(self.path, rel))
-            files.append({
-                "path": rel,
-                "size": stat.st_size,
-                "mtime": int(stat.st_mtime * 1000),
-                "partition_values": dict(zip(self.partition_by, key)),
-                "num_records": stats.rows,
-                "stats": stats.to_json(),
-            })
-        return FilesWritten(files)
+def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: list[str],
+                 replace: dict[str, list[str]] | None = None, app_id: str | None = None,
+                 app_version: int | None = None, metadata: dict | None = None, token: str = "") -> bool:
+    """Commit ``files`` (dicts: path relative to the table, size, mtime, partition_values,
+    num_records, stats) to the Delta table at ``path`` in ONE transaction; ``mode`` append,
+    replace (partition filters from ``replace``) or overwrite. Returns False, committing nothing,
+    when application transaction ``app_id`` already reached ``app_version`` (a replay)."""
+    from deltalake import DeltaTable
+    from deltalake.schema import Schema as DeltaSchema
+    from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
+    from pyspark.sql.pandas.types import to_arrow_schema
 
-    def _split(self, table, pc):
-        """Yield (partition key tuple, sub-table) for each distinct partition value combination."""
-        if not self.partition_by:
-            yield (), table
-            return
-        keys = table.select(self.partition_by).group_by(self.partition_by).aggregate([])
-        for row in keys.to_pylist():
-            mask = None
-            for col in self.partition_by:
-                cond = pc.is_null(table[col]) if row[col] is None else pc.equal(table[col], row[col])
-                mask = cond if mask is None else pc.and_(mask, cond)
-            yield tuple(_partition_value(row[c]) for c in self.partition_by), table.filter(mask)
-
-    # ---- driver ----
-    def commit(self, messages) -> None:
-        from deltalake import DeltaTable
-        from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
-        from deltalake.schema import Schema as DeltaSchema
-        from pyspark.sql.pandas.types import to_arrow_schema
-
-        files = [f for m in messages if m is not None for f in m.files]
-        adds = [AddAction(f["path"], f["size"], f["partition_values"], f["mtime"], True, f["stats"]) for f in files]
-        meta = {
-            COMMIT_TOKEN_KEY: self.token,
-            "s3p.rows_added": str(sum(f["num_records"] for f in files)),
-            "s3p.files_added": str(len(files)),
-            **{f"s3p.{k}": str(v) for k, v in self.metadata.items()},
-        }
-        schema = DeltaSchema.from_arrow(to_arrow_schema(self.schema))
-        txns = [Transaction(self.app_id, self.app_version)] if self.app_id else None
-        if not DeltaTable.is_deltatable(self.path):
-            meta["s3p.rows_removed"] = "0"
-            create_table_with_add_actions(
-                self.path, schema, adds, mode="append", partition_by=self.partition_by or None,
-                commit_properties=CommitProperties(custom_metadata=meta, app_transactions=txns),
-            )
-            return
-        table = DeltaTable(self.path)
-        if self.app_id and (table.transaction_version(self.app_id) or -1) >= self.app_version:
-            self._delete(files)  # a replayed batch: already committed, keep the table as it is
-            return
-        filters = None
-        if self.mode == "replace":
-            filters = partition_filters(self.replace)
-            meta["s3p.rows_removed"] = str(_rows_in(table, filters))
-        elif self.mode == "overwrite":
-            meta["s3p.rows_removed"] = str(_rows_in(table, None))
-        else:
-            meta["s3p.rows_removed"] = "0"
-        table.create_write_transaction(
-            adds, "append" if self.mode == "append" else "overwrite", schema,
-            partition_by=self.partition_by or None, partition_filters=filters,
+    adds = [AddAction(f["path"], f["size"], f["partition_values"], f["mtime"], True, f["stats"]) for f in files]
+    meta = {
+        COMMIT_TOKEN_KEY: token,
+        "s3p.rows_added": str(sum(f["num_records"] for f in files)),
+        "s3p.files_added": str(len(files)),
+        **{f"s3p.{k}": str(v) for k, v in (metadata or {}).items()},
+    }
+    delta_schema = DeltaSchema.from_arrow(to_arrow_schema(schema))
+    txns = [Transaction(app_id, app_version)] if app_id else None
+    if not DeltaTable.is_deltatable(path):
+        meta["s3p.rows_removed"] = "0"
+        create_table_with_add_actions(
+            path, delta_schema, adds, mode="append", partition_by=partition_by or None,
             commit_properties=CommitProperties(custom_metadata=meta, app_transactions=txns),
         )
-
-    def abort(self, messages) -> None:
-        self._delete([f for m in messages if m is not None for f in m.files])
-
-    def _delete(self, files) -> None:
-        for f in files:
-            try:
-                os.remove(os.path.join(self.path, f["path"]))
-            except OSError:
-                pass
+        return True
+    table = DeltaTable(path)
+    if app_id and replayed(table.transaction_version(app_id), app_version):
+        return False
+    filters = None
+    if mode == "replace":
+        filters = partition_filters(replace or {})
+        meta["s3p.rows_removed"] = str(_rows_in(table, filters))
+    elif mode == "overwrite":
+        meta["s3p.rows_removed"] = str(_rows_in(table, None))
+    else:
+        meta["s3p.rows_removed"] = "0"
+    table.create_write_transaction(
+        adds, "append" if mode == "append" else "overwrite", delta_schema,
+        partition_by=partition_by or None, partition_filters=filters,
+        commit_properties=CommitProperties(custom_metadata=meta, app_transactions=txns),
+    )
+    return True
 
 
 def _rows_in(table, filters) -> int:
@@ -220,35 +155,55 @@ def _rows_in(table, filters) -> int:
     total = 0
     columns = {name: actions.column(name).to_pylist() for name in actions.schema.names}
     for i, n in enumerate(columns["num_records"]):
-        if all(_as_str(columns[f"partition.{col}"][i]) in vals for col, _, vals in filters):
+        if all(_partition_value(columns[f"partition.{col}"][i]) in vals for col, _, vals in filters):
             total += n or 0
     return total
 
 
-def _as_str(value):
-    return _partition_value(value)
-
-
-class DeltaRsDataSource(DataSource):
-    """``df.write.format("s3p_delta_rs")``: see the module docstring."""
-
-    @classmethod
-    def name(cls) -> str:
-        return FORMAT
-
-    def writer(self, schema, overwrite: bool) -> DeltaRsWriter:
-        return DeltaRsWriter(dict(self.options), schema)
+def stage_files(table_path: str, staging: str, token: str, partition_by: list[str],
+                replace: dict[str, list[str]] | None) -> list[dict]:
+    """Move the Parquet files Spark wrote under ``staging`` into the table's partition folders
+    (named ``part-<token>-...``) and describe them for the commit. A file outside the partitions
+    being replaced is refused before anything is moved."""
+    found = []
+    for folder, _, names in os.walk(staging):
+        rel_dir = os.path.relpath(folder, staging)
+        for name in sorted(names):
+            if name.endswith(".parquet"):
+                found.append((rel_dir, name, _partition_of(rel_dir, partition_by)))
+    allowed = {col: set(vals) for col, vals in (replace or {}).items()}
+    for rel_dir, _, values in found:
+        for col, value in values.items():
+            if col in allowed and value not in allowed[col]:
+                raise ValueError(f"row with {col}={value} is outside the partitions being replaced {sorted(allowed[col])}")
+    files = []
+    for i, (rel_dir, name, values) in enumerate(found):
+        rel = f"part-{token[:16]}-{i:05d}.parquet" if rel_dir == "." else f"{rel_dir}/part-{token[:16]}-{i:05d}.parquet"
+        target = os.path.join(table_path, rel)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(os.path.join(staging, rel_dir, name), target)
+        rows, stats = file_stats(target)
+        stat = os.stat(target)
+        files.append({"path": rel, "size": stat.st_size, "mtime": int(stat.st_mtime * 1000),
+                      "partition_values": values, "num_records": rows, "stats": stats})
+    return files
 
 
 # --------------------------------------------------------------------------------------
 # Driver side: the Lake implementation
 # --------------------------------------------------------------------------------------
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 class DeltaRsLake(Lake):
     backend = "delta-rs"
 
     def __init__(self, spark, root):
         super().__init__(spark, os.path.abspath(str(root)))
-        spark.dataSource.register(DeltaRsDataSource)
 
     def read(self, name: str, partitions: dict[str, list] | None = None):
         from pyspark.sql.pandas.types import from_arrow_schema
@@ -264,26 +219,27 @@ class DeltaRsLake(Lake):
 
     def _write(self, name, df, mode, partition_by, replace=None, app_id=None, app_version=None, metadata=None):
         token = self.new_token()
-        os.makedirs(self.path(name), exist_ok=True)
-        (df.write.format(FORMAT).mode("append")
-         .option("path", self.path(name))
-         .option("mode", mode)
-         .option("partition_by", json.dumps(list(partition_by)))
-         .option("replace", json.dumps({k: [str(v) for v in vs] for k, vs in (replace or {}).items()}))
-         .option("app_id", app_id or "")
-         .option("app_version", "" if app_version is None else str(app_version))
-         .option("metadata", json.dumps(metadata or {}))
-         .option("token", token)
-         .save())
+        table_path = self.path(name)
+        staging = os.path.join(table_path, STAGING_PREFIX + token)
+        replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
-            return self._result_for_token(name, token)
-        except Exception:
-            if app_id and (self.app_version(name, app_id) or -1) >= app_version:
-                return CommitResult(name, self.version(name), 0, 0, 0, skipped=True)
-            raise
+            writer = df.write.mode("overwrite").option("compression", "snappy")
+            if partition_by:
+                writer = writer.partitionBy(*partition_by)
+            writer.parquet("file://" + staging)
+            files = stage_files(table_path, staging, token, list(partition_by), replace if mode == "replace" else None)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        committed = commit_files(table_path, df.schema, files, mode, list(partition_by), replace, app_id, app_version,
+                                 metadata, token)
+        if not committed:  # a replayed application transaction: the table stays as it is
+            for f in files:
+                _remove(os.path.join(table_path, f["path"]))
+            return CommitResult(name, self.version(name), 0, 0, 0, skipped=True)
+        return self._result_for_token(name, token)
 
     def append(self, name, df, partition_by=(), app_id=None, app_version=None, metadata=None):
-        if app_id and (self.app_version(name, app_id) or -1) >= app_version:
+        if app_id and replayed(self.app_version(name, app_id), app_version):
             return CommitResult(name, self.version(name), 0, 0, 0, skipped=True)
         return self._write(name, df, "append", partition_by, app_id=app_id, app_version=app_version, metadata=metadata)
 

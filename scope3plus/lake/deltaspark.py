@@ -12,7 +12,7 @@ import json
 
 from pyspark.sql import functions as F
 
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, replayed
 
 
 def _replace_where(values: dict[str, list]) -> str:
@@ -49,7 +49,7 @@ class DeltaSparkLake(Lake):
         return self.read(name, partitions).count() if self.exists(name) else 0
 
     def append(self, name, df, partition_by=(), app_id=None, app_version=None, metadata=None):
-        if app_id and (self.app_version(name, app_id) or -1) >= app_version:
+        if app_id and replayed(self.app_version(name, app_id), app_version):
             return CommitResult(name, self.version(name), 0, 0, 0, skipped=True)
         options = {"txnAppId": app_id, "txnVersion": str(app_version)} if app_id else {}
         return self._write(name, df, "append", partition_by, options, metadata, 0)

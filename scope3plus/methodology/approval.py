@@ -227,3 +227,15 @@ def _registered_versions(client, methodology_id: str) -> dict:
         if semver and semver not in versions:
             versions[semver] = mv
     return versions
+
+
+def register_shipped(config: Config, reviewer: str) -> int:
+    """Register every approved version in ``config.methodologies_dir`` (as ``s3p methodology
+    approve ID@VERSION --reviewer ...`` does for one); idempotent. Returns how many there are."""
+    from . import load_registry
+
+    registry = load_registry(Path(config.methodologies_dir))
+    approved = [m for scenario in registry.scenarios() for m in registry.approved(scenario)]
+    for m in approved:
+        register(registry.get(m.id, m.version), reviewer, config)
+    return len(approved)

@@ -9,6 +9,7 @@ date, source file, run id) back to its bronze line.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from functools import reduce
 from typing import Callable
 
@@ -108,6 +109,15 @@ def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.dat
     if not event_dates:
         return None
     gold = gold_frame(lake, methodologies, event_dates, run_id, extra_silver)
-    if check is not None:
-        check(gold)
-    return write_gold(lake, gold, list(methodologies), event_dates, run_id)
+    if check is None:
+        return write_gold(lake, gold, list(methodologies), event_dates, run_id)
+    # Computed once, into a staging folder: the checks read the staged rows, and only then are
+    # they committed to gold (a Parquet-to-Parquet copy, far cheaper than computing them again).
+    staging = lake.staging_path(f"compute-{run_id}")
+    try:
+        gold.write.mode("overwrite").parquet(staging)
+        staged = lake.spark.read.schema(gold.schema).parquet(staging)
+        check(staged)
+        return write_gold(lake, staged, list(methodologies), event_dates, run_id)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -60,6 +61,16 @@ class RunSummary:
     mlflow_run_id: str | None = None
     gold_rows: int = 0
     seconds: float = 0.0
+    #: seconds per stage: ingest, gate, silver_checks, gold (with its checks), summary, progress, record
+    stages: dict = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - t0
 
 
 def _quiet(_: str) -> None:
@@ -108,7 +119,8 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                 t0 = time.monotonic()
                 c = counts[scenario]
                 if ingest_files:
-                    ing = ingest(spark, lake, config.landing, scenario, day, run_id)
+                    with summary.stage("ingest"):
+                        ing = ingest(spark, lake, config.landing, scenario, day, run_id)
                     c.files, c.landed_lines, c.bronze_rows = len(ing.files), ing.landed_lines, ing.commit.rows_added
                     if not ing.files:
                         progress(f"[{day}] {scenario}: no landing files")
@@ -118,8 +130,14 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                         progress(f"[{day}] {scenario}: no bronze table yet (see s3p ingest)")
                         continue
                     c.landed_lines = c.bronze_rows = held
-                result = gate(lake, contracts[scenario], approved[scenario], settings, run_id,
-                              inspect=dq.inspect_silver(contracts[scenario]) if dq else None, drift=dq is not None)
+                inspect = None
+                if dq:
+                    def inspect(silver, result, check=dq.inspect_silver(contracts[scenario])):
+                        with summary.stage("silver_checks"):
+                            check(silver, result)
+                with summary.stage("gate"):  # includes silver_checks, which is also reported on its own
+                    result = gate(lake, contracts[scenario], approved[scenario], settings, run_id,
+                                  inspect=inspect, drift=dq is not None)
                 c.silver_rows = result.silver_rows
                 c.quarantined_rows, c.duplicates_removed = result.quarantined_rows, result.duplicates_removed
                 c.touched_dates = result.touched_dates
@@ -137,12 +155,15 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             # suites check the computed rows before they are written (a fail stops the run here)
             t0 = time.monotonic()
             touched = sorted({d for c in counts.values() for d in c.touched_dates})
-            gold = compute(lake, approved, touched, run_id, check=dq.check_gold if dq else None)
-            refresh_daily_summary(lake, list(SCENARIOS), touched, run_id)
+            with summary.stage("gold"):
+                gold = compute(lake, approved, touched, run_id, check=dq.check_gold if dq else None)
+            with summary.stage("summary"):
+                refresh_daily_summary(lake, list(SCENARIOS), touched, run_id)
             summary.gold_rows = gold.rows_added if gold else 0
             progress(f"[{day}] gold: {summary.gold_rows:,} credited events on {len(touched)} event day(s) "
                      f"recomputed ({time.monotonic() - t0:.1f} s)")
-            summary.as_of, _ = refresh_progress(lake, config, day, run_id)  # stage 3: progress
+            with summary.stage("progress"):
+                summary.as_of, _ = refresh_progress(lake, config, day, run_id)  # stage 3: progress
             summary.seconds = time.monotonic() - started
             tracker.metrics(_metrics(summary))
             tracker.artifact(_as_dict(summary), "run_summary.json")
@@ -151,17 +172,20 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             job_rows = _job_rows(summary, "failed", str(exc))
             raise
         finally:
-            if dq:
-                dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed
-            if not job_rows:
-                job_rows = _job_rows(summary, "failed", "unexpected error, see the log")
-            record_job_runs(lake, job_rows)
-        tracker.metrics(progress_metrics(refresh_run_status(lake)))  # once this run is recorded: its status into progress
+            with summary.stage("record"):
+                if dq:
+                    dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed
+                if not job_rows:
+                    job_rows = _job_rows(summary, "failed", "unexpected error, see the log")
+                record_job_runs(lake, job_rows)
+        with summary.stage("record"):
+            tracker.metrics(progress_metrics(refresh_run_status(lake)))  # once this run is recorded: its status into progress
     return summary
 
 
 def _metrics(summary: RunSummary) -> dict:
-    out = {"seconds": summary.seconds, "gold_rows_recomputed": summary.gold_rows}
+    out = {"seconds": summary.seconds, "gold_rows_recomputed": summary.gold_rows,
+           **{f"stage.{name}_s": seconds for name, seconds in summary.stages.items()}}
     for s, c in summary.scenarios.items():
         for name in ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed"):
             out[f"{s}.{name}"] = getattr(c, name)

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+import os
+import shutil
+from dataclasses import dataclass, field
 from typing import Callable
 
-from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Window, functions as F
+from pyspark.sql import Column, DataFrame, Observation, Window, functions as F
+from pyspark.sql.types import StructType
 
 from ..contracts import CORRUPT_COLUMN, Contract, FieldSpec
 from ..errors import GateFailed
@@ -56,6 +58,19 @@ class GateSettings:
 
 
 @dataclass(frozen=True)
+class BatchStats:
+    """What the data-quality suites need to know about a routed batch, gathered in the gate's pass."""
+
+    reason_rows: dict  # tuple of reason codes -> quarantined rows with exactly those reasons
+    duplicates_in_batch: int
+    duplicates_of_history: int
+    objects: int = 0  # lines that are JSON objects (schema drift, when asked for)
+    with_extra: int = 0  # ... with a top-level key the contract does not have
+    absent: dict = field(default_factory=dict)  # contract field -> objects without that key
+    extra_fields: dict = field(default_factory=dict)  # the most frequent extra keys -> lines
+
+
+@dataclass(frozen=True)
 class GateResult:
     bronze_rows: int
     silver_rows: int
@@ -64,6 +79,7 @@ class GateResult:
     touched_dates: list[dt.date]
     silver_commit: CommitResult
     quarantine_commit: CommitResult
+    stats: BatchStats | None = None
 
     @property
     def conserved(self) -> bool:
@@ -100,6 +116,16 @@ def typed_value(raw: Column, spec: FieldSpec) -> Column:
     if spec.type == "timestamp":
         return F.when(raw.rlike(OFFSET_PATTERN), raw.try_cast("timestamp"))
     raise ValueError(f"unknown field type {spec.type}")
+
+
+REASON_SEPARATOR = ","  # reason codes never contain it
+
+
+def non_null_list(joined: Column) -> Column:
+    """The array of reason codes from their ``concat_ws`` join (which skips nulls): an empty array
+    when none failed. (A code-generated string join: ``filter(array(...), x -> x IS NOT NULL)`` is an
+    interpreted higher-order function, and with ~40 rules it cost more than the JSON parse.)"""
+    return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.split(joined, REASON_SEPARATOR))
 
 
 def field_reasons(raw: Column, typed: Column, spec: FieldSpec) -> list[Column]:
@@ -154,16 +180,32 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
         "landing_date", "source_file", "value",
         F.from_json(text, contract.raw_schema(), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}).alias("j"),
     )
-    malformed = F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull()
-    bad_bytes = F.when(~F.is_valid_utf8(F.col("value")), F.lit("invalid_utf8"))  # kept verbatim in bronze
-    typed, checks = {}, [bad_bytes]
+    # Three projections, each computing its expressions once: the raw (string) fields, then the typed
+    # fields and the event date, then the rules, which only refer to columns (a rule that repeated
+    # the parsing or casting expressions would evaluate them again for every rule).
+    raw_name, typed_name = "_raw_{}".format, "_typed_{}".format
+    parsed = parsed.select(
+        "landing_date", "source_file", "value", "j",
+        (F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull()).alias("_malformed"),
+        *[F.col(f"j.{spec.name}").alias(raw_name(spec.name)) for spec in contract.fields],
+    )
+    typed_columns = {}
     for spec in contract.fields:
-        raw = F.col(f"j.{spec.name}")
-        typed[spec.name] = typed_value(raw, spec)
+        raw = F.col(raw_name(spec.name))
+        value = typed_value(raw, spec)
         if spec.default is not None:
-            typed[spec.name] = F.when(raw.isNull(), F.lit(spec.default)).otherwise(typed[spec.name])
-        checks += field_reasons(raw, typed[spec.name], spec)
-    event_date = F.to_date(F.from_utc_timestamp(typed["event_time"], settings.local_timezone))
+            value = F.when(raw.isNull(), F.lit(spec.default)).otherwise(value)
+        typed_columns[typed_name(spec.name)] = value
+    parsed = parsed.withColumns(typed_columns)
+    parsed = parsed.withColumn("_event_date", F.to_date(F.from_utc_timestamp(F.col(typed_name("event_time")),
+                                                                             settings.local_timezone)))
+    typed = {spec.name: F.col(typed_name(spec.name)) for spec in contract.fields}
+    malformed = F.col("_malformed")
+    bad_bytes = F.when(~F.is_valid_utf8(F.col("value")), F.lit("invalid_utf8"))  # kept verbatim in bronze
+    checks = [bad_bytes]
+    for spec in contract.fields:
+        checks += field_reasons(F.col(raw_name(spec.name)), typed[spec.name], spec)
+    event_date = F.col("_event_date")
     checks += [
         F.when(event_date < F.lit(settings.goal_start), F.lit("before_goal_period:event_time")),
         F.when((event_date >= F.lit(settings.goal_start)) & (event_date < F.lit(settings.earliest_event_date)),
@@ -171,8 +213,8 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
         F.when(event_date > F.lit(settings.latest_event_date), F.lit("future:event_time")),
     ]
     checks += methodology_reasons(event_date, typed, methodologies)
-    reasons = F.filter(F.when(malformed, F.array(F.lit("malformed_json"), bad_bytes)).otherwise(F.array(*checks)),
-                       lambda r: r.isNotNull())
+    reasons = non_null_list(F.when(malformed, F.concat_ws(REASON_SEPARATOR, F.lit("malformed_json"), bad_bytes))
+                            .otherwise(F.concat_ws(REASON_SEPARATOR, *checks)))
     columns = [typed[s.name].alias(s.name) for s in contract.fields if not s.pii]
     columns += [hmac_sha256(typed[s.name], settings.pseudonym_key).alias(f"{s.name}_key") for s in contract.fields if s.pii]
     if drift:
@@ -188,10 +230,14 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
     in file order, or of a row already in silver from an earlier batch), and for duplicates
     ``duplicate_of``: ``history`` or ``batch``."""
     valid = F.size("reasons") == 0
+    # The first copy in (file, line text) order; the text enters the shuffle as a 64-bit hash, and
+    # only quarantined rows keep their raw line (silver rows are typed: nobody needs the text).
     first_in_batch = F.row_number().over(
-        Window.partitionBy(valid, F.col("event_id")).orderBy("source_file", "value"))
+        Window.partitionBy(valid, F.col("event_id")).orderBy("source_file", "_line_hash"))
     seen = history_ids.select("event_id", F.lit(True).alias("_seen")).distinct()
-    return (checked.withColumn("_rank", F.when(valid, first_in_batch))
+    return (checked.withColumn("_line_hash", F.xxhash64("value"))
+            .withColumn("value", F.when(~valid, F.col("value")))
+            .withColumn("_rank", F.when(valid, first_in_batch))
             .join(seen, "event_id", "left")
             .withColumn("disposition",
                         F.when(~valid, F.lit(QUARANTINE))
@@ -199,17 +245,23 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
                         .otherwise(F.lit(SILVER)))
             .withColumn("duplicate_of", F.when(F.col("disposition") == DUPLICATE,
                                                F.when(F.col("_seen").isNotNull(), F.lit("history")).otherwise(F.lit("batch"))))
-            .drop("_rank", "_seen"))
+            .drop("_rank", "_seen", "_line_hash"))
+
+
+def silver_fields(contract: Contract) -> list[str]:
+    """The contract's fields as silver holds them: PII replaced by ``<name>_key``."""
+    return [s.name for s in contract.fields if not s.pii] + [f"{s.name}_key" for s in contract.fields if s.pii]
 
 
 def silver_rows(routed: DataFrame, contract: Contract, run_id: str) -> DataFrame:
-    fields = [s.name for s in contract.fields if not s.pii] + [f"{s.name}_key" for s in contract.fields if s.pii]
-    return routed.filter(F.col("disposition") == SILVER).select(
-        "landing_date", "event_date", *fields, "source_file", F.lit(run_id).alias("run_id"))
+    return routed.filter(F.col("disposition") == SILVER).select(*silver_columns(silver_fields(contract), run_id))
 
 
-def quarantine_rows(routed: DataFrame, run_id: str) -> DataFrame:
-    return routed.filter(F.col("disposition") == QUARANTINE).select(
+def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
+    """Quarantine rows of ``rows`` (routed rows, or staged quarantined rows without a disposition)."""
+    if "disposition" in rows.columns:
+        rows = rows.filter(F.col("disposition") == QUARANTINE)
+    return rows.select(
         "landing_date", "source_file", "value", "reasons", F.lit(run_id).alias("run_id"),
         F.current_timestamp().alias("quarantined_at"))
 
@@ -242,46 +294,97 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
          inspect: Callable[[DataFrame, GateResult], None] | None = None, drift: bool = False) -> GateResult:
     """Route the bronze batch of ``settings.landing_date`` into silver and quarantine.
 
-    ``inspect`` (the batch-level data-quality checks) is called with the routed rows, still
-    cached, and the result, once both commits are done; ``drift`` adds the JSON keys of each
-    line (KEYS_COLUMN) for the schema-drift check, in the same parse pass.
+    One Spark pass parses, checks, deduplicates and writes the routed batch (duplicates left
+    out) to a staging Parquet folder, counting every disposition on the way (``observe``); silver
+    and quarantine are then committed from the staged, typed columns. ``drift`` adds the
+    schema-drift counts to that pass. ``inspect`` (the batch-level data-quality checks) is called
+    with the committed silver rows and the result.
     """
     scenario, day = contract.scenario, settings.landing_date
+    spark = lake.spark
     checked = parse_and_check(lake.read(tables.bronze(scenario), {"landing_date": [day]}), contract, methodologies,
                               settings, drift=drift)
     history = earlier_batches(lake, scenario, settings)
     if history is None:
-        history = checked.sparkSession.createDataFrame([], "event_id string")
+        history = spark.createDataFrame([], "event_id string")
     old_dates = dates_in_batch(lake, scenario, day)
-    routed = route(checked, history.select("event_id")).persist(StorageLevel.MEMORY_AND_DISK)
+    routed = route(checked, history.select("event_id"))
+    disposition = F.col("disposition")
+    observed = Observation(f"gate-{run_id}-{scenario}")
+    metrics = [
+        F.count_if(disposition == SILVER).alias("silver"),
+        F.count_if(disposition == QUARANTINE).alias("quarantine"),
+        F.count_if(disposition == DUPLICATE).alias("duplicate"),
+        F.count_if((disposition == DUPLICATE) & (F.col("duplicate_of") == "history")).alias("duplicate_of_history"),
+        F.collect_set(F.when(disposition == SILVER, F.col("event_date"))).alias("silver_dates"),
+    ]
+    fields = silver_fields(contract)
+    staged_columns = ["disposition", "landing_date", "event_date", *fields, "source_file", "value", "reasons"]
+    if drift:
+        keys = F.col(KEYS_COLUMN)
+        extra = F.array_except(keys, F.array(*[F.lit(n) for n in contract.field_names]))
+        metrics += [F.count(keys).alias("objects"), F.count_if(F.size(extra) > 0).alias("with_extra")]
+        metrics += [F.count_if(keys.isNotNull() & ~F.array_contains(keys, n)).alias(f"absent_{i}")
+                    for i, n in enumerate(contract.field_names)]
+        routed = routed.withColumn("_extra_keys", F.when(F.size(extra) > 0, extra))
+        staged_columns.append("_extra_keys")
+    staging = lake.staging_path(f"gate-{run_id}-{scenario}")
+    batch = routed.observe(observed, *metrics).filter(disposition != DUPLICATE).select(*staged_columns)
     try:
-        by_disposition: dict[str, int] = {}
-        new_dates = set()
-        for row in routed.groupBy("disposition", "event_date").count().collect():  # a few rows per day
-            by_disposition[row["disposition"]] = by_disposition.get(row["disposition"], 0) + row["count"]
-            if row["disposition"] == SILVER:
-                new_dates.add(row["event_date"])
+        batch.write.mode("overwrite").partitionBy("disposition").parquet(staging)
+        m = observed.get
+        staged = {d: _staged(spark, staging, d, batch.schema) for d in (SILVER, QUARANTINE)}
         silver_commit = lake.replace_partitions(
-            tables.silver(scenario), silver_rows(routed, contract, run_id), tables.BATCH_PARTITION,
+            tables.silver(scenario), staged[SILVER].select(*silver_columns(fields, run_id)), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
         quarantine_commit = lake.replace_partitions(
-            tables.quarantine(scenario), quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
+            tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE], run_id), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
-        result = GateResult(
-            bronze_rows=sum(by_disposition.values()),
-            silver_rows=by_disposition.get(SILVER, 0),
-            quarantined_rows=by_disposition.get(QUARANTINE, 0),
-            duplicates_removed=by_disposition.get(DUPLICATE, 0),
-            touched_dates=sorted(new_dates | set(old_dates)),
-            silver_commit=silver_commit,
-            quarantine_commit=quarantine_commit,
-        )
-        if inspect is not None:
-            inspect(routed, result)
+        stats = _batch_stats(m, staged, contract, drift)
     finally:
-        routed.unpersist()
+        shutil.rmtree(staging, ignore_errors=True)
+    result = GateResult(
+        bronze_rows=m["silver"] + m["quarantine"] + m["duplicate"],
+        silver_rows=m["silver"],
+        quarantined_rows=m["quarantine"],
+        duplicates_removed=m["duplicate"],
+        touched_dates=sorted(set(m["silver_dates"] or []) | set(old_dates)),
+        silver_commit=silver_commit,
+        quarantine_commit=quarantine_commit,
+        stats=stats,
+    )
     if silver_commit.rows_added != result.silver_rows or quarantine_commit.rows_added != result.quarantined_rows:
         raise GateFailed(
             f"{scenario} {day}: rows routed (silver {result.silver_rows}, quarantine {result.quarantined_rows}) "
             f"differ from rows committed (silver {silver_commit.rows_added}, quarantine {quarantine_commit.rows_added})")
+    if inspect is not None:
+        inspect(lake.read(tables.silver(scenario), {"landing_date": [day]}), result)
     return result
+
+
+def silver_columns(fields: list[str], run_id: str) -> list:
+    return ["landing_date", "event_date", *fields, "source_file", F.lit(run_id).alias("run_id")]
+
+
+def _staged(spark, staging: str, disposition: str, schema) -> DataFrame:
+    """The staged rows of one disposition (an empty frame of the same columns when there are none)."""
+    folder = f"{staging}/disposition={disposition}"
+    schema = StructType([f for f in schema.fields if f.name != "disposition"])
+    if not os.path.isdir(folder):
+        return spark.createDataFrame([], schema)
+    return spark.read.schema(schema).parquet(folder)
+
+
+def _batch_stats(m, staged: dict[str, DataFrame], contract: Contract, drift: bool) -> BatchStats:
+    """Quarantine reasons (a group-by of the few quarantined rows), duplicate and drift counts."""
+    reason_rows = {tuple(r.reasons): r["count"] for r in staged[QUARANTINE].groupBy("reasons").count().collect()}
+    extra_fields, absent = {}, {}
+    if drift:
+        absent = {n: m[f"absent_{i}"] for i, n in enumerate(contract.field_names)}
+        if m["with_extra"]:
+            rows = (staged[SILVER].select("_extra_keys").unionByName(staged[QUARANTINE].select("_extra_keys"))
+                    .select(F.explode("_extra_keys").alias("k")).groupBy("k").count()
+                    .orderBy(F.desc("count"), "k").limit(20).collect())
+            extra_fields = {r.k: r["count"] for r in rows}
+    return BatchStats(reason_rows, m["duplicate"] - m["duplicate_of_history"], m["duplicate_of_history"],
+                      m.get("objects", 0) if drift else 0, m.get("with_extra", 0) if drift else 0, absent, extra_fields)

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyspark.sql import Column, DataFrame, functions as F
+from pyspark.sql import Column, DataFrame, Observation, functions as F
 
 from ..lake import CommitResult, Lake
 from . import tables
@@ -74,9 +74,11 @@ def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: 
     """Replace bronze's ``landing_date`` partition with the day's landed lines, atomically."""
     files = landing_files(landing, scenario, landing_date)
     lines = read_landing(spark, files) if files else empty_lines(spark)
-    landed = lines.count() if files else 0
+    # Lines are counted as they are read, in the same pass as the write (an independent count
+    # of what landed, checked against the rows the bronze commit reports).
+    landed = Observation(f"ingest-{run_id}-{scenario}")
     commit = lake.replace_partitions(
-        tables.bronze(scenario), to_bronze(lines, landing_date, run_id), tables.BATCH_PARTITION,
-        {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
+        tables.bronze(scenario), to_bronze(lines.observe(landed, F.count(F.lit(1)).alias("lines")), landing_date, run_id),
+        tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
     )
-    return IngestResult(files=files, landed_lines=landed, commit=commit)
+    return IngestResult(files=files, landed_lines=landed.get["lines"] if files else 0, commit=commit)

@@ -495,66 +495,39 @@ class DataQuality:
     def inspect_silver(self, contract):
         """The ``inspect`` hook of ``gate()`` for ``contract``'s scenario."""
 
-        def inspect(routed, result) -> None:
-            self.check_silver(contract, routed, result)
+        def inspect(silver, result) -> None:
+            self.check_silver(contract, silver, result)
 
         return inspect
 
-    def check_silver(self, contract, routed, result) -> None:
-        from pyspark.sql import functions as F
-
-        from .gate import DUPLICATE, KEYS_COLUMN, QUARANTINE as Q, silver_rows
-
+    def check_silver(self, contract, silver, result) -> None:
+        """The silver suite on a gated batch: row rules, drift, duplicates and volume from the counts
+        the gate made in its pass (``result.stats``); GX expectations on the committed silver rows."""
         suite = self.suites[(contract.scenario, SILVER)]
-        names = F.array(*[F.lit(n) for n in contract.field_names])
-        keys = F.col(KEYS_COLUMN)
-        extra = F.array_except(keys, names)
-        stats = routed.groupBy("disposition", "reasons", "duplicate_of").agg(  # one job on the cached batch
-            F.count(F.lit(1)).alias("rows"), F.count(keys).alias("objects"),
-            F.count_if(F.size(extra) > 0).alias("with_extra"),
-            *[F.count_if(keys.isNotNull() & ~F.array_contains(keys, n)).alias(f"absent_{i}")
-              for i, n in enumerate(contract.field_names)],
-        ).collect()
-        reason_rows, dup, objects, with_extra = {}, {"batch": 0, "history": 0}, 0, 0
-        absent = dict.fromkeys(contract.field_names, 0)
-        for r in stats:
-            objects += r.objects
-            with_extra += r.with_extra
-            for i, n in enumerate(contract.field_names):
-                absent[n] += r[f"absent_{i}"]
-            if r.disposition == Q:
-                key = tuple(r.reasons)
-                reason_rows[key] = reason_rows.get(key, 0) + r.rows
-            elif r.disposition == DUPLICATE:
-                dup[r.duplicate_of or "batch"] += r.rows
-        extra_fields = {}
-        if with_extra:
-            top = (routed.select(F.explode(extra).alias("k")).groupBy("k").count()
-                   .orderBy(F.desc("count"), "k").limit(20).collect())
-            extra_fields = {r.k: r["count"] for r in top}
-        results = row_rule_results(suite, reason_rows, result.bronze_rows)
+        stats = result.stats
+        results = row_rule_results(suite, stats.reason_rows, result.bronze_rows)
         for e in suite.expectations:
             if e.check == "schema_drift":
-                results.append(drift_result(suite, e, objects, absent, extra_fields, with_extra))
+                results.append(drift_result(suite, e, stats.objects, stats.absent, stats.extra_fields, stats.with_extra))
             elif e.check == "event_id_unique":
-                results.append(unique_result(suite, e, result.bronze_rows, dup["batch"], dup["history"]))
+                results.append(unique_result(suite, e, result.bronze_rows, stats.duplicates_in_batch,
+                                             stats.duplicates_of_history))
             elif e.check == "volume":
                 history = [n for _, n in self._deliveries().get(contract.scenario, [])]
                 results.append(volume_result(suite, e, result.silver_rows, history))
         gx = suite.of("gx")
         if gx and result.silver_rows > 0:
-            results += self._run_gx(silver_rows(routed, contract, self.run_id), suite.name,
-                                    [(suite, e, {}) for e in gx], examples=5)
+            results += self._run_gx(silver, suite.name, [(suite, e, {}) for e in gx], examples=5)
         elif gx:
             results += [Result(suite, e, True, None, 0, 0, {"message": "no silver rows", "skipped": True}) for e in gx]
         self._add(results)
 
     # ---- gold ----
     def check_gold(self, gold, scenarios: list[str] | None = None) -> None:
-        """Validate the gold rows about to be written; raise GateFailed on a fail.
+        """Validate the gold rows about to be written (staged by ``compute``); raise GateFailed on a fail.
 
         The checks read a narrow projection (scenario, event_date, the kg columns as doubles),
-        cached for the few Spark jobs they take; the write computes the full rows itself."""
+        cached for the few Spark jobs they take."""
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
 

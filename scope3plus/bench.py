@@ -1,0 +1,176 @@
+"""``s3p bench``: how fast the engine is, measured against Spark's own I/O floor in the same run.
+
+1. Generates ``days`` delivery days of ``events`` events each (the realistic scenario mix of
+   ``scope3plus.generate``, 1 % dirty lines) as landing JSON Lines, in a work folder of its own.
+2. Measures the floor: in the same SparkSession, Spark reads the first day's landing files with
+   the contracts' explicit schemas and writes them as Parquet (no checks, no Delta, no dedupe).
+3. Runs the full daily pipeline (``run_day``: ingest, gates and data-quality suites, gold,
+   summary, progress, ops tables and MLflow) for each day, timing every stage.
+4. Returns one dict (printed as JSON with ``--format json``): see ``FIELDS``.
+
+Nothing here is a timed test: the numbers are for BENCHMARKS.md and for comparing changes,
+measured on the same machine in the same run (machines are noisy; ratios travel better).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from .config import load_config
+from .contracts import SCENARIOS, load_contracts
+
+BENCH_REVIEWER = "scope3plus-methodology-maintainers"
+DEFAULT_START = dt.date(2026, 11, 1)
+#: every field of the result, in order (a smoke test checks them all)
+FIELDS = (
+    "events", "days", "events_per_day", "seconds_end_to_end", "events_per_s", "stages", "floor_seconds",
+    "ratio_to_floor", "driver_peak_rss_mb", "driver_jvm_peak_rss_mb", "driver_python_peak_rss_mb",
+    "driver_heap_peak_mb", "spark_driver_memory", "history_ratio", "day_seconds", "generate_seconds",
+    "quality", "lake_backend", "rows", "machine", "started_at",
+)
+TARGETS = {"seconds_end_to_end": 60.0, "ratio_to_floor": 3.0, "history_ratio": 1.2}
+
+
+def _rss_kb(pid: int | str = "self", key: str = "VmHWM") -> int:
+    """A process's peak (VmHWM) or current (VmRSS) resident set, in kB (0 where /proc is missing)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _jvm_peaks(spark) -> tuple[float, float]:
+    """(peak RSS of the driver JVM, peak heap used by it), in MB."""
+    jvm = spark.sparkContext._jvm
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    heap = 0
+    for pool in jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans():
+        if str(pool.getType().toString()) == "Heap memory":
+            heap += pool.getPeakUsage().getUsed()
+    return _rss_kb(pid) / 1024, heap / 2**20
+
+
+def floor_seconds(spark, landing: Path, day: dt.date, out: Path) -> float:
+    """Spark reading ``day``'s landing files with the explicit contract schemas and writing them
+    as Parquet: the least any pipeline over these files must spend."""
+    from .pipeline.ingest import landing_files
+
+    contracts = load_contracts()
+    started = time.monotonic()
+    for scenario in SCENARIOS:
+        files = landing_files(landing, scenario, day)
+        if files:
+            (spark.read.schema(contracts[scenario].raw_schema()).json(files)
+             .write.mode("overwrite").parquet(str(out / scenario)))
+    return time.monotonic() - started
+
+
+def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = False, quality: bool = True,
+          driver_memory: str = "1g", progress: Callable[[str], None] = lambda _m: None) -> dict:
+    """Generate, measure the floor, run each day; return the result dict (FIELDS)."""
+    from .generate import generate
+    from .methodology.approval import register_shipped
+    from .pipeline.daily import run_day
+    from .spark import build_session
+
+    work = Path(root) if root else Path(tempfile.mkdtemp(prefix="s3p-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        config = load_config(None, landing=str(work / "landing"), lake=str(work / "lake"))
+        spark = build_session({**config.spark, "spark.driver.memory": driver_memory}, "s3p-bench")
+        spark_memory = spark.conf.get("spark.driver.memory", driver_memory)
+        started_at = dt.datetime.now(dt.timezone.utc)
+        progress(f"bench: generating {days} day(s) x {events:,} events under {work}")
+        t0 = time.monotonic()
+        generate(spark, DEFAULT_START, days, events, Path(config.landing), seed=42, dirty=0.01)
+        generated = time.monotonic() - t0
+        register_shipped(config, BENCH_REVIEWER)
+        progress("bench: floor (read the first day's files with the explicit schemas, write Parquet)")
+        floor = floor_seconds(spark, Path(config.landing), DEFAULT_START, work / "floor")
+        shutil.rmtree(work / "floor", ignore_errors=True)
+        day_seconds, stages, rows = [], {}, {"landed_lines": 0, "silver_rows": 0, "quarantined_rows": 0,
+                                              "duplicates_removed": 0, "gold_rows": 0}
+        backend = None
+        for i in range(days):
+            day = DEFAULT_START + dt.timedelta(days=i)
+            t0 = time.monotonic()
+            summary = run_day(spark, config, day, progress=progress, quality=quality)
+            day_seconds.append(round(time.monotonic() - t0, 3))
+            progress(f"bench: day {i + 1}/{days} ({day}) {day_seconds[-1]:.1f} s")
+            backend = summary.lake_backend
+            if i == 0:
+                stages = {name: round(seconds, 3) for name, seconds in summary.stages.items()}
+                for c in summary.scenarios.values():
+                    for key in ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed"):
+                        rows[key] += getattr(c, key)
+                rows["gold_rows"] = summary.gold_rows
+        jvm_rss, heap = _jvm_peaks(spark)
+        python_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        first = day_seconds[0]
+        return {
+            "events": events, "days": days, "events_per_day": events,
+            "seconds_end_to_end": first,
+            "events_per_s": round(events / first, 1) if first else None,
+            "stages": stages,
+            "floor_seconds": round(floor, 3),
+            "ratio_to_floor": round(first / floor, 3) if floor else None,
+            "driver_peak_rss_mb": round(jvm_rss + python_rss, 1),
+            "driver_jvm_peak_rss_mb": round(jvm_rss, 1),
+            "driver_python_peak_rss_mb": round(python_rss, 1),
+            "driver_heap_peak_mb": round(heap, 1),
+            "spark_driver_memory": spark_memory,
+            "history_ratio": round(day_seconds[-1] / first, 3) if days > 1 and first else None,
+            "day_seconds": day_seconds,
+            "generate_seconds": round(generated, 3),
+            "quality": quality,
+            "lake_backend": backend,
+            "rows": rows,
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "spark": spark.version,
+                        "platform": platform.platform(), "spark_master": spark.sparkContext.master},
+            "started_at": started_at.isoformat(timespec="seconds"),
+        }
+    finally:
+        if not keep and not root:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def as_text(result: dict) -> str:
+    """The result for a person: the headline numbers, each against its target where there is one."""
+    def mark(key):
+        value, target = result.get(key), TARGETS.get(key)
+        if value is None or target is None:
+            return ""
+        return f"   (target <= {target:g}: {'met' if value <= target else 'NOT met'})"
+
+    lines = [
+        f"events           {result['events']:,} per day x {result['days']} day(s), quality suites "
+        f"{'on' if result['quality'] else 'off'}, lake {result['lake_backend']}",
+        f"end to end       {result['seconds_end_to_end']:.1f} s (first day){mark('seconds_end_to_end')}",
+        f"throughput       {result['events_per_s']:,.0f} events/s",
+        f"floor            {result['floor_seconds']:.1f} s (Spark: JSON with explicit schemas -> Parquet, same session)",
+        f"ratio to floor   {result['ratio_to_floor']:.2f}{mark('ratio_to_floor')}",
+        "stages           " + ", ".join(f"{k} {v:.1f} s" for k, v in result["stages"].items()),
+        f"driver memory    peak RSS {result['driver_peak_rss_mb']:.0f} MB (JVM {result['driver_jvm_peak_rss_mb']:.0f}, "
+        f"Python {result['driver_python_peak_rss_mb']:.0f}); JVM heap peak {result['driver_heap_peak_mb']:.0f} MB "
+        f"of spark.driver.memory={result['spark_driver_memory']}",
+    ]
+    if result["history_ratio"] is not None:
+        lines.append(f"history ratio    {result['history_ratio']:.2f} (last day / first day; days: "
+                     f"{', '.join(f'{s:.1f}' for s in result['day_seconds'])} s){mark('history_ratio')}")
+    return "\n".join(lines)
+
+
+def as_json(result: dict) -> str:
+    return json.dumps(result, sort_keys=False)

@@ -1,0 +1,62 @@
+"""Smoke run of `s3p bench` (~200 k events): it works and its JSON carries every field.
+
+Not a timed test: nothing here asserts a speed, only that the numbers exist and are consistent.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from scope3plus import bench
+from scope3plus.cli import main
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def result(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    return root, bench.bench(100_000, days=2, root=root)
+
+
+def test_the_json_carries_every_field_with_consistent_numbers(result):
+    _, r = result
+    assert list(r) == list(bench.FIELDS)
+    assert r["events"] == 100_000 and r["days"] == 2 and len(r["day_seconds"]) == 2
+    assert r["seconds_end_to_end"] == r["day_seconds"][0] > 0
+    assert r["events_per_s"] == pytest.approx(100_000 / r["seconds_end_to_end"], rel=1e-3)
+    assert r["ratio_to_floor"] == pytest.approx(r["seconds_end_to_end"] / r["floor_seconds"], rel=1e-2)
+    assert r["history_ratio"] == pytest.approx(r["day_seconds"][1] / r["day_seconds"][0], rel=1e-2)
+    assert {"ingest", "gate", "silver_checks", "gold", "summary", "progress", "record"} <= set(r["stages"])
+    assert sum(r["stages"].values()) - r["stages"]["silver_checks"] <= r["seconds_end_to_end"]  # gate includes the checks
+    assert r["driver_peak_rss_mb"] == pytest.approx(r["driver_jvm_peak_rss_mb"] + r["driver_python_peak_rss_mb"], abs=0.2)
+    assert 0 < r["driver_heap_peak_mb"] and r["driver_jvm_peak_rss_mb"] > 0
+    # every landed line of day 1 is accounted for: 100,000 generated = silver + quarantine + duplicates
+    rows = r["rows"]
+    assert rows["landed_lines"] == 100_000
+    assert rows["silver_rows"] + rows["quarantined_rows"] + rows["duplicates_removed"] == 100_000
+    assert 0 < rows["quarantined_rows"] < 3_000 and 0 < rows["gold_rows"] <= rows["silver_rows"]
+    assert r["quality"] is True and r["lake_backend"] == "delta-rs"
+
+
+def test_the_work_folder_holds_the_lake_it_ran(result):
+    root, _ = result
+    assert (root / "lake" / "gold" / "progress" / "_delta_log").is_dir()
+    assert not (root / "floor").exists()  # the floor's Parquet is removed after it is timed
+
+
+def test_bad_arguments_are_one_line(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--events", "0"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--events" in err[0]
+
+
+def test_text_and_json_renderings(result):
+    _, r = result
+    assert json.loads(bench.as_json(r)) == r
+    text = bench.as_text(r)
+    assert "ratio to floor" in text and "history ratio" in text and "target <= 3" in text
