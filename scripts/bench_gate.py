@@ -35,17 +35,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def register_approved(config) -> None:
-    """Register the shipped approved methodology versions in the bench's own MLflow store."""
-    from scope3plus.methodology import load_registry
-    from scope3plus.methodology.approval import register
-
-    registry = load_registry(Path(config.methodologies_dir))
-    for scenario in registry.scenarios():
-        for m in registry.approved(scenario):
-            register(registry.get(m.id, m.version), "scope3plus-methodology-maintainers", config)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events per delivery day, all scenarios (default 1,000,000)")
@@ -59,6 +48,7 @@ def main() -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from scope3plus.config import load_config
     from scope3plus.generate import generate
+    from scope3plus.methodology.approval import register_shipped
     from scope3plus.pipeline.daily import run_day
     from scope3plus.spark import build_session
 
@@ -71,7 +61,7 @@ def main() -> int:
     t0 = time.monotonic()
     generate(spark, args.start, len(days), args.events, Path(config.landing), seed=42, dirty=0.01)
     generated_s = time.monotonic() - t0
-    register_approved(config)
+    register_shipped(config, "scope3plus-methodology-maintainers")
     for day in days[:-1]:
         run_day(spark, config, day, progress=say)
     timings: dict[str, list[float]] = {"without": [], "with": []}

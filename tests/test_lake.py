@@ -112,3 +112,15 @@ def test_missing_table_is_a_clear_error(lake):
 def test_delta_spark_backend_refused_without_its_classes(spark, tmp_path):
     with pytest.raises(S3PError, match="not on the Spark classpath"):
         open_lake(spark, tmp_path, backend="delta-spark")
+
+
+def test_read_skips_files_whose_statistics_are_outside_a_range(spark, lake):
+    """Two appends, n in [0, 300) and [1000, 1300): a range read on n only reads the matching file
+    (delta-rs prunes files by their min/max; delta-spark's data skipping does the same)."""
+    lake.append("t", frame(spark), ["scenario"])
+    lake.append("t", frame(spark).withColumn("n", F.col("n") + 1000), ["scenario"])
+    pruned = lake.read("t", ranges={"n": (1000, 1299)})
+    assert pruned.filter(F.col("n") < 1000).count() == 0 and pruned.count() == 300
+    assert lake.read("t", ranges={"n": (5000, 6000)}).count() == 0
+    small = lake.read("t", {"scenario": ["a"]}, ranges={"n": (0, 10)})  # may keep the rest of the file's rows
+    assert small.filter(F.col("n") <= 10).count() == 6 and small.count() <= 150

@@ -311,3 +311,25 @@ def test_a_1000x_unit_error_stops_the_run_before_gold_and_progress(spark, corpus
              if r["landing_date"] == D3 and r["severity"] == "fail" and not r["success"]]
     assert [(r["suite"], r["expectation"], r["unexpected_count"]) for r in fails] == [
         ("box_recycling.gold", "avoided_kg_per_event", 5)]
+
+
+def test_a_restatement_is_held_to_the_gold_suite_too(spark, corpus):
+    """Restating D3 under the (unit-error) box v1.1.0 fails the gold suite: gold stays as it was,
+    no restatement is recorded, and the failed check is in ops/dq_results with job 'restate'."""
+    from scope3plus.methodology import load_registry
+    from scope3plus.pipeline.restate import restate
+
+    config, lake, _, _ = corpus
+    add_box_v1_1_in_kilograms(Path(config.methodologies_dir), D3)  # as in the test above (idempotent)
+    register_approved(config)
+    approved = load_registry(Path(config.methodologies_dir)).approved("box_recycling")
+    gold_before = lake.read(tables.GOLD_AVOIDED, {"scenario": ["box_recycling"]}).count()
+    restated_before = lake.read(tables.RESTATEMENTS).count() if lake.exists(tables.RESTATEMENTS) else 0
+    with pytest.raises(GateFailed) as failed:
+        restate(lake, config, "box_recycling", approved, D3, D3, "test", "restate-unit-error")
+    assert "avoided_kg_per_event" in str(failed.value)
+    assert lake.read(tables.GOLD_AVOIDED, {"scenario": ["box_recycling"]}).count() == gold_before
+    assert (lake.read(tables.RESTATEMENTS).count() if lake.exists(tables.RESTATEMENTS) else 0) == restated_before
+    fails = [(r["job"], r["expectation"]) for r in read_small_table(lake.path(tables.DQ_RESULTS)).to_pylist()
+             if r["run_id"] == "restate-unit-error" and not r["success"] and r["severity"] == "fail"]
+    assert fails == [("restate", "avoided_kg_per_event")]

@@ -144,8 +144,11 @@ class Lake(ABC):
 
     # ---- reads and writes (per backend) ----
     @abstractmethod
-    def read(self, name: str, partitions: dict[str, list] | None = None):
-        """The table as a DataFrame, optionally pruned to ``{partition column: [values]}``."""
+    def read(self, name: str, partitions: dict[str, list] | None = None,
+             ranges: dict[str, tuple] | None = None):
+        """The table as a DataFrame, optionally pruned to ``{partition column: [values]}``, and to
+        the files whose statistics overlap ``{column: (low, high)}`` (rows outside the range may
+        remain: callers filter them)."""
 
     @abstractmethod
     def append(self, name: str, df, partition_by: list[str] | tuple = (), app_id: str | None = None,

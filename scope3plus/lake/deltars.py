@@ -23,6 +23,7 @@ import os
 import shutil
 from urllib.parse import unquote
 
+from ..faults import fault_point
 from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed
 
 STAGING_PREFIX = ".s3p-staging-"
@@ -192,6 +193,24 @@ def stage_files(table_path: str, staging: str, token: str, partition_by: list[st
 # --------------------------------------------------------------------------------------
 # Driver side: the Lake implementation
 # --------------------------------------------------------------------------------------
+def _overlapping(table, uris: list[str], ranges: dict[str, tuple]) -> list[str]:
+    """The files of ``uris`` whose min/max statistics overlap every ``{column: (low, high)}``
+    (a file without statistics for a column is kept)."""
+    import pyarrow as pa
+
+    outside = set()
+    for action in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        for col, (lo, hi) in ranges.items():
+            fmin, fmax = action.get(f"min.{col}"), action.get(f"max.{col}")
+            if fmin is not None and fmax is not None and (fmax < lo or fmin > hi):
+                outside.add(unquote(action["path"]))
+                break
+    if not outside:
+        return uris
+    root = unquote(table.table_uri).removeprefix("file://")
+    return [u for u in uris if os.path.relpath(unquote(u).removeprefix("file://"), root) not in outside]
+
+
 def _remove(path: str) -> None:
     try:
         os.remove(path)
@@ -205,13 +224,15 @@ class DeltaRsLake(Lake):
     def __init__(self, spark, root):
         super().__init__(spark, os.path.abspath(str(root)))
 
-    def read(self, name: str, partitions: dict[str, list] | None = None):
+    def read(self, name: str, partitions: dict[str, list] | None = None, ranges: dict[str, tuple] | None = None):
         from pyspark.sql.pandas.types import from_arrow_schema
         import pyarrow as pa
 
         table = self._delta_table(name)
         schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
         uris = table.file_uris(partition_filters(partitions) if partitions else None)
+        if ranges:
+            uris = _overlapping(table, uris, ranges)
         if not uris:
             return self.spark.createDataFrame([], schema)
         return (self.spark.read.schema(schema).option("basePath", "file://" + self.path(name))
@@ -230,6 +251,7 @@ class DeltaRsLake(Lake):
             files = stage_files(table_path, staging, token, list(partition_by), replace if mode == "replace" else None)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        fault_point("lake.before_commit")
         committed = commit_files(table_path, df.schema, files, mode, list(partition_by), replace, app_id, app_version,
                                  metadata, token)
         if not committed:  # a replayed application transaction: the table stays as it is

@@ -25,11 +25,13 @@ def _replace_where(values: dict[str, list]) -> str:
 class DeltaSparkLake(Lake):
     backend = "delta-spark"
 
-    def read(self, name, partitions=None):
+    def read(self, name, partitions=None, ranges=None):
         self._delta_table(name)  # a clear error when the table does not exist
         df = self.spark.read.format("delta").load(self.path(name))
         for col, vals in (partitions or {}).items():
             df = df.filter(F.col(col).cast("string").isin([str(v) for v in vals]))
+        for col, (lo, hi) in (ranges or {}).items():  # Delta data skipping prunes the files
+            df = df.filter(F.col(col).between(F.lit(lo), F.lit(hi)))
         return df
 
     def _write(self, name, df, mode, partition_by, options, metadata, rows_removed):

@@ -15,6 +15,7 @@ from typing import Callable
 
 from pyspark.sql import DataFrame, functions as F
 
+from ..faults import fault_point
 from ..lake import CommitResult, Lake
 from . import tables
 
@@ -69,7 +70,11 @@ def silver_days(lake: Lake, scenario: str, event_dates: list[dt.date]) -> DataFr
     """Silver rows of ``scenario`` dated on ``event_dates`` (None when the scenario has no silver yet)."""
     if not lake.exists(tables.silver(scenario)):
         return None
-    return lake.read(tables.silver(scenario)).filter(F.col("event_date").isin(event_dates))
+    # only the files whose event_date statistics overlap the days asked for: silver is partitioned by
+    # delivery date, and events of a given day arrive within the late-data horizon, so this reads
+    # the deliveries of those days, not the table's whole history
+    span = {"event_date": (min(event_dates), max(event_dates))}
+    return lake.read(tables.silver(scenario), ranges=span).filter(F.col("event_date").isin(event_dates))
 
 
 def gold_frame(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
@@ -88,18 +93,19 @@ def gold_frame(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.
     return reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
 
 
-def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], event_dates: list[dt.date], run_id: str) -> CommitResult:
+def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], event_dates: list[dt.date], run_id: str,
+               job: str = "compute") -> CommitResult:
     """Replace the (scenario, event_date) partitions of gold.avoided_emissions with ``gold``, in one commit."""
     return lake.replace_partitions(
         tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION,
         {"scenario": list(scenarios), "event_date": event_dates},
-        metadata={"run_id": run_id, "job": "compute"},
+        metadata={"run_id": run_id, "job": job, **({"scenario": scenarios[0]} if len(scenarios) == 1 else {})},
     )
 
 
 def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
             check: Callable[[DataFrame], None] | None = None,
-            extra_silver: dict[str, DataFrame] | None = None) -> CommitResult | None:
+            extra_silver: dict[str, DataFrame] | None = None, job: str = "compute") -> CommitResult | None:
     """Recompute gold for every scenario on ``event_dates`` from all silver rows of those days,
     and replace those (scenario, event_date) partitions in one commit.
 
@@ -110,7 +116,7 @@ def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.dat
         return None
     gold = gold_frame(lake, methodologies, event_dates, run_id, extra_silver)
     if check is None:
-        return write_gold(lake, gold, list(methodologies), event_dates, run_id)
+        return write_gold(lake, gold, list(methodologies), event_dates, run_id, job)
     # Computed once, into a staging folder: the checks read the staged rows, and only then are
     # they committed to gold (a Parquet-to-Parquet copy, far cheaper than computing them again).
     staging = lake.staging_path(f"compute-{run_id}")
@@ -118,6 +124,7 @@ def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.dat
         gold.write.mode("overwrite").parquet(staging)
         staged = lake.spark.read.schema(gold.schema).parquet(staging)
         check(staged)
-        return write_gold(lake, staged, list(methodologies), event_dates, run_id)
+        fault_point("compute.staged")
+        return write_gold(lake, staged, list(methodologies), event_dates, run_id, job)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

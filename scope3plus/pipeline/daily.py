@@ -17,6 +17,7 @@ from typing import Callable
 from ..config import Config
 from ..contracts import SCENARIOS, load_contracts
 from ..errors import GateFailed, S3PError
+from ..faults import fault_point
 from ..lake import Lake, open_lake
 from ..methodology import load_registry
 from ..methodology.approval import verify
@@ -162,6 +163,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             summary.gold_rows = gold.rows_added if gold else 0
             progress(f"[{day}] gold: {summary.gold_rows:,} credited events on {len(touched)} event day(s) "
                      f"recomputed ({time.monotonic() - t0:.1f} s)")
+            fault_point("rollup.before_progress")
             with summary.stage("progress"):
                 summary.as_of, _ = refresh_progress(lake, config, day, run_id)  # stage 3: progress
             summary.seconds = time.monotonic() - started
@@ -172,6 +174,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             job_rows = _job_rows(summary, "failed", str(exc))
             raise
         finally:
+            fault_point("run.before_record")
             with summary.stage("record"):
                 if dq:
                     dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed

@@ -24,6 +24,7 @@ from pyspark.sql.types import StructType
 
 from ..contracts import CORRUPT_COLUMN, Contract, FieldSpec
 from ..errors import GateFailed
+from ..faults import fault_point
 from ..lake import CommitResult, Lake
 from . import tables
 
@@ -333,10 +334,12 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     try:
         batch.write.mode("overwrite").partitionBy("disposition").parquet(staging)
         m = observed.get
+        fault_point("gate.staged")
         staged = {d: _staged(spark, staging, d, batch.schema) for d in (SILVER, QUARANTINE)}
         silver_commit = lake.replace_partitions(
             tables.silver(scenario), staged[SILVER].select(*silver_columns(fields, run_id)), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
+        fault_point("gate.silver_committed")
         quarantine_commit = lake.replace_partitions(
             tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE], run_id), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})

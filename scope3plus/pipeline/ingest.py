@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, Observation, functions as F
 
+from ..faults import fault_point
 from ..lake import CommitResult, Lake
 from . import tables
 
@@ -81,4 +82,5 @@ def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: 
         tables.bronze(scenario), to_bronze(lines.observe(landed, F.count(F.lit(1)).alias("lines")), landing_date, run_id),
         tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
     )
+    fault_point("ingest.committed")
     return IngestResult(files=files, landed_lines=landed.get["lines"] if files else 0, commit=commit)

@@ -21,7 +21,8 @@ from ..errors import S3PError
 from ..lake import Lake
 from ..methodology.approval import verify
 from . import tables
-from .compute import GOLD_COLUMNS, avoided_emissions, credited, silver_days
+from .compute import compute, credited, silver_days
+from .quality import DataQuality
 from .rollup import refresh_daily_summary, refresh_progress
 
 RESTATEMENTS_SCHEMA = (
@@ -99,9 +100,14 @@ def restate(lake: Lake, config: Config, scenario: str, approved: list, start: dt
     before = lake.read(tables.GOLD_AVOIDED, partitions) if lake.exists(tables.GOLD_AVOIDED) else None
     versions_before = _versions(before) if before is not None else ""
     tco2e_before = _total_t(before) if before is not None else Decimal(0)
-    gold = avoided_emissions(silver, scenario, approved, run_id).select(*GOLD_COLUMNS)
-    lake.replace_partitions(tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION, partitions,
-                            metadata={"run_id": run_id, "job": "restate", "scenario": scenario})
+    # the gold suite checks the restated rows before they replace the published ones (a fail raises
+    # GateFailed with gold untouched); its results go to ops/dq_results either way
+    dq = DataQuality(lake, start, run_id, job="restate")
+    try:
+        compute(lake, {scenario: approved}, days, run_id, check=lambda staged: dq.check_gold(staged, [scenario]),
+                job="restate")
+    finally:
+        dq.record()
     after = lake.read(tables.GOLD_AVOIDED, partitions)
     result = Restatement(
         restatement_id=run_id, scenario=scenario, from_date=start, to_date=end,

@@ -1,0 +1,39 @@
+"""Fault injection for the crash-safety tests: ``S3P_FAULT_AT=<point>[:<n>]`` kills the process
+with SIGKILL the n-th time (default the first) it reaches ``fault_point(<point>)``.
+
+A SIGKILL gives the process no chance to clean up: exactly what a lost node, an OOM killer or
+a cancelled cluster job does. The points sit between the steps whose order makes a rerun safe:
+
+* ``ingest.committed``       a scenario's bronze partition is committed, nothing gated yet
+* ``gate.staged``            the routed batch is in the staging folder, silver not committed
+* ``gate.silver_committed``  silver is committed, quarantine is not
+* ``lake.before_commit``     a write's files are in the table's folders, its Delta commit not made
+* ``compute.staged``         gold is computed and checked, not committed
+* ``rollup.before_progress`` gold and the daily summary are committed, progress is not
+* ``run.before_record``      everything is published, ops/job_runs and MLflow not yet written
+
+Unset (always, outside tests), a point costs one dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "S3P_FAULT_AT"
+POINTS = ("ingest.committed", "gate.staged", "gate.silver_committed", "lake.before_commit", "compute.staged",
+          "rollup.before_progress", "run.before_record")
+_reached: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Kill this process here (SIGKILL) if ``S3P_FAULT_AT`` names this point (and count)."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _reached[name] = _reached.get(name, 0) + 1
+    if _reached[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
