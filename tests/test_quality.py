@@ -333,3 +333,14 @@ def test_a_restatement_is_held_to_the_gold_suite_too(spark, corpus):
     fails = [(r["job"], r["expectation"]) for r in read_small_table(lake.path(tables.DQ_RESULTS)).to_pylist()
              if r["run_id"] == "restate-unit-error" and not r["success"] and r["severity"] == "fail"]
     assert fails == [("restate", "avoided_kg_per_event")]
+
+
+def test_schema_drift_reads_a_sample_of_big_batches_only():
+    from scope3plus.pipeline.gate import DRIFT_SAMPLE_LINES, drift_sample
+
+    assert drift_sample(0) == drift_sample(DRIFT_SAMPLE_LINES) == 1  # small batches: every line
+    assert drift_sample(10 * DRIFT_SAMPLE_LINES) == 10 and drift_sample(100 * DRIFT_SAMPLE_LINES + 5) == 100
+    e = _exp("schema_drift", "warn", absent_share=0.99, min_rows=100)
+    sampled = q.drift_result(SUITE, e, 500, {}, {"promo_code": 3}, 3, one_in=100)
+    assert not sampled.success and "of a 1-in-100 sample" in sampled.details["message"]
+    assert sampled.observed["sampled_one_line_in"] == 100

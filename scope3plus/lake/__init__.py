@@ -41,6 +41,24 @@ def replayed(committed_version: int | None, app_version: int) -> bool:
     return committed_version is not None and committed_version >= app_version
 
 
+@dataclass(frozen=True)
+class Staged:
+    """Rows written to a staging folder for table ``name`` and not committed yet."""
+
+    name: str
+    path: str
+    schema: object  # the frame's StructType
+    partition_by: tuple
+
+    def frame(self, spark):
+        import os
+
+        if not os.path.isdir(self.path) or not any(os.scandir(self.path)):
+            return spark.createDataFrame([], self.schema)
+        return (spark.read.schema(self.schema).option("basePath", self.path).parquet(self.path)
+                .select(*self.schema.fieldNames()))
+
+
 def partition_filters(values: dict[str, list]) -> list[tuple[str, str, list[str]]]:
     """Delta partition filters (conjunction of ``col IN values``) from a ``{col: [values]}`` map."""
     return [(col, "in", [str(v) for v in vals]) for col, vals in values.items()]
@@ -137,6 +155,28 @@ class Lake(ABC):
         """A scratch folder for one job's intermediate files (removed by the job; ``s3p maintain``
         clears what a killed job left): ``<lake>/_s3p/staging/<name>``, never read as a table."""
         return f"{self.root}/_s3p/staging/{name}"
+
+    # ---- staged writes: write once, look at the rows, then commit them (or not) ----
+    def stage(self, name: str, df, partition_by: list[str] | tuple = ()) -> "Staged":
+        """Write ``df`` as Parquet to a staging folder, committing nothing (``Staged.frame()`` reads it back).
+        This default stages beside the lake and ``commit_staged`` copies the rows into the table."""
+        staged = Staged(name, self.staging_path(f"{name.replace('/', '-')}-{self.new_token()}"), df.schema,
+                        tuple(partition_by))
+        writer = df.write.mode("overwrite")
+        (writer.partitionBy(*partition_by) if partition_by else writer).parquet(staged.path)
+        return staged
+
+    def commit_staged(self, staged: "Staged", values: dict[str, list], metadata: dict | None = None) -> CommitResult:
+        """Replace the partitions ``values`` of the staged table with the staged rows (one commit)."""
+        try:
+            return self.replace_partitions(staged.name, staged.frame(self.spark), staged.partition_by, values, metadata)
+        finally:
+            self.discard(staged)
+
+    def discard(self, staged: "Staged") -> None:
+        import shutil
+
+        shutil.rmtree(staged.path, ignore_errors=True)
 
     @staticmethod
     def new_token() -> str:

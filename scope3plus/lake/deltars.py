@@ -20,11 +20,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 from urllib.parse import unquote
 
 from ..faults import fault_point
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, Staged, partition_filters, replayed
 
 STAGING_PREFIX = ".s3p-staging-"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -238,21 +237,35 @@ class DeltaRsLake(Lake):
         return (self.spark.read.schema(schema).option("basePath", "file://" + self.path(name))
                 .parquet(*uris).select(*schema.fieldNames()))
 
+    def stage(self, name, df, partition_by=()):
+        """Stage inside the table folder (``.s3p-staging-<token>``), so the commit only moves the files."""
+        staged = Staged(name, os.path.join(self.path(name), STAGING_PREFIX + self.new_token()), df.schema,
+                        tuple(partition_by))
+        writer = df.write.mode("overwrite").option("compression", "snappy")
+        (writer.partitionBy(*partition_by) if partition_by else writer).parquet("file://" + staged.path)
+        return staged
+
+    def commit_staged(self, staged, values, metadata=None):
+        missing = set(values) - set(staged.partition_by)
+        if missing:
+            raise ValueError(f"replace_partitions on {staged.name}: {sorted(missing)} are not partition columns")
+        return self._commit(staged, "replace", values, metadata=metadata)
+
     def _write(self, name, df, mode, partition_by, replace=None, app_id=None, app_version=None, metadata=None):
-        token = self.new_token()
+        return self._commit(self.stage(name, df, partition_by), mode, replace, app_id, app_version, metadata)
+
+    def _commit(self, staged, mode, replace=None, app_id=None, app_version=None, metadata=None):
+        """Move the staged files into the table and commit them in one Delta transaction."""
+        name, partition_by = staged.name, list(staged.partition_by)
+        token = os.path.basename(staged.path).removeprefix(STAGING_PREFIX)
         table_path = self.path(name)
-        staging = os.path.join(table_path, STAGING_PREFIX + token)
         replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
-            writer = df.write.mode("overwrite").option("compression", "snappy")
-            if partition_by:
-                writer = writer.partitionBy(*partition_by)
-            writer.parquet("file://" + staging)
-            files = stage_files(table_path, staging, token, list(partition_by), replace if mode == "replace" else None)
+            files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.discard(staged)
         fault_point("lake.before_commit")
-        committed = commit_files(table_path, df.schema, files, mode, list(partition_by), replace, app_id, app_version,
+        committed = commit_files(table_path, staged.schema, files, mode, partition_by, replace, app_id, app_version,
                                  metadata, token)
         if not committed:  # a replayed application transaction: the table stays as it is
             for f in files:

@@ -9,7 +9,6 @@ date, source file, run id) back to its bronze line.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from functools import reduce
 from typing import Callable
 
@@ -93,14 +92,19 @@ def gold_frame(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.
     return reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
 
 
+def gold_partitions(scenarios: list[str], event_dates: list[dt.date]) -> dict[str, list]:
+    return {"scenario": list(scenarios), "event_date": list(event_dates)}
+
+
+def _gold_metadata(scenarios: list[str], run_id: str, job: str) -> dict:
+    return {"run_id": run_id, "job": job, **({"scenario": scenarios[0]} if len(scenarios) == 1 else {})}
+
+
 def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], event_dates: list[dt.date], run_id: str,
                job: str = "compute") -> CommitResult:
     """Replace the (scenario, event_date) partitions of gold.avoided_emissions with ``gold``, in one commit."""
-    return lake.replace_partitions(
-        tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION,
-        {"scenario": list(scenarios), "event_date": event_dates},
-        metadata={"run_id": run_id, "job": job, **({"scenario": scenarios[0]} if len(scenarios) == 1 else {})},
-    )
+    return lake.replace_partitions(tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION,
+                                   gold_partitions(scenarios, event_dates), metadata=_gold_metadata(scenarios, run_id, job))
 
 
 def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
@@ -117,14 +121,14 @@ def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.dat
     gold = gold_frame(lake, methodologies, event_dates, run_id, extra_silver)
     if check is None:
         return write_gold(lake, gold, list(methodologies), event_dates, run_id, job)
-    # Computed once, into a staging folder: the checks read the staged rows, and only then are
-    # they committed to gold (a Parquet-to-Parquet copy, far cheaper than computing them again).
-    staging = lake.staging_path(f"compute-{run_id}")
+    # Computed once, into the lake's staging area: the checks read the staged rows, and only then
+    # are those very files committed to gold (no second computation, no copy on delta-rs).
+    staged = lake.stage(tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION)
     try:
-        gold.write.mode("overwrite").parquet(staging)
-        staged = lake.spark.read.schema(gold.schema).parquet(staging)
-        check(staged)
-        fault_point("compute.staged")
-        return write_gold(lake, staged, list(methodologies), event_dates, run_id, job)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        check(staged.frame(lake.spark))
+    except BaseException:
+        lake.discard(staged)
+        raise
+    fault_point("compute.staged")
+    return lake.commit_staged(staged, gold_partitions(list(methodologies), event_dates),
+                              _gold_metadata(list(methodologies), run_id, job))

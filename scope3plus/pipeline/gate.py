@@ -69,6 +69,7 @@ class BatchStats:
     with_extra: int = 0  # ... with a top-level key the contract does not have
     absent: dict = field(default_factory=dict)  # contract field -> objects without that key
     extra_fields: dict = field(default_factory=dict)  # the most frequent extra keys -> lines
+    drift_one_in: int = 1  # the drift counts above are over one line in this many (drift_sample)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def typed_value(raw: Column, spec: FieldSpec) -> Column:
 
 
 REASON_SEPARATOR = ","  # reason codes never contain it
+DRIFT_SAMPLE_LINES = 100_000
 
 
 def non_null_list(joined: Column) -> Column:
@@ -172,8 +174,14 @@ def methodology_reasons(event_date: Column, fields: dict[str, Column], methodolo
     return checks
 
 
+def drift_sample(lines: int) -> int:
+    """Schema drift is read from one line in this many (all lines up to DRIFT_SAMPLE_LINES): listing a
+    line's keys is a second JSON parse, and a producer's schema change shows in every line."""
+    return max(1, lines // DRIFT_SAMPLE_LINES)
+
+
 def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settings: GateSettings,
-                    drift: bool = False) -> DataFrame:
+                    drift: bool = False, drift_one_in: int = 1) -> DataFrame:
     """Every bronze row with its typed fields and the array of failed rules (``reasons``); with
     ``drift``, also the line's top-level JSON keys (KEYS_COLUMN, null when it is not an object)."""
     text = F.regexp_replace(F.col("value"), "^\ufeff", "")  # a UTF-8 BOM is not an error
@@ -219,7 +227,8 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     columns = [typed[s.name].alias(s.name) for s in contract.fields if not s.pii]
     columns += [hmac_sha256(typed[s.name], settings.pseudonym_key).alias(f"{s.name}_key") for s in contract.fields if s.pii]
     if drift:
-        columns.append(F.json_object_keys(text).alias(KEYS_COLUMN))
+        sampled = F.lit(True) if drift_one_in <= 1 else (F.xxhash64("value") % drift_one_in) == 0
+        columns.append(F.when(sampled, F.json_object_keys(text)).alias(KEYS_COLUMN))
     return parsed.select(
         "landing_date", "source_file", "value", reasons.alias("reasons"),
         event_date.alias("event_date"), *columns,
@@ -303,8 +312,9 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     """
     scenario, day = contract.scenario, settings.landing_date
     spark = lake.spark
+    one_in = drift_sample(lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]}) or 0) if drift else 1
     checked = parse_and_check(lake.read(tables.bronze(scenario), {"landing_date": [day]}), contract, methodologies,
-                              settings, drift=drift)
+                              settings, drift=drift, drift_one_in=one_in)
     history = earlier_batches(lake, scenario, settings)
     if history is None:
         history = spark.createDataFrame([], "event_id string")
@@ -343,7 +353,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         quarantine_commit = lake.replace_partitions(
             tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE], run_id), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
-        stats = _batch_stats(m, staged, contract, drift)
+        stats = _batch_stats(m, staged, contract, drift, one_in)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result = GateResult(
@@ -378,7 +388,7 @@ def _staged(spark, staging: str, disposition: str, schema) -> DataFrame:
     return spark.read.schema(schema).parquet(folder)
 
 
-def _batch_stats(m, staged: dict[str, DataFrame], contract: Contract, drift: bool) -> BatchStats:
+def _batch_stats(m, staged: dict[str, DataFrame], contract: Contract, drift: bool, drift_one_in: int) -> BatchStats:
     """Quarantine reasons (a group-by of the few quarantined rows), duplicate and drift counts."""
     reason_rows = {tuple(r.reasons): r["count"] for r in staged[QUARANTINE].groupBy("reasons").count().collect()}
     extra_fields, absent = {}, {}
@@ -390,4 +400,5 @@ def _batch_stats(m, staged: dict[str, DataFrame], contract: Contract, drift: boo
                     .orderBy(F.desc("count"), "k").limit(20).collect())
             extra_fields = {r.k: r["count"] for r in rows}
     return BatchStats(reason_rows, m["duplicate"] - m["duplicate_of_history"], m["duplicate_of_history"],
-                      m.get("objects", 0) if drift else 0, m.get("with_extra", 0) if drift else 0, absent, extra_fields)
+                      m.get("objects", 0) if drift else 0, m.get("with_extra", 0) if drift else 0, absent, extra_fields,
+                      drift_one_in)

@@ -258,18 +258,21 @@ def row_rule_results(suite: Suite, reason_rows: dict[tuple[str, ...], int], bron
 
 
 def drift_result(suite: Suite, e: Expectation, objects: int, absent: dict[str, int], extra: dict[str, int],
-                 rows_with_extra: int) -> Result:
-    """Schema drift from the top-level keys of the parseable lines: extra fields (any) and
-    contract fields absent from at least ``absent_share`` of them (when there are ``min_rows``)."""
+                 rows_with_extra: int, one_in: int = 1) -> Result:
+    """Schema drift from the top-level keys of the parseable lines (of one line in ``one_in``, a
+    deterministic sample): extra fields (any) and contract fields absent from at least
+    ``absent_share`` of them (when there are ``min_rows``)."""
     share = float(e.param("absent_share", 0.99))
     judged = objects >= int(e.param("min_rows", 100))
     absent_share = {f: n / objects for f, n in absent.items() if objects and n}
     gone = sorted(f for f, s in absent_share.items() if judged and s >= share)
-    observed = {"json_objects": objects, "extra_fields": dict(sorted(extra.items(), key=lambda kv: -kv[1])),
+    observed = {"json_objects": objects, "sampled_one_line_in": one_in,
+                "extra_fields": dict(sorted(extra.items(), key=lambda kv: -kv[1])),
                 "absent_share": {f: round(s, 6) for f, s in sorted(absent_share.items())}}
     message = []
     if extra:
-        message.append(f"{rows_with_extra:,} lines carry fields the contract does not know: "
+        sample = f" (of a 1-in-{one_in} sample)" if one_in > 1 else ""
+        message.append(f"{rows_with_extra:,} lines{sample} carry fields the contract does not know: "
                        + ", ".join(f"{k} ({v:,})" for k, v in list(observed["extra_fields"].items())[:10]))
     if gone:
         message.append("contract fields absent from nearly every line: " + ", ".join(gone))
@@ -508,7 +511,8 @@ class DataQuality:
         results = row_rule_results(suite, stats.reason_rows, result.bronze_rows)
         for e in suite.expectations:
             if e.check == "schema_drift":
-                results.append(drift_result(suite, e, stats.objects, stats.absent, stats.extra_fields, stats.with_extra))
+                results.append(drift_result(suite, e, stats.objects, stats.absent, stats.extra_fields, stats.with_extra,
+                                            stats.drift_one_in))
             elif e.check == "event_id_unique":
                 results.append(unique_result(suite, e, result.bronze_rows, stats.duplicates_in_batch,
                                              stats.duplicates_of_history))
