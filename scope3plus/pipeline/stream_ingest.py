@@ -29,7 +29,7 @@ from pyspark.sql import DataFrame, functions as F
 
 from ..contracts import SCENARIOS
 from ..errors import GateFailed, LakeBusy, S3PError
-from ..lake import Lake
+from ..lake import Lake, replayed
 from ..tracking import new_run_id
 from . import tables
 from .ingest import (DATED_FILES, IngestResult, delivery_dates, ingest, landing_date_of, landing_files, to_bronze,
@@ -221,7 +221,7 @@ class _BatchWriter:
     def _write(self, lines: DataFrame, batch_id: int) -> None:
         t0, tag = time.monotonic(), f"[ingest {self.scenario}] batch {batch_id}"
         committed = self.lake.app_version(self.name, self.app_id)
-        if committed is not None and committed >= batch_id:  # is not None: batch 0 is a version too
+        if replayed(committed, batch_id):
             self.result.batches.append(MicroBatch(batch_id, 0, 0, [], True, self.lake.version(self.name)))
             self.progress(f"{tag}: replay of a batch already committed to {self.name} (app transaction "
                           f"{self.app_id} at {committed}); skipped")
