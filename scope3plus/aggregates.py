@@ -19,10 +19,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from .config import Config
 from .errors import S3PError
+from .yamlio import read_yaml_mapping
 from .lake import CommitResult, Lake, read_small_table
 
 REPORTED_AGGREGATES = "gold/reported_aggregates"  # belongs with the other names in pipeline/tables.py
@@ -55,11 +55,8 @@ def read_file(path: str | Path, config: Config) -> list[ReportedAggregate]:
     source = Path(path)
     if not source.is_file():
         raise S3PError(f"reported aggregates file not found: {source}")
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise S3PError(f"{source} is not valid YAML: {exc}") from exc
-    entries = raw.get("aggregates") if isinstance(raw, dict) else None
+    raw = read_yaml_mapping(source, "reported aggregates file", empty={})
+    entries = raw.get("aggregates")
     if not isinstance(entries, list):
         raise S3PError(f"{source}: expected a list under 'aggregates:'")
     aggregates = [_parse(entry, i, source) for i, entry in enumerate(entries, 1)]

@@ -7,9 +7,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 
 from .errors import S3PError
+from .yamlio import read_yaml_mapping
 from .paths import CONF_DIR, METHODOLOGIES_DIR
 
 REPORTED_AGGREGATES_FILE = CONF_DIR / "reported_aggregates.yaml"
@@ -85,10 +85,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
     source = Path(path) if path else CONF_DIR / "local.yaml"
     if not source.exists():
         raise S3PError(f"config file not found: {source}")
-    try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise S3PError(f"config file {source} is not valid YAML: {exc}") from exc
+    raw = read_yaml_mapping(source, "config file", empty={})
     goal = raw.get("goal", {})
     pseudo = raw.get("pseudonymisation", {})
     ml = raw.get("mlflow", {}) or {}

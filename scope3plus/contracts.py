@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 
 from .errors import S3PError
+from .yamlio import read_yaml_mapping
 from .paths import SCHEMAS_DIR
 
 SCENARIOS = (
@@ -96,13 +96,7 @@ def _field(name: str, raw: dict, source: Path) -> FieldSpec:
 
 
 def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise S3PError(f"cannot read contract {path}: {exc}") from exc
-    if not isinstance(data, dict):
-        raise S3PError(f"{path}: a contract must be a YAML mapping")
-    return data
+    return read_yaml_mapping(path, "contract")
 
 
 @lru_cache(maxsize=None)

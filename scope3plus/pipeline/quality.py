@@ -32,10 +32,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from ..errors import GateFailed, S3PError
 from ..paths import QUALITY_DIR
+from ..yamlio import read_yaml_mapping
 from . import tables
 
 WARN, QUARANTINE, FAIL = "warn", "quarantine", "fail"
@@ -135,12 +135,7 @@ def _expectation(raw: Any, layer: str, where: str) -> Expectation:
 
 
 def load_suite(path: Path) -> Suite:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise S3PError(f"cannot read data-quality suite {path}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise S3PError(f"{path}: a suite is a YAML mapping")
+    raw = read_yaml_mapping(path, "data-quality suite")
     layer, scenario = raw.get("layer"), raw.get("scenario")
     if layer not in (SILVER, GOLD):
         raise S3PError(f"{path}: layer must be silver or gold")
