@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ContextManager
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame, Observation, functions as F
 
 from ..contracts import SCENARIOS
 from ..errors import GateFailed, LakeBusy, S3PError
@@ -227,20 +227,23 @@ class _BatchWriter:
                           f"{self.app_id} at {committed}); skipped")
             return
         rows = to_bronze(lines, landing_date_of(F.col("source_file")), self.run_id)
-        per_date = (rows.groupBy("landing_date")
-                    .agg(F.count(F.lit(1)).alias("rows"), F.collect_set("source_file").alias("files")).collect())
-        undated = sorted(f for r in per_date if r.landing_date is None for f in r.files)
-        if undated:  # e.g. 2026-02-30-x.jsonl: not a delivery, as for batch ingest and `s3p run`
-            self.progress(f"{tag}: warning: {len(undated)} file(s) left out, their names start with no valid "
-                          f"date: {', '.join(undated[:3])}{' ...' if len(undated) > 3 else ''}")
-            rows = rows.filter(F.col("landing_date").isNotNull())
-            per_date = [r for r in per_date if r.landing_date is not None]
-        landed = sum(r.rows for r in per_date)
-        dates = sorted(r.landing_date for r in per_date)
-        files = sum(len(r.files) for r in per_date)
+        # counted as the micro-batch is written (one pass over it): lines, delivery dates, files, and
+        # the files whose names start with no valid date (not a delivery, as for `s3p run`: left out)
+        seen = Observation(f"ingest-{self.run_id}-{batch_id}")
+        dated = F.col("landing_date").isNotNull()
+        rows = rows.observe(
+            seen, F.count_if(dated).alias("lines"), F.collect_set(F.col("landing_date")).alias("dates"),
+            F.collect_set(F.when(dated, F.col("source_file"))).alias("files"),
+            F.collect_set(F.when(~dated, F.col("source_file"))).alias("undated")).filter(dated)
         commit = self.lake.append(self.name, rows, partition_by=tables.BATCH_PARTITION, app_id=self.app_id,
                                   app_version=batch_id, metadata={"run_id": self.run_id, "job": "ingest",
                                                                   "mode": "stream", "batch_id": batch_id})
+        m = seen.get if not commit.skipped else {"lines": 0, "dates": [], "files": [], "undated": []}
+        landed, dates, files = m["lines"], sorted(m["dates"]), len(m["files"])
+        undated = sorted(m["undated"])
+        if undated:
+            self.progress(f"{tag}: warning: {len(undated)} file(s) left out, their names start with no valid "
+                          f"date: {', '.join(undated[:3])}{' ...' if len(undated) > 3 else ''}")
         if commit.skipped:  # committed by another writer since the check above (no lake lock held)
             self.result.batches.append(MicroBatch(batch_id, files, 0, dates, True, commit.version))
             self.progress(f"{tag}: committed meanwhile under app transaction {self.app_id}; skipped")
