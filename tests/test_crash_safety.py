@@ -32,7 +32,7 @@ pytestmark = pytest.mark.e2e
 D1, D2 = dt.date(2026, 11, 1), dt.date(2026, 11, 2)
 COMPARED = ([tables.bronze(s) for s in SCENARIOS] + [tables.silver(s) for s in SCENARIOS]
             + [tables.quarantine(s) for s in SCENARIOS]
-            + [tables.GOLD_AVOIDED, tables.GOLD_DAILY, tables.GOLD_PROGRESS])
+            + [tables.GOLD_AVOIDED, tables.GOLD_DELIVERY, tables.GOLD_DAILY, tables.GOLD_PROGRESS])
 RUN_COLUMNS = ("run_id", "ingest_run_id", "ingested_at", "quarantined_at", "latest_run_id")
 
 

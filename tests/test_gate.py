@@ -104,3 +104,45 @@ def test_route_keeps_the_first_copy_and_drops_duplicates_of_history(spark):
     history = spark.createDataFrame([("c",)], "event_id string")
     routed = {(r.source_file, r.disposition) for r in route(checked, history).collect()}
     assert routed == {("f0", "silver"), ("f1", "duplicate"), ("f2", "silver"), ("f3", "duplicate"), ("f4", "quarantine")}
+
+
+def test_an_invalid_copy_first_does_not_hide_the_valid_one(spark):
+    """Valid rows rank first within an event_id: a bad line sharing the id goes to quarantine, and the
+    valid line is silver, whichever file came first."""
+    lines = [trip(event_id="a", mode="x"), trip(event_id="a"), trip(event_id="a")]
+    bronze = spark.createDataFrame(
+        [(DAY, f"f{i}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
+    checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS)
+    routed = {(r.source_file, r.disposition) for r in route(checked, spark.createDataFrame([], "event_id string")).collect()}
+    assert routed == {("f0", "quarantine"), ("f1", "silver"), ("f2", "duplicate")}
+
+
+def test_gate_writes_the_batch_once_and_silver_shows_only_its_columns(spark, tmp_path):
+    """Silver files are the routed batch's own files (one write): they also hold the quarantine-only
+    columns, null in every silver row, which the table does not declare and no reader returns."""
+    from deltalake import DeltaTable
+    import pyarrow.parquet as pq
+
+    from scope3plus.lake import open_lake
+    from scope3plus.pipeline import tables
+    from scope3plus.pipeline.gate import gate, silver_fields
+
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    lines = [trip(event_id="a"), trip(event_id="b"), trip(event_id="b"), trip(event_id="c", distance_km=-1), "{oops"]
+    bronze = spark.createDataFrame([(DAY, f"f{i}", line, "r0") for i, line in enumerate(lines)],
+                                   "landing_date date, source_file string, value string, run_id string")
+    lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
+    contract = load_contracts()["green_trip"]
+    result = gate(lake, contract, load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS, "r1")
+    assert (result.silver_rows, result.quarantined_rows, result.duplicates_removed) == (2, 2, 1)
+    declared = ["landing_date", "event_date", *silver_fields(contract), "source_file", "run_id"]
+    silver = lake.read(tables.silver("green_trip"))
+    assert silver.columns == declared and sorted(r.event_id for r in silver.collect()) == ["a", "b"]
+    native = DeltaTable(lake.path(tables.silver("green_trip"))).to_pyarrow_table()
+    assert sorted(native.column_names) == sorted(declared) and native.num_rows == 2
+    files = DeltaTable(lake.path(tables.silver("green_trip"))).file_uris()
+    extra = pq.read_table(files[0].removeprefix("file://"))
+    assert {"value", "reasons"} <= set(extra.column_names) and extra.column("value").null_count == extra.num_rows
+    quarantine = lake.read(tables.quarantine("green_trip")).collect()
+    assert sorted(r.source_file for r in quarantine) == ["f3", "f4"] and all(r.value and r.reasons for r in quarantine)
+    assert not list((tmp_path / "lake").rglob(".s3p-staging-*"))  # nothing left behind

@@ -124,3 +124,13 @@ def test_read_skips_files_whose_statistics_are_outside_a_range(spark, lake):
     assert lake.read("t", ranges={"n": (5000, 6000)}).count() == 0
     small = lake.read("t", {"scenario": ["a"]}, ranges={"n": (0, 10)})  # may keep the rest of the file's rows
     assert small.filter(F.col("n") <= 10).count() == 6 and small.count() <= 150
+
+
+def test_writing_a_table_with_another_partitioning_is_refused_with_the_way_out(spark, tmp_path):
+    """A table laid out by an older s3p (e.g. gold before it was partitioned by delivery) is not silently
+    mixed with files of the new layout: the write fails, the table is untouched."""
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    lake.append("t", frame(spark), ["scenario", "event_date"])
+    with pytest.raises(S3PError, match=r"partitioned by \['scenario', 'event_date'\].*\['scenario'\].*move the table aside"):
+        lake.append("t", frame(spark), ["scenario"])
+    assert lake.version("t") == 0 and lake.read("t").count() == 300

@@ -121,6 +121,35 @@ def test_late_events_land_on_their_own_day(week):
     assert min(summary_dates) < START
 
 
+def test_a_late_event_does_not_recompute_the_earlier_deliveries_of_its_day(week):
+    """Gold rows keep the run id of the delivery that brought them: later deliveries with late events
+    of the same days add their own rows and rewrite nothing (cost follows the new data)."""
+    _, lake, summaries = week
+    run_of = {s.landing_date: s.run_id for s in summaries}
+    gold = lake.read(tables.GOLD_AVOIDED)
+    by_delivery = {(r.landing_date, r.run_id): r["count"] for r in gold.groupBy("landing_date", "run_id").count().collect()}
+    assert {d for d, _ in by_delivery} == set(DATES)
+    assert all(run == run_of[d] for d, run in by_delivery)  # e.g. day 1's rows still carry day 1's run id
+    late = gold.filter(F.col("event_date") < F.col("landing_date"))
+    assert late.filter(F.col("event_date") >= F.lit(START)).count() > 0  # late events of days already computed
+
+
+def test_daily_summary_is_the_exact_sum_of_gold_over_deliveries(week):
+    _, lake, _ = week
+    gold = (lake.read(tables.GOLD_AVOIDED).groupBy("scenario", "event_date")
+            .agg(F.count(F.lit(1)).alias("events"), F.sum("avoided_kg").alias("kg")))
+    summary = (lake.read(tables.GOLD_DAILY).groupBy("scenario", "event_date")
+               .agg(F.sum("events").alias("events"), F.sum("avoided_kg").alias("kg")))
+    delivered = (lake.read(tables.GOLD_DELIVERY).groupBy("scenario", "event_date")
+                 .agg(F.sum("events").alias("events"), F.sum("avoided_kg").alias("kg")))
+    expected = sorted(gold.collect())
+    assert len(expected) > DAYS  # late days too
+    assert sorted(summary.collect()) == expected  # decimals: equal to the last digit, not approximately
+    assert sorted(delivered.collect()) == expected
+    per_delivery = lake.read(tables.GOLD_DELIVERY).groupBy("landing_date").agg(F.countDistinct("event_date").alias("n"))
+    assert max(r.n for r in per_delivery.collect()) > 1  # a delivery contributes to several event days
+
+
 def test_progress_is_the_sum_of_gold(week):
     config, lake, summaries = week
     assert summaries[-1].as_of == LAST
@@ -144,8 +173,8 @@ def test_progress_is_the_sum_of_gold(week):
 
 def test_rerunning_a_day_changes_nothing(spark, week):
     config, lake, _ = week
-    names = [tables.GOLD_AVOIDED, tables.GOLD_DAILY, tables.GOLD_PROGRESS, tables.silver("green_trip"),
-             tables.quarantine("secondhand_trade")]
+    names = [tables.GOLD_AVOIDED, tables.GOLD_DELIVERY, tables.GOLD_DAILY, tables.GOLD_PROGRESS,
+             tables.silver("green_trip"), tables.quarantine("secondhand_trade")]
     before = {n: without_run_id(lake.read(n)).collect() for n in names}
     rerun = run_day(spark, config, DATES[2])
     assert rerun.as_of == LAST  # rerunning an older day keeps the as-of date

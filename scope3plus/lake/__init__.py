@@ -1,8 +1,8 @@
 """The lake layer: one small interface over Delta tables, two backends.
 
-* ``DeltaRsLake`` (embedded default): Spark executors write Parquet files through a
-  Python data source; the driver commits them in ONE Delta transaction with delta-rs.
-  Nothing event-scale is collected to the driver.
+* ``DeltaRsLake`` (embedded default): Spark's own Parquet writer writes the files; the
+  driver commits them in ONE Delta transaction with delta-rs. Nothing event-scale is
+  collected to the driver.
 * ``DeltaSparkLake`` (clusters): ``format("delta")``, used when the Delta Lake Spark
   classes are on the classpath.
 
@@ -157,14 +157,38 @@ class Lake(ABC):
         return f"{self.root}/_s3p/staging/{name}"
 
     # ---- staged writes: write once, look at the rows, then commit them (or not) ----
+    def _staging_folder(self, name: str) -> str:
+        """A new folder to stage rows for table ``name`` in. This default stages beside the lake and
+        ``commit_staged`` copies the rows into the table."""
+        return self.staging_path(f"{name.replace('/', '-')}-{self.new_token()}")
+
+    @staticmethod
+    def _write_parquet(df, folder: str, partition_by) -> None:
+        writer = df.write.mode("overwrite").option("compression", "snappy")
+        (writer.partitionBy(*partition_by) if partition_by else writer).parquet(folder)
+
     def stage(self, name: str, df, partition_by: list[str] | tuple = ()) -> "Staged":
-        """Write ``df`` as Parquet to a staging folder, committing nothing (``Staged.frame()`` reads it back).
-        This default stages beside the lake and ``commit_staged`` copies the rows into the table."""
-        staged = Staged(name, self.staging_path(f"{name.replace('/', '-')}-{self.new_token()}"), df.schema,
-                        tuple(partition_by))
-        writer = df.write.mode("overwrite")
-        (writer.partitionBy(*partition_by) if partition_by else writer).parquet(staged.path)
+        """Write ``df`` as Parquet to a staging folder, committing nothing (``Staged.frame()`` reads it back)."""
+        staged = Staged(name, self._staging_folder(name), df.schema, tuple(partition_by))
+        self._write_parquet(df, staged.path, partition_by)
         return staged
+
+    def stage_split(self, name: str, df, by: str, schemas: dict, partition_by: list[str] | tuple = ()) -> dict:
+        """Write ``df`` ONCE, split by the values of column ``by``: returns ``{value: Staged}`` for each
+        value of ``schemas``, staged for table ``name`` with the columns of ``schemas[value]`` (a
+        StructType; the files hold all of ``df``'s columns, readers and commits use only these).
+        Rows with another value of ``by`` are written and never used. ``discard_split`` removes them all."""
+        folder = self._staging_folder(name)
+        self._write_parquet(df, folder, [by, *partition_by])
+        return {value: Staged(name, f"{folder}/{by}={value}", schema, tuple(partition_by))
+                for value, schema in schemas.items()}
+
+    def discard_split(self, staged: dict) -> None:
+        import os
+        import shutil
+
+        for folder in {os.path.dirname(s.path) for s in staged.values()}:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def commit_staged(self, staged: "Staged", values: dict[str, list], metadata: dict | None = None) -> CommitResult:
         """Replace the partitions ``values`` of the staged table with the staged rows (one commit)."""

@@ -22,8 +22,9 @@ import json
 import os
 from urllib.parse import unquote
 
+from ..errors import S3PError
 from ..faults import fault_point
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, Staged, partition_filters, replayed
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed
 
 STAGING_PREFIX = ".s3p-staging-"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -45,9 +46,10 @@ def _stats_value(value):
     return value
 
 
-def file_stats(path: str) -> tuple[int, str]:
+def file_stats(path: str, columns: set[str] | None = None) -> tuple[int, str]:
     """(rows, Delta stats JSON) of one Parquet file, from its footer: numRecords, nullCount,
-    and min/max of integer, floating, date and timestamp columns (the statistics s3p prunes on)."""
+    and min/max of integer, floating, date and timestamp columns (the statistics s3p prunes on),
+    for ``columns`` only when given (the table's columns; the file may hold more)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -56,7 +58,7 @@ def file_stats(path: str) -> tuple[int, str]:
     mins, maxs, nulls = {}, {}, {}
     for i in range(meta.num_columns):
         name = meta.schema.column(i).path
-        if "." in name:  # nested (arrays): no stats
+        if "." in name or (columns is not None and name not in columns):  # nested (arrays) or not the table's
             continue
         kind = arrow.field(name).type
         orderable = (pa.types.is_integer(kind) or pa.types.is_floating(kind)
@@ -130,6 +132,11 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
         )
         return True
     table = DeltaTable(path)
+    layout = list(table.metadata().partition_columns)
+    if layout != list(partition_by):
+        raise S3PError(f"{path} is partitioned by {layout or 'nothing'}, and this version of s3p writes it partitioned "
+                       f"by {list(partition_by) or 'nothing'}: move the table aside and rebuild it "
+                       "(s3p backfill --from <first delivery> --to <last> --rerun)")
     if app_id and replayed(table.transaction_version(app_id), app_version):
         return False
     filters = None
@@ -161,10 +168,11 @@ def _rows_in(table, filters) -> int:
 
 
 def stage_files(table_path: str, staging: str, token: str, partition_by: list[str],
-                replace: dict[str, list[str]] | None) -> list[dict]:
+                replace: dict[str, list[str]] | None, columns: set[str] | None = None) -> list[dict]:
     """Move the Parquet files Spark wrote under ``staging`` into the table's partition folders
-    (named ``part-<token>-...``) and describe them for the commit. A file outside the partitions
-    being replaced is refused before anything is moved."""
+    (named ``part-<token>-...``) and describe them for the commit (statistics of ``columns``, the
+    table's: a file may hold more, which readers ignore). A file outside the partitions being
+    replaced is refused before anything is moved."""
     found = []
     for folder, _, names in os.walk(staging):
         rel_dir = os.path.relpath(folder, staging)
@@ -182,7 +190,7 @@ def stage_files(table_path: str, staging: str, token: str, partition_by: list[st
         target = os.path.join(table_path, rel)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         os.replace(os.path.join(staging, rel_dir, name), target)
-        rows, stats = file_stats(target)
+        rows, stats = file_stats(target, columns)
         stat = os.stat(target)
         files.append({"path": rel, "size": stat.st_size, "mtime": int(stat.st_mtime * 1000),
                       "partition_values": values, "num_records": rows, "stats": stats})
@@ -237,13 +245,13 @@ class DeltaRsLake(Lake):
         return (self.spark.read.schema(schema).option("basePath", "file://" + self.path(name))
                 .parquet(*uris).select(*schema.fieldNames()))
 
-    def stage(self, name, df, partition_by=()):
-        """Stage inside the table folder (``.s3p-staging-<token>``), so the commit only moves the files."""
-        staged = Staged(name, os.path.join(self.path(name), STAGING_PREFIX + self.new_token()), df.schema,
-                        tuple(partition_by))
-        writer = df.write.mode("overwrite").option("compression", "snappy")
-        (writer.partitionBy(*partition_by) if partition_by else writer).parquet("file://" + staged.path)
-        return staged
+    def _staging_folder(self, name):
+        """Inside the table folder (``.s3p-staging-<token>``), so the commit only moves the files."""
+        return os.path.join(self.path(name), STAGING_PREFIX + self.new_token())
+
+    @staticmethod
+    def _write_parquet(df, folder, partition_by):
+        Lake._write_parquet(df, "file://" + folder, partition_by)
 
     def commit_staged(self, staged, values, metadata=None):
         missing = set(values) - set(staged.partition_by)
@@ -257,11 +265,13 @@ class DeltaRsLake(Lake):
     def _commit(self, staged, mode, replace=None, app_id=None, app_version=None, metadata=None):
         """Move the staged files into the table and commit them in one Delta transaction."""
         name, partition_by = staged.name, list(staged.partition_by)
-        token = os.path.basename(staged.path).removeprefix(STAGING_PREFIX)
+        # the staging folder's token (a split stage commits a sub-folder of it)
+        token = next(p for p in staged.path.split(os.sep) if p.startswith(STAGING_PREFIX)).removeprefix(STAGING_PREFIX)
         table_path = self.path(name)
         replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
-            files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None)
+            files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None,
+                                columns=set(staged.schema.fieldNames()))
         finally:
             self.discard(staged)
         fault_point("lake.before_commit")

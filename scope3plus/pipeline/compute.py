@@ -9,6 +9,7 @@ date, source file, run id) back to its bronze line.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from functools import reduce
 from typing import Callable
 
@@ -76,59 +77,90 @@ def silver_days(lake: Lake, scenario: str, event_dates: list[dt.date]) -> DataFr
     return lake.read(tables.silver(scenario), ranges=span).filter(F.col("event_date").isin(event_dates))
 
 
-def gold_frame(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
+@dataclass(frozen=True)
+class GoldSlice:
+    """The gold rows one computation replaces, with the silver rows they come from.
+
+    * ``deliveries(dates)``: every event the deliveries of ``dates`` brought, whatever its event date
+      (the daily run, a quarantine release). Cost follows the new data: a late event adds a row to
+      its event day without recomputing that day's earlier deliveries.
+    * ``event_days(dates)``: every event dated on ``dates``, whichever delivery brought it (restate).
+
+    gold.avoided_emissions is partitioned by (scenario, event_date, landing_date), so both are
+    partition replacements.
+    """
+
+    column: str  # "landing_date" or "event_date"
+    dates: tuple
+
+    @classmethod
+    def deliveries(cls, dates) -> "GoldSlice":
+        return cls("landing_date", tuple(sorted(set(dates))))
+
+    @classmethod
+    def event_days(cls, dates) -> "GoldSlice":
+        return cls("event_date", tuple(sorted(set(dates))))
+
+    def silver(self, lake: Lake, scenario: str) -> DataFrame | None:
+        if self.column == "event_date":
+            return silver_days(lake, scenario, list(self.dates))
+        if not lake.exists(tables.silver(scenario)):
+            return None
+        return lake.read(tables.silver(scenario), {"landing_date": list(self.dates)})
+
+    def partitions(self, scenarios: list[str]) -> dict[str, list]:
+        return {"scenario": list(scenarios), self.column: list(self.dates)}
+
+
+def gold_frame(lake: Lake, methodologies: dict[str, list], where: GoldSlice, run_id: str,
                extra_silver: dict[str, DataFrame] | None = None) -> DataFrame:
-    """Gold rows (GOLD_COLUMNS) of every scenario of ``methodologies`` on ``event_dates``, from all silver
-    rows of those days (plus ``extra_silver[scenario]``: rows about to be added to silver). Nothing is written."""
+    """Gold rows (GOLD_COLUMNS) of every scenario of ``methodologies`` in ``where``, from its silver rows
+    (plus ``extra_silver[scenario]``: rows about to be added to silver). Nothing is written."""
     parts = []
     for scenario, versions in methodologies.items():
-        silver = silver_days(lake, scenario, event_dates)
+        silver = where.silver(lake, scenario)
         extra = (extra_silver or {}).get(scenario)
         if extra is not None:
-            extra = extra.filter(F.col("event_date").isin(event_dates))
+            extra = extra.filter(F.col(where.column).isin(list(where.dates)))
             silver = extra if silver is None else silver.unionByName(extra.select(*silver.columns))
         if silver is not None:
             parts.append(avoided_emissions(silver, scenario, versions, run_id).select(*GOLD_COLUMNS))
     return reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
 
 
-def gold_partitions(scenarios: list[str], event_dates: list[dt.date]) -> dict[str, list]:
-    return {"scenario": list(scenarios), "event_date": list(event_dates)}
-
-
 def _gold_metadata(scenarios: list[str], run_id: str, job: str) -> dict:
     return {"run_id": run_id, "job": job, **({"scenario": scenarios[0]} if len(scenarios) == 1 else {})}
 
 
-def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], event_dates: list[dt.date], run_id: str,
+def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], where: GoldSlice, run_id: str,
                job: str = "compute") -> CommitResult:
-    """Replace the (scenario, event_date) partitions of gold.avoided_emissions with ``gold``, in one commit."""
-    return lake.replace_partitions(tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION,
-                                   gold_partitions(scenarios, event_dates), metadata=_gold_metadata(scenarios, run_id, job))
+    """Replace the gold partitions of ``scenarios`` in ``where`` with ``gold``, in one commit."""
+    return lake.replace_partitions(tables.GOLD_AVOIDED, gold, tables.GOLD_PARTITION, where.partitions(scenarios),
+                                   metadata=_gold_metadata(scenarios, run_id, job))
 
 
-def compute(lake: Lake, methodologies: dict[str, list], event_dates: list[dt.date], run_id: str,
+def compute(lake: Lake, methodologies: dict[str, list], where: GoldSlice, run_id: str,
             check: Callable[[DataFrame], None] | None = None,
             extra_silver: dict[str, DataFrame] | None = None, job: str = "compute") -> CommitResult | None:
-    """Recompute gold for every scenario on ``event_dates`` from all silver rows of those days,
-    and replace those (scenario, event_date) partitions in one commit.
+    """Recompute gold for every scenario in ``where`` (deliveries or event days) from its silver
+    rows, and replace those gold partitions in one commit.
 
     ``check`` (the gold data-quality suites) sees the computed rows BEFORE anything is written;
     it raises (GateFailed) to stop the run with gold untouched.
     """
-    if not event_dates:
+    if not where.dates:
         return None
-    gold = gold_frame(lake, methodologies, event_dates, run_id, extra_silver)
+    gold = gold_frame(lake, methodologies, where, run_id, extra_silver)
+    scenarios = list(methodologies)
     if check is None:
-        return write_gold(lake, gold, list(methodologies), event_dates, run_id, job)
+        return write_gold(lake, gold, scenarios, where, run_id, job)
     # Computed once, into the lake's staging area: the checks read the staged rows, and only then
     # are those very files committed to gold (no second computation, no copy on delta-rs).
-    staged = lake.stage(tables.GOLD_AVOIDED, gold, tables.EVENT_PARTITION)
+    staged = lake.stage(tables.GOLD_AVOIDED, gold, tables.GOLD_PARTITION)
     try:
         check(staged.frame(lake.spark))
     except BaseException:
         lake.discard(staged)
         raise
     fault_point("compute.staged")
-    return lake.commit_staged(staged, gold_partitions(list(methodologies), event_dates),
-                              _gold_metadata(list(methodologies), run_id, job))
+    return lake.commit_staged(staged, where.partitions(scenarios), _gold_metadata(scenarios, run_id, job))

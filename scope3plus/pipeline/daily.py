@@ -22,11 +22,12 @@ from ..lake import Lake, open_lake
 from ..methodology import load_registry
 from ..methodology.approval import verify
 from ..tracking import mlflow_run, new_run_id, record_job_runs
-from .compute import compute
+from .compute import GoldSlice, compute
 from .gate import GateSettings, gate
 from .ingest import ingest, landing_files
 from .quality import DataQuality
-from .rollup import progress_metrics, refresh_daily_summary, refresh_progress, refresh_run_status
+from .rollup import (progress_metrics, refresh_daily_summary, refresh_delivery_summary, refresh_progress,
+                     refresh_run_status)
 from .stream_ingest import bronze_rows
 
 Progress = Callable[[str], None]
@@ -152,17 +153,21 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                          f"{c.quarantined_rows:,} quarantined, {c.duplicates_removed:,} duplicates ({c.seconds:.1f} s)")
             if dq:
                 dq.raise_for_failures("silver")
-            # stage 2: gold and the daily summary of every event day this delivery touched; the gold
-            # suites check the computed rows before they are written (a fail stops the run here)
+            # stage 2: the gold rows of this delivery (late events included: earlier deliveries of
+            # their days are not recomputed), then its contribution to the daily summary and the
+            # summary of every event day it touched; the gold suites check the computed rows before
+            # they are written (a fail stops the run here)
             t0 = time.monotonic()
             touched = sorted({d for c in counts.values() for d in c.touched_dates})
             with summary.stage("gold"):
-                gold = compute(lake, approved, touched, run_id, check=dq.check_gold if dq else None)
+                gold = compute(lake, approved, GoldSlice.deliveries([day]), run_id,
+                               check=dq.check_gold if dq else None)
             with summary.stage("summary"):
+                refresh_delivery_summary(lake, list(SCENARIOS), [day], run_id)
                 refresh_daily_summary(lake, list(SCENARIOS), touched, run_id)
             summary.gold_rows = gold.rows_added if gold else 0
-            progress(f"[{day}] gold: {summary.gold_rows:,} credited events on {len(touched)} event day(s) "
-                     f"recomputed ({time.monotonic() - t0:.1f} s)")
+            progress(f"[{day}] gold: {summary.gold_rows:,} credited events of this delivery on {len(touched)} "
+                     f"event day(s) ({time.monotonic() - t0:.1f} s)")
             fault_point("rollup.before_progress")
             with summary.stage("progress"):
                 summary.as_of, _ = refresh_progress(lake, config, day, run_id)  # stage 3: progress

@@ -15,12 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass, field
 from typing import Callable
 
 from pyspark.sql import Column, DataFrame, Observation, Window, functions as F
-from pyspark.sql.types import StructType
+from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from ..contracts import CORRUPT_COLUMN, Contract, FieldSpec
 from ..errors import GateFailed
@@ -131,30 +130,32 @@ def non_null_list(joined: Column) -> Column:
     return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.split(joined, REASON_SEPARATOR))
 
 
-def field_reasons(raw: Column, typed: Column, spec: FieldSpec) -> list[Column]:
-    """One Column per rule of this field: the rule's reason when it fails, else null."""
+Rule = tuple  # (condition Column: true when the rule fails, reason code)
+
+
+def field_rules(raw: Column, typed: Column, spec: FieldSpec) -> list[Rule]:
+    """The rules of one field, each as (failure condition, reason code)."""
     name = spec.name
-    checks = []
+    rules = []
     if spec.required:
-        checks.append(F.when(raw.isNull(), F.lit(f"missing:{name}")))
+        rules.append((raw.isNull(), f"missing:{name}"))
     reason = "timestamp_without_offset" if spec.type == "timestamp" else "type"
-    checks.append(F.when(raw.isNotNull() & typed.isNull(), F.lit(f"{reason}:{name}")))
+    rules.append((raw.isNotNull() & typed.isNull(), f"{reason}:{name}"))
     if spec.enum:
-        checks.append(F.when(typed.isNotNull() & ~typed.isin(list(spec.enum)), F.lit(f"enum:{name}")))
+        rules.append((typed.isNotNull() & ~typed.isin(list(spec.enum)), f"enum:{name}"))
     if spec.min is not None:
-        below = typed <= spec.min if spec.min_exclusive else typed < spec.min
-        checks.append(F.when(below, F.lit(f"range:{name}")))
+        rules.append((typed <= spec.min if spec.min_exclusive else typed < spec.min, f"range:{name}"))
     if spec.max is not None:
-        checks.append(F.when(typed > spec.max, F.lit(f"range:{name}")))
+        rules.append((typed > spec.max, f"range:{name}"))
     if spec.max_length is not None:
-        checks.append(F.when(F.length(raw) > spec.max_length, F.lit(f"length:{name}")))
+        rules.append((F.length(raw) > spec.max_length, f"length:{name}"))
     if spec.pattern is not None:
         short = F.lit(True) if spec.max_length is None else F.length(raw) <= spec.max_length  # no regex on megabytes
-        checks.append(F.when(raw.isNotNull() & short & ~raw.rlike(spec.pattern), F.lit(f"pattern:{name}")))
-    return checks
+        rules.append((raw.isNotNull() & short & ~raw.rlike(spec.pattern), f"pattern:{name}"))
+    return rules
 
 
-def methodology_reasons(event_date: Column, fields: dict[str, Column], methodologies) -> list[Column]:
+def methodology_rules(event_date: Column, fields: dict[str, Column], methodologies) -> list[Rule]:
     """Rules that come from the approved methodologies: one must be in force on the
     event's date, and the event's categorical values must be keys of its factor tables."""
     in_force = [
@@ -165,13 +166,27 @@ def methodology_reasons(event_date: Column, fields: dict[str, Column], methodolo
     covered = F.lit(False)
     for cond in in_force:
         covered = covered | cond
-    checks = [F.when(event_date.isNotNull() & ~covered, F.lit("no_methodology:event_date"))]
+    rules = [(event_date.isNotNull() & ~covered, "no_methodology:event_date")]
     for m, cond in zip(methodologies, in_force):
         for field_name, keys in sorted(m.domains.items()):
             value = fields[field_name]
-            checks.append(F.when(cond & value.isNotNull() & ~value.cast("string").isin(sorted(keys)),
-                                 F.lit(f"unknown_factor_key:{field_name}")))
-    return checks
+            rules.append((cond & value.isNotNull() & ~value.cast("string").isin(sorted(keys)),
+                          f"unknown_factor_key:{field_name}"))
+    return rules
+
+
+def reasons_of(malformed: Column, bad_bytes: Rule, rules: list[Rule]) -> Column:
+    """The array of reason codes of the failed rules (empty when none failed).
+
+    Most lines pass every rule: for them one boolean expression decides, and the reason codes
+    are only joined for the lines that failed one."""
+    failed = F.lit(False)
+    for cond, _ in [bad_bytes, *rules]:
+        failed = failed | F.coalesce(cond, F.lit(False))
+    code = lambda rule: F.when(rule[0], F.lit(rule[1]))  # noqa: E731  (null when the rule holds)
+    joined = (F.when(malformed, F.concat_ws(REASON_SEPARATOR, F.lit("malformed_json"), code(bad_bytes)))
+              .otherwise(F.concat_ws(REASON_SEPARATOR, *[code(r) for r in [bad_bytes, *rules]])))
+    return F.when(~malformed & ~failed, F.array().cast("array<string>")).otherwise(non_null_list(joined))
 
 
 def drift_sample(lines: int) -> int:
@@ -210,20 +225,19 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
                                                                              settings.local_timezone)))
     typed = {spec.name: F.col(typed_name(spec.name)) for spec in contract.fields}
     malformed = F.col("_malformed")
-    bad_bytes = F.when(~F.is_valid_utf8(F.col("value")), F.lit("invalid_utf8"))  # kept verbatim in bronze
-    checks = [bad_bytes]
+    bad_bytes = (~F.is_valid_utf8(F.col("value")), "invalid_utf8")  # kept verbatim in bronze
+    rules = []
     for spec in contract.fields:
-        checks += field_reasons(F.col(raw_name(spec.name)), typed[spec.name], spec)
+        rules += field_rules(F.col(raw_name(spec.name)), typed[spec.name], spec)
     event_date = F.col("_event_date")
-    checks += [
-        F.when(event_date < F.lit(settings.goal_start), F.lit("before_goal_period:event_time")),
-        F.when((event_date >= F.lit(settings.goal_start)) & (event_date < F.lit(settings.earliest_event_date)),
-               F.lit("older_than_late_data_horizon:event_time")),
-        F.when(event_date > F.lit(settings.latest_event_date), F.lit("future:event_time")),
+    rules += [
+        (event_date < F.lit(settings.goal_start), "before_goal_period:event_time"),
+        ((event_date >= F.lit(settings.goal_start)) & (event_date < F.lit(settings.earliest_event_date)),
+         "older_than_late_data_horizon:event_time"),
+        (event_date > F.lit(settings.latest_event_date), "future:event_time"),
     ]
-    checks += methodology_reasons(event_date, typed, methodologies)
-    reasons = non_null_list(F.when(malformed, F.concat_ws(REASON_SEPARATOR, F.lit("malformed_json"), bad_bytes))
-                            .otherwise(F.concat_ws(REASON_SEPARATOR, *checks)))
+    rules += methodology_rules(event_date, typed, methodologies)
+    reasons = reasons_of(malformed, bad_bytes, rules)
     columns = [typed[s.name].alias(s.name) for s in contract.fields if not s.pii]
     columns += [hmac_sha256(typed[s.name], settings.pseudonym_key).alias(f"{s.name}_key") for s in contract.fields if s.pii]
     if drift:
@@ -240,11 +254,13 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
     in file order, or of a row already in silver from an earlier batch), and for duplicates
     ``duplicate_of``: ``history`` or ``batch``."""
     valid = F.size("reasons") == 0
-    # The first copy in (file, line text) order; the text enters the shuffle as a 64-bit hash, and
-    # only quarantined rows keep their raw line (silver rows are typed: nobody needs the text).
+    # The first valid copy in (file, line text) order; the text enters the shuffle as a 64-bit hash,
+    # and only quarantined rows keep their raw line (silver rows are typed: nobody needs the text).
+    # The window is partitioned by event_id alone (valid rows sort first), like the join with the
+    # earlier deliveries' ids below, so both use ONE shuffle of the batch.
     first_in_batch = F.row_number().over(
-        Window.partitionBy(valid, F.col("event_id")).orderBy("source_file", "_line_hash"))
-    seen = history_ids.select("event_id", F.lit(True).alias("_seen")).distinct()
+        Window.partitionBy(F.col("event_id")).orderBy(F.when(valid, 0).otherwise(1), "source_file", "_line_hash"))
+    seen = history_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))  # keyed by event_id alone
     return (checked.withColumn("_line_hash", F.xxhash64("value"))
             .withColumn("value", F.when(~valid, F.col("value")))
             .withColumn("_rank", F.when(valid, first_in_batch))
@@ -330,7 +346,12 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         F.collect_set(F.when(disposition == SILVER, F.col("event_date"))).alias("silver_dates"),
     ]
     fields = silver_fields(contract)
-    staged_columns = ["disposition", "landing_date", "event_date", *fields, "source_file", "value", "reasons"]
+    # One write of the routed batch (duplicates left out), split by disposition: the silver files are
+    # committed to silver as they are (they also hold the quarantine-only columns, all null there,
+    # which the silver table does not declare: readers never see them); the few quarantined rows
+    # are read back and written to quarantine with their own columns.
+    staged_columns = ["disposition", *silver_columns(fields, run_id), F.when(disposition == QUARANTINE, F.col("value")).alias("value"),
+                      F.when(disposition == QUARANTINE, F.col("reasons")).alias("reasons")]
     if drift:
         keys = F.col(KEYS_COLUMN)
         extra = F.array_except(keys, F.array(*[F.lit(n) for n in contract.field_names]))
@@ -339,23 +360,21 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
                     for i, n in enumerate(contract.field_names)]
         routed = routed.withColumn("_extra_keys", F.when(F.size(extra) > 0, extra))
         staged_columns.append("_extra_keys")
-    staging = lake.staging_path(f"gate-{run_id}-{scenario}")
     batch = routed.observe(observed, *metrics).filter(disposition != DUPLICATE).select(*staged_columns)
+    silver_schema = batch.select(*silver_columns(fields, run_id)[:-1], "run_id").schema
+    staged = lake.stage_split(tables.silver(scenario), batch, "disposition",
+                              {SILVER: silver_schema, QUARANTINE: batch.drop("disposition").schema}, tables.BATCH_PARTITION)
     try:
-        batch.write.mode("overwrite").partitionBy("disposition").parquet(staging)
         m = observed.get
         fault_point("gate.staged")
-        staged = {d: _staged(spark, staging, d, batch.schema) for d in (SILVER, QUARANTINE)}
-        silver_commit = lake.replace_partitions(
-            tables.silver(scenario), staged[SILVER].select(*silver_columns(fields, run_id)), tables.BATCH_PARTITION,
-            {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
+        stats = _batch_stats(m, spark, staged, contract, drift, one_in)
+        silver_commit = lake.commit_staged(staged[SILVER], {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
         fault_point("gate.silver_committed")
         quarantine_commit = lake.replace_partitions(
-            tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE], run_id), tables.BATCH_PARTITION,
+            tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE].frame(spark), run_id), tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
-        stats = _batch_stats(m, staged, contract, drift, one_in)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        lake.discard_split(staged)
     result = GateResult(
         bronze_rows=m["silver"] + m["quarantine"] + m["duplicate"],
         silver_rows=m["silver"],
@@ -379,23 +398,17 @@ def silver_columns(fields: list[str], run_id: str) -> list:
     return ["landing_date", "event_date", *fields, "source_file", F.lit(run_id).alias("run_id")]
 
 
-def _staged(spark, staging: str, disposition: str, schema) -> DataFrame:
-    """The staged rows of one disposition (an empty frame of the same columns when there are none)."""
-    folder = f"{staging}/disposition={disposition}"
-    schema = StructType([f for f in schema.fields if f.name != "disposition"])
-    if not os.path.isdir(folder):
-        return spark.createDataFrame([], schema)
-    return spark.read.schema(schema).parquet(folder)
-
-
-def _batch_stats(m, staged: dict[str, DataFrame], contract: Contract, drift: bool, drift_one_in: int) -> BatchStats:
-    """Quarantine reasons (a group-by of the few quarantined rows), duplicate and drift counts."""
-    reason_rows = {tuple(r.reasons): r["count"] for r in staged[QUARANTINE].groupBy("reasons").count().collect()}
+def _batch_stats(m, spark, staged: dict, contract: Contract, drift: bool, drift_one_in: int) -> BatchStats:
+    """Quarantine reasons (a group-by of the few quarantined rows), duplicate and drift counts, read
+    from the staged files before they are committed."""
+    reason_rows = {tuple(r.reasons): r["count"]
+                   for r in staged[QUARANTINE].frame(spark).groupBy("reasons").count().collect()}
     extra_fields, absent = {}, {}
     if drift:
         absent = {n: m[f"absent_{i}"] for i, n in enumerate(contract.field_names)}
         if m["with_extra"]:
-            rows = (staged[SILVER].select("_extra_keys").unionByName(staged[QUARANTINE].select("_extra_keys"))
+            keys = StructType([StructField("_extra_keys", ArrayType(StringType()))])
+            rows = (spark.read.schema(keys).parquet(*[s.path for s in staged.values() if os.path.isdir(s.path)])
                     .select(F.explode("_extra_keys").alias("k")).groupBy("k").count()
                     .orderBy(F.desc("count"), "k").limit(20).collect())
             extra_fields = {r.k: r["count"] for r in rows}

@@ -10,9 +10,9 @@ horizon, same pseudonymisation key):
   duplicates removed (as the daily gate would have);
 * the others stay in quarantine, with their reasons as evaluated now.
 
-Gold (and the daily summary and progress) is then recomputed for the event days of the released
-rows, through the gold suite: the gold rows are computed from silver plus the released rows and
-validated BEFORE silver, quarantine or gold are written, so a fail moves nothing.
+Gold is then recomputed for the delivery of the released rows (and the daily summary and progress
+for their event days), through the gold suite: the gold rows are computed from silver plus the
+released rows and validated BEFORE silver, quarantine or gold are written, so a fail moves nothing.
 
 Exactly once: a released row leaves quarantine in the same release that puts it in silver, and
 silver never takes an event_id twice, so releasing again finds nothing new (it writes nothing),
@@ -40,10 +40,10 @@ from ..contracts import SCENARIOS, check_scenario, load_contracts
 from ..errors import GateFailed, S3PError
 from ..lake import Lake
 from . import tables
-from .compute import gold_frame, write_gold
+from .compute import GoldSlice, gold_frame, write_gold
 from .gate import DUPLICATE, QUARANTINE, SILVER, GateSettings, earlier_batches, parse_and_check, quarantine_rows, route, silver_rows
 from .quality import DataQuality, load_suites
-from .rollup import refresh_daily_summary, refresh_progress
+from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
 
 def reason_regex(pattern: str) -> str:
@@ -177,10 +177,11 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
             result.seconds = time.monotonic() - started
             return result
         released = silver_rows(routed, contract, run_id)
+        delivery = GoldSlice.deliveries([day])  # gold of the delivery the released rows belong to
         dq = DataQuality(lake, day, run_id, job="release", progress=progress)
         try:
             if result.touched_dates:  # the gold rows silver + released rows give, checked before any write
-                dq.check_gold(gold_frame(lake, {scenario: approved}, result.touched_dates, run_id,
+                dq.check_gold(gold_frame(lake, {scenario: approved}, delivery, run_id,
                                          extra_silver={scenario: released}), [scenario])
         finally:
             dq.record(tracker)
@@ -206,17 +207,18 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
                              f"{result.silver_rows} + quarantine {q_after} + duplicates {result.duplicates_removed}; "
                              "gold and progress were not updated")
         if result.touched_dates:  # the same rows, now from silver alone
-            gold = gold_frame(lake, {scenario: approved}, result.touched_dates, run_id)
-            result.gold_rows = write_gold(lake, gold, [scenario], result.touched_dates, run_id).rows_added
+            gold = gold_frame(lake, {scenario: approved}, delivery, run_id)
+            result.gold_rows = write_gold(lake, gold, [scenario], delivery, run_id).rows_added
     finally:
         routed.unpersist()
     if result.touched_dates:
+        refresh_delivery_summary(lake, [scenario], [day], run_id)
         refresh_daily_summary(lake, [scenario], result.touched_dates, run_id)
         refresh_progress(lake, config, day, run_id)
     result.seconds = time.monotonic() - started
     progress(f"{scenario} {day}: released {result.released:,} row(s) to silver, {result.duplicates:,} duplicate(s) "
-             f"removed, {result.still_quarantined:,} still quarantined; gold recomputed on "
-             f"{len(result.touched_dates)} event day(s)")
+             f"removed, {result.still_quarantined:,} still quarantined; gold of delivery {day} recomputed "
+             f"({len(result.touched_dates)} event day(s) changed)")
     return result
 
 

@@ -3,8 +3,9 @@
 * ``impact``: tCO2e per event day under two methodology versions (drafts allowed) over
   silver history. It writes nothing.
 * ``restate``: recomputes gold for one scenario and a date range under the versions
-  approved *now*, replaces only the affected (scenario, event_date) partitions, refreshes
-  the daily summary and progress, and records who/when/versions/tCO2e before and after in
+  approved *now*, replaces only the affected (scenario, event_date) partitions (every
+  delivery's rows on those days), refreshes what those deliveries contributed, the daily
+  summary and progress, and records who/when/versions/tCO2e before and after in
   ``ops/restatements``. Restating twice changes nothing but adds a record with before = after.
 """
 
@@ -21,9 +22,9 @@ from ..errors import S3PError
 from ..lake import Lake
 from ..methodology.approval import verify
 from . import tables
-from .compute import compute, credited, silver_days
+from .compute import GoldSlice, compute, credited, silver_days
 from .quality import DataQuality
-from .rollup import refresh_daily_summary, refresh_progress
+from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
 RESTATEMENTS_SCHEMA = (
     "restatement_id string, scenario string, from_date date, to_date date, requested_by string, "
@@ -88,6 +89,11 @@ def _total_t(gold: DataFrame) -> Decimal:
     return value if value is not None else Decimal(0)
 
 
+def _deliveries(gold: DataFrame) -> set[dt.date]:
+    """The delivery dates of ``gold``'s rows (a few hundred at most: one per delivery)."""
+    return {r.landing_date for r in gold.select("landing_date").distinct().collect()}
+
+
 def restate(lake: Lake, config: Config, scenario: str, approved: list, start: dt.date, end: dt.date,
             requested_by: str, run_id: str) -> Restatement:
     """Recompute and republish gold for ``scenario`` on [start, end] under the approved versions."""
@@ -96,15 +102,17 @@ def restate(lake: Lake, config: Config, scenario: str, approved: list, start: dt
     silver = silver_days(lake, scenario, days)
     if silver is None:
         raise S3PError(f"no silver data for {scenario}: nothing to restate")
-    partitions = {"scenario": [scenario], "event_date": days}
+    where = GoldSlice.event_days(days)
+    partitions = where.partitions([scenario])
     before = lake.read(tables.GOLD_AVOIDED, partitions) if lake.exists(tables.GOLD_AVOIDED) else None
     versions_before = _versions(before) if before is not None else ""
     tco2e_before = _total_t(before) if before is not None else Decimal(0)
+    deliveries = _deliveries(before) if before is not None else set()
     # the gold suite checks the restated rows before they replace the published ones (a fail raises
     # GateFailed with gold untouched); its results go to ops/dq_results either way
     dq = DataQuality(lake, start, run_id, job="restate")
     try:
-        compute(lake, {scenario: approved}, days, run_id, check=lambda staged: dq.check_gold(staged, [scenario]),
+        compute(lake, {scenario: approved}, where, run_id, check=lambda staged: dq.check_gold(staged, [scenario]),
                 job="restate")
     finally:
         dq.record()
@@ -114,6 +122,8 @@ def restate(lake: Lake, config: Config, scenario: str, approved: list, start: dt
         versions_before=versions_before, versions_after=_versions(after),
         tco2e_before=tco2e_before, tco2e_after=_total_t(after), event_days=len(days),
     )
+    # the deliveries whose rows on those days changed (before or after) contribute anew to the summary
+    refresh_delivery_summary(lake, [scenario], sorted(deliveries | _deliveries(after)), run_id)
     refresh_daily_summary(lake, [scenario], days, run_id)
     record = lake.spark.createDataFrame([(
         result.restatement_id, scenario, start, end, requested_by, dt.datetime.now(dt.timezone.utc),

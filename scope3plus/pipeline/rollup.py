@@ -1,8 +1,10 @@
-"""rollup: gold.avoided_emissions → gold.daily_summary → gold.progress.
+"""rollup: gold.avoided_emissions → gold.delivery_summary → gold.daily_summary → gold.progress.
 
-The daily summary is recomputed only for the (scenario, event_date) partitions a run
-touched; the progress table is then derived from the summary alone (a few thousand
-rows), never by rescanning events.
+A run sums its own delivery's gold rows into gold.delivery_summary (what that delivery
+contributed to each event day), then recomputes the daily summary of the (scenario,
+event_date) partitions it touched from those small per-delivery rows; the progress table
+is derived from the daily summary alone. No step rescans earlier events: a late event
+adds its delivery's contribution to its day.
 
 gold.progress, one row per scenario and a ``total`` row, as of a date:
 
@@ -64,16 +66,28 @@ _NO_DATA = {"events": 0, "day_t": 0.0, "month_to_date_t": 0.0, "calendar_year_to
             "methodology_versions": ""}
 
 
-def daily_summary(gold: DataFrame, run_id: str) -> DataFrame:
-    """Scenario × event date × city × methodology version: events, activity and kgCO2e."""
-    return gold.groupBy(*DAILY_KEYS).agg(
-        F.count(F.lit(1)).alias("events"),
-        F.sum("activity_quantity").alias("activity_quantity"),
-        F.sum("baseline_kg").alias("baseline_kg"),
-        F.sum("project_kg").alias("project_kg"),
-        F.sum("avoided_kg").alias("avoided_kg"),
-        F.sum("avoided_low_kg").alias("avoided_low_kg"),
-        F.sum("avoided_high_kg").alias("avoided_high_kg"),
+SUMMED = ("activity_quantity", "baseline_kg", "project_kg", "avoided_kg", "avoided_low_kg", "avoided_high_kg")
+DELIVERY_SCHEMA = (
+    "scenario string, event_date date, landing_date date, city string, methodology_id string, methodology_version string, "
+    "methodology_hash string, activity_unit string, events long, activity_quantity decimal(38,6), "
+    "baseline_kg decimal(38,9), project_kg decimal(38,9), avoided_kg decimal(38,9), avoided_low_kg decimal(38,9), "
+    "avoided_high_kg decimal(38,9), run_id string"
+)
+DELIVERY_COLUMNS = [c.split()[0] for c in DELIVERY_SCHEMA.split(", ")]
+
+
+def delivery_summary(gold: DataFrame, run_id: str) -> DataFrame:
+    """What each delivery contributed: scenario × event date × delivery date × city × methodology
+    version, with events, activity and kgCO2e (exact decimal sums, so they add up to the day's)."""
+    return gold.groupBy(*DAILY_KEYS, "landing_date").agg(
+        F.count(F.lit(1)).alias("events"), *[F.sum(c).alias(c) for c in SUMMED],
+    ).select(*DELIVERY_COLUMNS[:-1], F.lit(run_id).alias("run_id"))
+
+
+def daily_summary(deliveries: DataFrame, run_id: str) -> DataFrame:
+    """Scenario × event date × city × methodology version: the sum of what every delivery contributed."""
+    return deliveries.groupBy(*DAILY_KEYS).agg(
+        F.sum("events").alias("events"), *[F.sum(c).alias(c) for c in SUMMED],
     ).select(
         "*",
         *[(F.col(f"avoided{end}_kg") / F.lit(1000)).cast("decimal(38,12)").alias(f"avoided{end}_t") for end in ("", "_low", "_high")],
@@ -81,14 +95,27 @@ def daily_summary(gold: DataFrame, run_id: str) -> DataFrame:
     )
 
 
+def refresh_delivery_summary(lake: Lake, scenarios: list[str], deliveries: list[dt.date], run_id: str) -> CommitResult | None:
+    """Recompute what the deliveries of ``deliveries`` contributed, from their gold rows (new data only)."""
+    if not deliveries or not lake.exists(tables.GOLD_AVOIDED):
+        return None
+    gold = lake.read(tables.GOLD_AVOIDED, {"scenario": scenarios, "landing_date": deliveries})
+    partitions = {"scenario": scenarios, "landing_date": deliveries}
+    return lake.replace_partitions(tables.GOLD_DELIVERY, delivery_summary(gold, run_id), tables.DELIVERY_PARTITION,
+                                   partitions, metadata={"run_id": run_id, "job": "rollup"})
+
+
 def refresh_daily_summary(lake: Lake, scenarios: list[str], event_dates: list[dt.date], run_id: str) -> CommitResult | None:
-    """Recompute the summary of the given (scenario, event_date) partitions from gold."""
-    if not event_dates or not lake.exists(tables.GOLD_AVOIDED):
+    """Recompute the summary of the given (scenario, event_date) partitions from the delivery summary
+    (a few rows per delivery: no event is read again)."""
+    if not event_dates or not lake.exists(tables.GOLD_DELIVERY):
         return None
     partitions = {"scenario": scenarios, "event_date": event_dates}
-    gold = lake.read(tables.GOLD_AVOIDED, partitions)
+    deliveries = (lake.read(tables.GOLD_DELIVERY, {"scenario": scenarios},
+                            ranges={"event_date": (min(event_dates), max(event_dates))})
+                  .filter(F.col("event_date").isin(event_dates)))
     return lake.replace_partitions(
-        tables.GOLD_DAILY, daily_summary(gold, run_id).select(*DAILY_COLUMNS),
+        tables.GOLD_DAILY, daily_summary(deliveries, run_id).select(*DAILY_COLUMNS),
         tables.EVENT_PARTITION, partitions, metadata={"run_id": run_id, "job": "rollup"},
     )
 
