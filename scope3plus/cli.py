@@ -255,7 +255,9 @@ def _add_ingest_parser(sub) -> None:
                                    "replayed after a crash is skipped and every line lands exactly once. A file "
                                    "that arrives late for an earlier date joins that date's partition. --mode batch "
                                    "replaces bronze's partition of each delivery date whose files bronze does not "
-                                   "hold yet (or of each --date), as `s3p run` does.")
+                                   "hold yet (or of each --date), as `s3p run` does. Each run is one MLflow run; each "
+                                   "micro-batch or delivery date is recorded in ops/job_runs (job ingest, one row per "
+                                   "landing date, status succeeded, skipped for a replay, or failed).")
     i.add_argument("--scenario", required=True, help="scenario id, e.g. green_trip")
     i.add_argument("--mode", choices=("stream", "batch"), default="stream",
                    help="stream: Spark Structured Streaming, exactly once per file (default); batch: whole delivery "
@@ -446,9 +448,10 @@ def cmd_ingest(args) -> int:
             return 0
         hold_lake_lock(args, config.lake, "ingest", f"{scenario} batch")
         lake = open_lake(build_session(config.spark, "s3p-ingest"), config.lake, config.lake_backend)
-        done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say)
+        with si.ingest_run(config, lake, scenario, "batch", dates=",".join(map(str, dates))) as recorder:
+            done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say, recorder=recorder)
         _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
-             f"`s3p run --date DATE --from-bronze`")
+             f"`s3p run --date DATE --from-bronze`; recorded in ops/job_runs (run id {recorder.run_id})")
         return 0
     if args.dates:
         raise S3PError("--date goes with --mode batch (a stream takes every new file)")
@@ -458,15 +461,20 @@ def cmd_ingest(args) -> int:
     if not continuous:  # a run that ends by itself holds the lock throughout, like every other job
         hold_lake_lock(args, config.lake, "ingest", f"{scenario} stream")
     lake = open_lake(build_session(config.spark, "s3p-ingest"), config.lake, config.lake_backend)
-    result = si.ingest_stream(
-        lake.spark, lake, config.landing, scenario, trigger, args.max_files_per_trigger, progress=_say,
-        lock=(lambda label, wait: lake_lock(config.lake, "ingest", label, wait)) if continuous else None)
+    # one MLflow run for the whole stream (an interval stream's lasts until it stops); each
+    # micro-batch is recorded in ops/job_runs as it ends
+    with si.ingest_run(config, lake, scenario, "stream", trigger=trigger,
+                       max_files_per_trigger=args.max_files_per_trigger) as recorder:
+        result = si.ingest_stream(
+            lake.spark, lake, config.landing, scenario, trigger, args.max_files_per_trigger, progress=_say,
+            lock=(lambda label, wait: lake_lock(config.lake, "ingest", label, wait)) if continuous else None,
+            recorder=recorder)
     dates = sorted({d for b in result.batches for d in b.landing_dates})
     replays = f"; {result.replays_skipped} replayed batch(es) skipped" if result.replays_skipped else ""
     _say(f"ingested {result.rows_added:,} new line(s) of {scenario} into bronze in "
          f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
          + (f"; landing dates {', '.join(map(str, dates))} (gate each with `s3p run --date DATE --from-bronze`)"
-            if dates else ""))
+            if dates else "") + f"; recorded in ops/job_runs (run id {recorder.run_id})")
     if result.stopped_by:
         _say(f"stopped on {result.stopped_by}; the next `s3p ingest --scenario {scenario}` resumes from the "
              f"checkpoint {result.checkpoint}")

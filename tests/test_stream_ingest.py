@@ -17,7 +17,10 @@ from scope3plus import cli
 from scope3plus.config import load_config
 from scope3plus.lake import open_lake
 from scope3plus.pipeline import daily, tables
+from scope3plus.errors import S3PError
+from scope3plus.pipeline import stream_ingest
 from scope3plus.pipeline.stream_ingest import app_id, ingest_batch, ingest_stream
+from scope3plus.tracking import mlflow_client
 
 from .support import register_approved
 from .test_pipeline_e2e import without_run_id
@@ -43,6 +46,19 @@ def land(landing: Path, name: str, lines: int, scenario: str = "green_trip", tag
 def per_date(lake) -> dict:
     rows = lake.read(BRONZE).groupBy("landing_date").count().collect()
     return {r.landing_date: r["count"] for r in rows}
+
+
+def ingest_runs(lake, run_id: str | None = None) -> list:
+    """The ``ops/job_runs`` rows of job ``ingest`` (of one run id), in the order they were written."""
+    runs = lake.read(tables.JOB_RUNS).filter(F.col("job") == "ingest")
+    if run_id is not None:
+        runs = runs.filter(F.col("run_id") == run_id)
+    return sorted(runs.collect(), key=lambda r: (r.ended_at, str(r.landing_date)))
+
+
+def counts(runs) -> dict:
+    """{landing_date: (landed_lines, bronze_rows, status)} of job_runs rows."""
+    return {r.landing_date: (r.landed_lines, r.bronze_rows, r.status) for r in runs}
 
 
 def crash_before_checkpoint_commit(checkpoint: str) -> int:
@@ -76,9 +92,35 @@ def test_available_now_ingests_every_file_once_with_its_delivery_date(spark, tmp
     assert sum("file(s) left out, their names start with no valid date: " in m and "2026-02-30-part" in m
                for m in messages) == 1
 
+    # one ops/job_runs row per micro-batch (each held one file here): its landing date and lines
+    runs = ingest_runs(lake)
+    run_id = lake.read(BRONZE).select("ingest_run_id").distinct().collect()
+    assert [r.ingest_run_id for r in run_id] == [runs[0].run_id] and {r.run_id for r in runs} == {runs[0].run_id}
+    assert counts(runs) == {D1: (7, 7, "succeeded"), D2: (5, 5, "succeeded"), None: (0, 0, "succeeded")}
+    assert {(r.stage, r.scenario, r.lake_backend, r.mlflow_run_id) for r in runs} == {
+        ("stream", "green_trip", lake.backend, None)}
+    assert all(r.started_at <= r.ended_at and r.seconds >= 0 for r in runs)
+    assert sorted(r.message.split(":")[0] for r in runs) == ["micro-batch 0", "micro-batch 1", "micro-batch 2"]
+    assert "file(s) left out" in next(r.message for r in runs if r.landing_date is None)
+
     version = lake.version(BRONZE)
     again = ingest_stream(spark, lake, landing, "green_trip")
     assert again.batches == [] and lake.version(BRONZE) == version and per_date(lake) == {D1: 7, D2: 5}
+    assert len(ingest_runs(lake)) == 3  # no micro-batch, no record
+
+
+def test_a_micro_batch_over_two_delivery_dates_is_recorded_per_date(spark, tmp_path):
+    landing, lake = tmp_path / "landing", open_lake(spark, tmp_path / "lake")
+    land(landing, "2026-11-01-part-00000.jsonl", 7)
+    land(landing, "2026-11-01-part-00001.jsonl", 4)
+    land(landing, "2026-11-02-part-00000.jsonl", 5)
+    result = ingest_stream(spark, lake, landing, "green_trip")
+    assert [(b.batch_id, b.landing_dates) for b in result.batches] == [(0, [D1, D2])]
+    runs = ingest_runs(lake)
+    # each date's own count (from the commit's files in the Delta log), not the batch's 16 lines
+    assert counts(runs) == {D1: (11, 11, "succeeded"), D2: (5, 5, "succeeded")}
+    assert len({(r.message, r.started_at) for r in runs}) == 1
+    assert runs[0].message.startswith("micro-batch 0: 3 file(s), 16 lines → bronze/green_trip on 2 landing date(s)")
 
 
 def test_a_replayed_batch_is_skipped_and_new_files_land_exactly_once(spark, tmp_path):
@@ -97,6 +139,10 @@ def test_a_replayed_batch_is_skipped_and_new_files_land_exactly_once(spark, tmp_
     assert lake.version(BRONZE) == version and per_date(lake) == {D1: 4, D2: 6}
     assert lake.app_version(BRONZE, APP) == 0
     assert any("batch 0: replay of a batch already committed" in m for m in messages)
+    first_run, = {r.run_id for r in ingest_runs(lake) if r.status == "succeeded"}
+    skipped = [r for r in ingest_runs(lake) if r.run_id != first_run]
+    assert [(r.status, r.landing_date, r.landed_lines, r.bronze_rows) for r in skipped] == [("skipped", None, 0, 0)]
+    assert skipped[0].message.startswith("micro-batch 0: replay of a batch already committed to bronze/green_trip")
 
     land(landing, "2026-11-01-part-00001.jsonl", 2, tag="late")  # late for D1: joins D1's partition
     land(landing, "2026-11-03-part-00000.jsonl", 3)
@@ -107,6 +153,34 @@ def test_a_replayed_batch_is_skipped_and_new_files_land_exactly_once(spark, tmp_
     assert bronze.count() == bronze.select("value").distinct().count()  # no line twice
     commit = lake.history(BRONZE, 1)[0]
     assert commit["s3p.batch_id"] == "1" and commit["s3p.mode"] == "stream"
+    latest = ingest_runs(lake)[-2:]  # the late D1 file and D3 in one micro-batch, one row per date
+    assert counts(latest) == {D1: (2, 2, "succeeded"), D3: (3, 3, "succeeded")}
+    assert all(r.message.startswith("micro-batch 1: ") for r in latest)
+
+
+def test_a_failed_micro_batch_is_recorded_before_its_error_propagates(spark, tmp_path, monkeypatch):
+    landing, lake = tmp_path / "landing", open_lake(spark, tmp_path / "lake")
+    land(landing, "2026-11-01-part-00000.jsonl", 4)
+    real_append = lake.append
+
+    def append(name, *args, **kwargs):
+        if name == BRONZE:
+            raise S3PError("bronze is read-only today\nsecond line")
+        return real_append(name, *args, **kwargs)
+
+    monkeypatch.setattr(lake, "append", append)
+    with pytest.raises(S3PError, match="bronze is read-only today"):
+        ingest_stream(spark, lake, landing, "green_trip")
+    failed, = ingest_runs(lake)
+    assert (failed.status, failed.stage, failed.landing_date, failed.landed_lines) == ("failed", "stream", None, None)
+    assert failed.message == "micro-batch 0: S3PError: bronze is read-only today"
+    assert not lake.exists(BRONZE)
+
+    monkeypatch.setattr(lake, "append", real_append)  # the batch runs again on restart, and lands
+    again = ingest_stream(spark, lake, landing, "green_trip")
+    assert [(b.batch_id, b.rows) for b in again.batches] == [(0, 4)]
+    assert [(r.status, r.landing_date, r.landed_lines) for r in ingest_runs(lake)] == [
+        ("failed", None, None), ("succeeded", D1, 4)]
 
 
 def test_an_interval_stream_picks_up_new_files_until_it_is_stopped(spark, tmp_path):
@@ -152,6 +226,33 @@ def test_batch_mode_replaces_the_dates_bronze_does_not_hold(spark, tmp_path):
     assert again[D2].landed_lines == 6 and again[D2].commit.rows_removed == 2
     rows = lake.read(tables.bronze("box_recycling")).groupBy("landing_date").count().collect()
     assert {r.landing_date: r["count"] for r in rows} == {D1: 3, D2: 6}
+    runs = ingest_runs(lake)
+    assert [(r.stage, r.scenario, r.landing_date, r.landed_lines, r.bronze_rows, r.status) for r in runs] == [
+        ("batch", "box_recycling", D1, 3, 3, "succeeded"), ("batch", "box_recycling", D2, 2, 2, "succeeded"),
+        ("batch", "box_recycling", D2, 6, 6, "succeeded")]
+    assert runs[0].run_id == runs[1].run_id != runs[2].run_id  # one run id per call, as the bronze rows carry
+    assert "partition replaced, 2 rows before" in runs[2].message
+
+
+def test_a_failed_delivery_date_in_batch_mode_is_recorded_and_raised(spark, tmp_path, monkeypatch):
+    landing, lake = tmp_path / "landing", open_lake(spark, tmp_path / "lake")
+    land(landing, "2026-11-01-part-00000.jsonl", 3, scenario="box_recycling")
+    land(landing, "2026-11-02-part-00000.jsonl", 2, scenario="box_recycling")
+    real_ingest = stream_ingest.ingest
+
+    def ingest(spark, lake, landing, scenario, day, run_id):
+        if day == D2:
+            raise S3PError("landing disk went away")
+        return real_ingest(spark, lake, landing, scenario, day, run_id)
+
+    monkeypatch.setattr(stream_ingest, "ingest", ingest)
+    with pytest.raises(S3PError, match="landing disk went away"):
+        ingest_batch(spark, lake, landing, "box_recycling")
+    done, failed = ingest_runs(lake)
+    assert (done.landing_date, done.status, done.landed_lines) == (D1, "succeeded", 3)
+    assert done.message.startswith("1 file(s), 3 lines → bronze/box_recycling (partition replaced")
+    assert (failed.landing_date, failed.status, failed.landed_lines, failed.bronze_rows) == (D2, "failed", None, None)
+    assert failed.message == "2026-11-02: S3PError: landing disk went away" and failed.run_id == done.run_id
 
 
 def box_events(prefix: str, n: int, day: dt.date = D1) -> list[str]:
@@ -191,6 +292,44 @@ def test_the_daily_run_gates_streamed_bronze_as_it_gates_the_files(spark, tmp_pa
     real_run_day(spark, config, D1, quality=False)  # the same date from the files: replaces, nothing doubles
     for n in names:
         assert without_run_id(lake.read(n)).collect() == from_bronze[n], n
+
+
+def test_each_ingest_command_is_one_mlflow_run_with_its_job_runs_rows(spark, tmp_path, capsys):
+    landing, lake_dir = tmp_path / "landing", tmp_path / "lake"
+    land(landing, "2026-11-01-part-00000.jsonl", 7)
+    land(landing, "2026-11-02-part-00000.jsonl", 5)
+    config = load_config(None, landing=str(landing), lake=str(lake_dir))  # MLflow beside the lake, under tmp_path
+    paths = ["--landing", str(landing), "--lake", str(lake_dir)]
+    assert cli.main(["ingest", "--scenario", "green_trip", "--max-files-per-trigger", "1", *paths]) == 0
+    checkpoint = stream_ingest.checkpoint_location(str(lake_dir), "green_trip")
+    crash_before_checkpoint_commit(checkpoint)
+    assert cli.main(["ingest", "--scenario", "green_trip", *paths]) == 0  # batch 1 again: a replay
+    assert cli.main(["ingest", "--scenario", "green_trip", "--mode", "batch", "--date", str(D2), *paths]) == 0
+    err = capsys.readouterr().err
+    assert err.count("; recorded in ops/job_runs (run id ingest-na-") == 3
+
+    lake, client = open_lake(spark, lake_dir), mlflow_client(config)
+    by_run: dict = {}
+    for r in ingest_runs(lake):
+        by_run.setdefault(r.run_id, []).append(r)
+    assert [[(r.stage, r.status, r.landing_date, r.landed_lines) for r in rows] for rows in by_run.values()] == [
+        [("stream", "succeeded", D1, 7), ("stream", "succeeded", D2, 5)],
+        [("stream", "skipped", None, 0)],
+        [("batch", "succeeded", D2, 5, )]]
+    expected = [({"mode": "stream", "trigger": "available-now", "max_files_per_trigger": "1"},
+                 {"batches": 2, "lines_ingested": 12, "replays_skipped": 0, "batches_failed": 0}),
+                ({"mode": "stream", "trigger": "available-now"},
+                 {"batches": 0, "lines_ingested": 0, "replays_skipped": 1, "batches_failed": 0}),
+                ({"mode": "batch", "dates": str(D2)},
+                 {"batches": 1, "lines_ingested": 5, "replays_skipped": 0, "batches_failed": 0})]
+    for (run_id, rows), (params, metrics) in zip(by_run.items(), expected):
+        mlflow_run_id, = {r.mlflow_run_id for r in rows}
+        run = client.get_run(mlflow_run_id)
+        assert run.info.status == "FINISHED"
+        assert {k: run.data.tags[k] for k in ("s3p.job", "s3p.run_id")} == {"s3p.job": "ingest", "s3p.run_id": run_id}
+        assert {k: v for k, v in run.data.params.items() if k not in ("lake", "lake_backend")} == {
+            "scenario": "green_trip", **params}
+        assert run.data.metrics == metrics
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,6 +11,11 @@
   commit is recognised by that transaction and skipped, so every line lands exactly once.
   Each line's ``landing_date`` is the date in its file's name, so a file delivered late for
   an earlier date joins that date's partition.
+
+Both modes record themselves as every other job does (``IngestRecorder``, ``ingest_run``): one MLflow
+run per ``s3p ingest`` and, once each micro-batch or delivery date is over (after its bronze commit,
+which alone decides whether it landed), ``ops/job_runs`` rows of job ``ingest``: ``succeeded``,
+``skipped`` (a replay) or ``failed`` (with the error, before it propagates).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pyspark.sql import DataFrame, Observation, functions as F
 from ..contracts import SCENARIOS
 from ..errors import GateFailed, LakeBusy, S3PError
 from ..lake import Lake, replayed
-from ..tracking import new_run_id
+from ..tracking import job_row, mlflow_run, new_run_id, record_job_runs
 from . import tables
 from .ingest import (DATED_FILES, IngestResult, delivery_dates, ingest, landing_date_of, landing_files, to_bronze,
                      with_source_file)
@@ -40,10 +45,15 @@ Progress = Callable[[str], None]
 AVAILABLE_NOW = "available-now"
 _INTERVAL = re.compile(r"(\d+)\s*(second|minute|hour)s?")
 STOP_GRACE_SECONDS = 120  # on Ctrl-C / SIGTERM, how long the current micro-batch may take to finish
+JOB = "ingest"  # ops/job_runs ``job``, MLflow tag ``s3p.job``
 
 
 def _quiet(_: str) -> None:
     pass
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def app_id(scenario: str) -> str:
@@ -73,6 +83,77 @@ def landing_folder(landing: str | Path, scenario: str) -> Path:
     if not folder.is_dir():
         raise S3PError(f"landing folder not found: {folder} (expected <landing>/<scenario>/<YYYY-MM-DD>*.jsonl)")
     return folder.resolve()  # as ingest.landing_files names files: source_file is the same in both modes
+
+
+# --------------------------------------------------------------------------------------
+# run records
+# --------------------------------------------------------------------------------------
+class IngestRecorder:
+    """The run records of one ``s3p ingest``: ``ops/job_runs`` rows (job ``ingest``, ``stage`` = the
+    mode) written as each micro-batch or delivery date ends, and the counts of its MLflow run.
+
+    One row per delivery date of a batch rather than one row listing its dates in ``touched_dates``:
+    ``landing_date`` holds one date and ``landed_lines``/``bronze_rows`` one count each, so a row per
+    date keeps each date's count queryable (and comparable with the daily run's row of that
+    ``landing_date``, which ``s3p run --from-bronze`` gates), and ``touched_dates`` keeps its meaning
+    elsewhere (event dates a run recomputed). The rows of one micro-batch share its start and message.
+    A batch with no dated line, a replay and a failure write one row with no ``landing_date``."""
+
+    def __init__(self, lake: Lake, scenario: str, mode: str, run_id: str | None = None,
+                 mlflow_run_id: str | None = None):
+        self.lake, self.scenario, self.mode = lake, scenario, mode
+        self.run_id, self.mlflow_run_id = run_id or new_run_id(JOB), mlflow_run_id
+        self.batches = self.lines = self.replays = self.failures = 0
+
+    def record(self, status: str, started_at: dt.datetime, message: str,
+               counts: dict[dt.date | None, tuple[int | None, int | None]] | None = None,
+               lines: int | None = None) -> None:
+        """Append the rows of one micro-batch or delivery date: ``counts`` maps each landing date to
+        (landed_lines, bronze_rows); none given, one row without a date and without counts. ``lines``:
+        the lines it landed in all, for the MLflow metrics (by default the sum of ``counts``)."""
+        rows = [job_row(self.run_id, JOB, self.mode, status, started_at, message, scenario=self.scenario,
+                        landing_date=day, landed_lines=landed, bronze_rows=bronze, lake_backend=self.lake.backend,
+                        mlflow_run_id=self.mlflow_run_id)
+                for day, (landed, bronze) in (counts or {None: (None, None)}).items()]
+        record_job_runs(self.lake, rows)
+        if status == "succeeded":
+            self.batches += 1
+            self.lines += lines if lines is not None else sum(n or 0 for n, _ in (counts or {}).values())
+        elif status == "skipped":
+            self.replays += 1
+        else:
+            self.failures += 1
+
+    def record_failure(self, started_at: dt.datetime, what: str, exc: BaseException,
+                       counts: dict | None = None, progress: Progress = _quiet) -> None:
+        """Record ``what`` as failed with the error's first line; a failure to record is reported and
+        swallowed, so that the error itself is what propagates."""
+        error = next((line for line in str(exc).splitlines() if line.strip()), "")
+        try:
+            self.record("failed", started_at, f"{what}: {type(exc).__name__}: {error}"[:2000], counts)
+        except Exception as failed:  # noqa: BLE001 - the batch's own error matters more
+            progress(f"[ingest {self.scenario}] warning: could not record the failure in {tables.JOB_RUNS}: "
+                     f"{next(iter(str(failed).splitlines()), type(failed).__name__)}")
+
+    def metrics(self) -> dict:
+        return {"batches": self.batches, "lines_ingested": self.lines, "replays_skipped": self.replays,
+                "batches_failed": self.failures}
+
+
+@contextmanager
+def ingest_run(config, lake: Lake, scenario: str, mode: str, **params):
+    """One MLflow run around one ``s3p ingest`` (tags ``s3p.job`` = ingest, ``s3p.run_id``; params
+    scenario, mode and ``params``; metrics from the recorder at the end, failed or not): yields the
+    ``IngestRecorder`` its batches record into, whose run id is the MLflow run's ``s3p.run_id``."""
+    run_id = new_run_id(JOB)
+    with mlflow_run(config, f"ingest {scenario} {mode}", {"s3p.run_id": run_id, "s3p.job": JOB}) as tracker:
+        tracker.params({"scenario": scenario, "mode": mode, "lake": config.lake, "lake_backend": lake.backend,
+                        **{k: v for k, v in params.items() if v is not None}})
+        recorder = IngestRecorder(lake, scenario, mode, run_id, tracker.run_id)
+        try:
+            yield recorder
+        finally:
+            tracker.metrics(recorder.metrics())
 
 
 # --------------------------------------------------------------------------------------
@@ -125,15 +206,25 @@ def dates_to_ingest(lake_root: str, landing: str | Path, scenario: str, dates: l
 
 
 def ingest_batch(spark, lake: Lake, landing: str | Path, scenario: str, dates: list[dt.date] | None = None,
-                 progress: Progress = _quiet) -> dict[dt.date, IngestResult]:
-    """Replace bronze's partition of each date of ``dates_to_ingest`` with that date's files."""
+                 progress: Progress = _quiet, recorder: IngestRecorder | None = None) -> dict[dt.date, IngestResult]:
+    """Replace bronze's partition of each date of ``dates_to_ingest`` with that date's files; each
+    date is recorded in ``ops/job_runs`` once its commit is done (or as failed), by ``recorder``
+    (by default one of its own, without an MLflow run)."""
+    recorder = recorder or IngestRecorder(lake, scenario, "batch")
     results = {}
     for day in dates_to_ingest(lake.root, landing, scenario, dates):
-        t0 = time.monotonic()
-        results[day] = result = ingest(spark, lake, landing, scenario, day, new_run_id("ingest", day))
-        progress(f"[ingest {scenario}] {day}: {len(result.files)} file(s), {result.landed_lines:,} lines → "
-                 f"{tables.bronze(scenario)} (partition replaced, {result.commit.rows_removed:,} rows before; "
-                 f"Delta version {result.commit.version}, {time.monotonic() - t0:.1f} s)")
+        t0, started_at = time.monotonic(), _now()
+        try:
+            results[day] = result = ingest(spark, lake, landing, scenario, day, recorder.run_id)
+        except BaseException as exc:
+            recorder.record_failure(started_at, f"{day}", exc, {day: (None, None)}, progress)
+            raise
+        summary = (f"{len(result.files)} file(s), {result.landed_lines:,} lines → {tables.bronze(scenario)} "
+                   f"(partition replaced, {result.commit.rows_removed:,} rows before; "
+                   f"Delta version {result.commit.version}")
+        recorder.record("succeeded", started_at, summary + ")",
+                        {day: (result.landed_lines, result.commit.rows_added)})
+        progress(f"[ingest {scenario}] {day}: {summary}, {time.monotonic() - t0:.1f} s)")
     if not results:
         progress(f"[ingest {scenario}] nothing new: bronze holds every delivery date under {Path(landing) / scenario}")
     return results
@@ -176,19 +267,29 @@ LockFactory = Callable[[str, float], ContextManager]  # (run label, seconds to w
 
 
 class _BatchWriter:
-    """The ``foreachBatch`` function: one micro-batch → one bronze append with its app transaction."""
+    """The ``foreachBatch`` function: one micro-batch → one bronze append with its app transaction,
+    then its ``ops/job_runs`` rows."""
 
-    def __init__(self, lake: Lake, scenario: str, run_id: str, result: StreamResult, progress: Progress,
-                 lock: LockFactory | None, stopping: Callable[[], bool]):
-        self.lake, self.scenario, self.run_id = lake, scenario, run_id
+    def __init__(self, lake: Lake, scenario: str, recorder: IngestRecorder, result: StreamResult,
+                 progress: Progress, lock: LockFactory | None, stopping: Callable[[], bool]):
+        self.lake, self.scenario, self.recorder, self.run_id = lake, scenario, recorder, recorder.run_id
         self.name, self.app_id = tables.bronze(scenario), app_id(scenario)
         self.result, self.progress, self.lock, self.stopping = result, progress, lock, stopping
         self.failure: BaseException | None = None
 
     def __call__(self, lines: DataFrame, batch_id: int) -> None:
         try:
-            with self._locked(batch_id):
-                self._write(lines, batch_id)
+            with self._locked(batch_id):  # the records are written under the lake lock too
+                started_at = _now()
+                try:
+                    status, message, counts, landed = self._write(lines, batch_id)
+                except BaseException as exc:
+                    self.recorder.record_failure(started_at, f"micro-batch {batch_id}", exc, progress=self.progress)
+                    raise
+                # Recorded only now that the bronze commit (or the replay check) is done: that commit
+                # alone decides whether the batch landed. If recording fails, the query stops before
+                # the checkpoint commits the batch, and the restart finds it committed: a replay.
+                self.recorder.record(status, started_at, message, counts, landed)
         except BaseException as exc:  # kept to be raised as itself once the query has stopped
             self.failure = exc
             raise
@@ -218,14 +319,19 @@ class _BatchWriter:
         finally:
             held.__exit__(None, None, None)
 
-    def _write(self, lines: DataFrame, batch_id: int) -> None:
+    def _write(self, lines: DataFrame, batch_id: int) -> tuple[str, str, dict, int]:
+        """Write the micro-batch; return what to record: status, message, (landed_lines, bronze_rows)
+        per landing date, and the lines landed in all."""
         t0, tag = time.monotonic(), f"[ingest {self.scenario}] batch {batch_id}"
         committed = self.lake.app_version(self.name, self.app_id)
         if replayed(committed, batch_id):
-            self.result.batches.append(MicroBatch(batch_id, 0, 0, [], True, self.lake.version(self.name)))
+            version = self.lake.version(self.name)
+            self.result.batches.append(MicroBatch(batch_id, 0, 0, [], True, version))
             self.progress(f"{tag}: replay of a batch already committed to {self.name} (app transaction "
                           f"{self.app_id} at {committed}); skipped")
-            return
+            return "skipped", (f"micro-batch {batch_id}: replay of a batch already committed to {self.name} "
+                               f"(app transaction {self.app_id} at {committed}, table version {version}); "
+                               "skipped, nothing written"), {None: (0, 0)}, 0
         rows = to_bronze(lines, landing_date_of(F.col("source_file")), self.run_id)
         # counted as the micro-batch is written (one pass over it): lines, delivery dates, files, and
         # the files whose names start with no valid date (not a delivery, as for `s3p run`: left out)
@@ -247,7 +353,8 @@ class _BatchWriter:
         if commit.skipped:  # committed by another writer since the check above (no lake lock held)
             self.result.batches.append(MicroBatch(batch_id, files, 0, dates, True, commit.version))
             self.progress(f"{tag}: committed meanwhile under app transaction {self.app_id}; skipped")
-            return
+            return "skipped", (f"micro-batch {batch_id}: a replay, committed meanwhile by another writer under "
+                               f"app transaction {self.app_id}; skipped, nothing written"), {None: (0, 0)}, 0
         if commit.rows_added != landed:
             raise GateFailed(f"{tag}: {landed:,} lines read but {commit.rows_added:,} rows committed to {self.name} "
                              f"(Delta version {commit.version})")
@@ -255,15 +362,60 @@ class _BatchWriter:
         self.progress(f"{tag}: {files} file(s), {landed:,} lines → {self.name} landing_date "
                       f"{', '.join(d.isoformat() for d in dates) or '-'} (Delta version {commit.version}, "
                       f"{time.monotonic() - t0:.1f} s)")
+        message = (f"micro-batch {batch_id}: {files} file(s), {landed:,} lines → {self.name} on "
+                   f"{len(dates)} landing date(s) (Delta version {commit.version})"
+                   + (f"; {len(undated)} file(s) left out, their names start with no valid date" if undated else ""))
+        return "succeeded", message, self._counts(dates, landed, commit.version), landed
+
+    def _counts(self, dates: list[dt.date], landed: int, version: int | None) -> dict:
+        """(landed_lines, bronze_rows) per landing date of the batch. One date: the lines counted as
+        the batch was written (the same as the rows committed: checked above). Several: the rows the
+        commit added per date, from the Delta log (no data read); unknown (null) if the log cannot say."""
+        if not dates:
+            return {None: (landed, landed)}
+        if len(dates) == 1:
+            return {dates[0]: (landed, landed)}
+        try:
+            added = rows_added_by_date(self.lake, self.name, version)
+        except Exception as exc:  # noqa: BLE001 - the counts are for the record only; the batch has landed
+            self.progress(f"[ingest {self.scenario}] warning: rows per landing date of Delta version {version} "
+                          f"unknown: {next(iter(str(exc).splitlines()), type(exc).__name__)}")
+            added = {}
+        return {d: (added.get(d), added.get(d)) for d in dates}
+
+
+def rows_added_by_date(lake: Lake, name: str, version: int) -> dict[dt.date, int | None]:
+    """The rows Delta version ``version`` of ``name`` (an append) added per ``landing_date``: the
+    record counts of its files, those not in the version before, from the Delta log; None for a
+    date when a file has no count."""
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    def files(v: int) -> list[dict]:
+        return pa.table(DeltaTable(lake.path(name), version=v).get_add_actions(flatten=True)).to_pylist()
+
+    before = {f["path"] for f in files(version - 1)} if version > 0 else set()
+    added: dict[dt.date, int | None] = {}
+    for f in files(version):
+        if f["path"] in before:
+            continue
+        value = f.get("partition.landing_date")
+        day = value if isinstance(value, dt.date) or value is None else dt.date.fromisoformat(str(value))
+        count, so_far = f.get("num_records"), added.get(day, 0)
+        added[day] = None if count is None or so_far is None else so_far + int(count)
+    return added
 
 
 def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger: str = AVAILABLE_NOW,
                   max_files_per_trigger: int | None = None, progress: Progress = _quiet,
-                  stop: threading.Event | None = None, lock: LockFactory | None = None) -> StreamResult:
+                  stop: threading.Event | None = None, lock: LockFactory | None = None,
+                  recorder: IngestRecorder | None = None) -> StreamResult:
     """Run the ingest stream of ``scenario``: with ``available-now`` until everything new is in
     bronze, with an interval until Ctrl-C, SIGTERM or ``stop`` is set (the micro-batch under way
     finishes first). Restarting resumes from the checkpoint. ``lock``, when given, is taken
-    around each micro-batch's write (for a long-running stream, rather than for its whole life)."""
+    around each micro-batch's write (for a long-running stream, rather than for its whole life).
+    Each micro-batch is recorded in ``ops/job_runs`` by ``recorder`` (by default one of its own,
+    without an MLflow run), whose run id the bronze rows carry as ``ingest_run_id``."""
     trigger_args = parse_trigger(trigger)
     folder = landing_folder(landing, scenario)
     result = StreamResult(scenario, checkpoint_location(lake.root, scenario))
@@ -272,7 +424,8 @@ def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger
     def stopping() -> bool:
         return bool(signals) or (stop is not None and stop.is_set())
 
-    writer = _BatchWriter(lake, scenario, new_run_id("ingest"), result, progress, lock, stopping)
+    recorder = recorder or IngestRecorder(lake, scenario, "stream")
+    writer = _BatchWriter(lake, scenario, recorder, result, progress, lock, stopping)
     reader = spark.readStream.format("text").option("pathGlobFilter", DATED_FILES)
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
