@@ -109,8 +109,9 @@ def build_parser() -> Parser:
 
     r = sub.add_parser("run", help="run the daily pipeline for one delivery date",
                        description="Ingest the files delivered on --date for every scenario into bronze, gate them "
-                                   "into silver and quarantine, compute gold avoided emissions for the event days "
-                                   "touched, and refresh the daily summary and progress tables. Rerunning a date "
+                                   "into silver and quarantine, compute the gold avoided emissions of the events "
+                                   "delivered (late ones included: earlier deliveries are not recomputed), and refresh "
+                                   "the daily summary of the event days touched and progress. Rerunning a date "
                                    "replaces that date's results; nothing is counted twice.")
     r.add_argument("--date", type=_date, required=True, help="delivery date to process, YYYY-MM-DD")
     r.add_argument("--days", type=_int_at_least(1), default=1,
