@@ -404,7 +404,8 @@ def _batch_stats(m, spark, staged: dict, contract: Contract, drift: bool, drift_
         absent = {n: m[f"absent_{i}"] for i, n in enumerate(contract.field_names)}
         if m["with_extra"]:
             keys = StructType([StructField("_extra_keys", ArrayType(StringType()))])
-            rows = (spark.read.schema(keys).parquet(*[s.path for s in staged.values() if os.path.isdir(s.path)])
+            folders = [s.path for s in staged.values() if os.path.isdir(s.path)]
+            rows = (spark.read.schema(keys).option("basePath", os.path.dirname(folders[0])).parquet(*folders)
                     .select(F.explode("_extra_keys").alias("k")).groupBy("k").count()
                     .orderBy(F.desc("count"), "k").limit(20).collect())
             extra_fields = {r.k: r["count"] for r in rows}
