@@ -317,8 +317,9 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     """Route the bronze batch of ``settings.landing_date`` into silver and quarantine.
 
     One Spark pass parses, checks, deduplicates and writes the routed batch (duplicates left
-    out) to a staging Parquet folder, counting every disposition on the way (``observe``); silver
-    and quarantine are then committed from the staged, typed columns. ``drift`` adds the
+    out) once, split by disposition, into the silver table's staging folder, counting every
+    disposition on the way (``observe``); the silver files are then committed as written and the
+    few quarantined rows are written to quarantine. ``drift`` adds the
     schema-drift counts to that pass. ``inspect`` (the batch-level data-quality checks) is called
     with the committed silver rows and the result.
     """
@@ -357,7 +358,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         routed = routed.withColumn("_extra_keys", F.when(F.size(extra) > 0, extra))
         staged_columns.append("_extra_keys")
     batch = routed.observe(observed, *metrics).filter(disposition != DUPLICATE).select(*staged_columns)
-    silver_schema = batch.select(*silver_columns(fields, run_id)[:-1], "run_id").schema
+    silver_schema = batch.select(*silver_columns(fields, run_id)[:-1], "run_id").schema  # the table's columns
     staged = lake.stage_split(tables.silver(scenario), batch, "disposition",
                               {SILVER: silver_schema, QUARANTINE: batch.drop("disposition").schema}, tables.BATCH_PARTITION)
     try:
