@@ -358,7 +358,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         routed = routed.withColumn("_extra_keys", F.when(F.size(extra) > 0, extra))
         staged_columns.append("_extra_keys")
     batch = routed.observe(observed, *metrics).filter(disposition != DUPLICATE).select(*staged_columns)
-    silver_schema = batch.select(*silver_columns(fields, run_id)[:-1], "run_id").schema  # the table's columns
+    silver_schema = batch.select(*silver_column_names(fields)).schema  # the table's columns
     staged = lake.stage_split(tables.silver(scenario), batch, "disposition",
                               {SILVER: silver_schema, QUARANTINE: batch.drop("disposition").schema}, tables.BATCH_PARTITION)
     try:
@@ -391,8 +391,12 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     return result
 
 
+def silver_column_names(fields: list[str]) -> list[str]:
+    return ["landing_date", "event_date", *fields, "source_file", "run_id"]
+
+
 def silver_columns(fields: list[str], run_id: str) -> list:
-    return ["landing_date", "event_date", *fields, "source_file", F.lit(run_id).alias("run_id")]
+    return [*silver_column_names(fields)[:-1], F.lit(run_id).alias("run_id")]
 
 
 def _batch_stats(m, spark, staged: dict, contract: Contract, drift: bool, drift_one_in: int) -> BatchStats:
