@@ -146,3 +146,28 @@ def test_gate_writes_the_batch_once_and_silver_shows_only_its_columns(spark, tmp
     quarantine = lake.read(tables.quarantine("green_trip")).collect()
     assert sorted(r.source_file for r in quarantine) == ["f3", "f4"] and all(r.value and r.reasons for r in quarantine)
     assert not list((tmp_path / "lake").rglob(".s3p-staging-*"))  # nothing left behind
+
+
+def test_gate_drops_duplicates_of_earlier_deliveries_through_the_bloom_filter(spark, tmp_path):
+    """The second delivery repeats a, once with a byte-order mark, and b: all three are duplicates
+    of history, found through the batch ids' Bloom filter; c and d are new."""
+    from scope3plus.lake import open_lake
+    from scope3plus.pipeline import tables
+    from scope3plus.pipeline.gate import gate
+
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    contract = load_contracts()["green_trip"]
+    approved = load_registry(METHODOLOGIES_DIR).approved("green_trip")
+    deliveries = {DAY: [trip(event_id="a"), trip(event_id="b")],
+                  DAY + dt.timedelta(days=1): [trip(event_id="a"), "\ufeff" + trip(event_id="a"), trip(event_id="b"),
+                                               trip(event_id="c"), trip(event_id="d")]}
+    results = []
+    for day, lines in deliveries.items():
+        bronze = spark.createDataFrame([(day, f"{day}-f{i}", line, "r0") for i, line in enumerate(lines)],
+                                       "landing_date date, source_file string, value string, run_id string")
+        lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
+        settings = GateSettings(day, "Asia/Shanghai", dt.date(2021, 1, 1), 1, 30, b"test-key")
+        results.append(gate(lake, contract, approved, settings, f"r-{day}"))
+    second = results[1]
+    assert (second.silver_rows, second.duplicates_removed, second.stats.duplicates_of_history) == (2, 3, 3)
+    assert sorted(r.event_id for r in lake.read(tables.silver("green_trip")).collect()) == ["a", "b", "c", "d"]

@@ -21,6 +21,7 @@ from typing import Callable
 from pyspark.sql import Column, DataFrame, Observation, Window, functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
+from .. import bloom
 from ..contracts import CORRUPT_COLUMN, Contract, FieldSpec
 from ..errors import GateFailed
 from ..faults import fault_point
@@ -191,15 +192,23 @@ def drift_sample(lines: int) -> int:
     return max(1, lines // DRIFT_SAMPLE_LINES)
 
 
+def line_text() -> Column:
+    """A bronze line as the gate parses it: a UTF-8 byte-order mark is not an error."""
+    return F.regexp_replace(F.col("value"), "^\ufeff", "")
+
+
+def parsed_line(schema: StructType) -> Column:
+    """The bronze line parsed with ``schema`` (every parse of the gate goes through here, so
+    a field reads the same whichever other fields are asked for)."""
+    return F.from_json(line_text(), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN})
+
+
 def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settings: GateSettings,
                     drift: bool = False, drift_one_in: int = 1) -> DataFrame:
     """Every bronze row with its typed fields and the array of failed rules (``reasons``); with
     ``drift``, also the line's top-level JSON keys (KEYS_COLUMN, null when it is not an object)."""
-    text = F.regexp_replace(F.col("value"), "^\ufeff", "")  # a UTF-8 BOM is not an error
-    parsed = bronze.select(
-        "landing_date", "source_file", "value",
-        F.from_json(text, contract.raw_schema(), {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN}).alias("j"),
-    )
+    text = line_text()
+    parsed = bronze.select("landing_date", "source_file", "value", parsed_line(contract.raw_schema()).alias("j"))
     # Three projections, each computing its expressions once: the raw (string) fields, then the typed
     # fields and the event date, then the rules, which only refer to columns (a rule that repeated
     # the parsing or casting expressions would evaluate them again for every rule).
@@ -298,8 +307,20 @@ def earlier_batches(lake: Lake, scenario: str, settings: GateSettings) -> DataFr
     if not lake.exists(name):
         return None
     days = (settings.landing_date - settings.earliest_event_date).days
-    earlier = [settings.earliest_event_date + dt.timedelta(days=i) for i in range(days)]
-    return lake.read(name, {"landing_date": earlier}) if earlier else None
+    earlier = {"landing_date": [settings.earliest_event_date + dt.timedelta(days=i) for i in range(days)]}
+    return lake.read(name, earlier) if days and lake.partition_rows(name, earlier) != 0 else None
+
+
+def history_candidates(history: DataFrame, bronze: DataFrame, lines: int) -> DataFrame:
+    """The earlier deliveries' rows whose event id may be in this batch: a Bloom filter of the
+    batch's ids (one narrow pass: the lines parsed for ``event_id`` alone) drops the rest before
+    they reach the join, so the shuffle carries this batch plus ~1 % of the history instead of
+    every id within the horizon. A filter never drops a true match (no false negatives), and a
+    row that passes it is matched exactly by the join; the same parse as the gate's
+    (``parsed_line``) gives a well-formed line the same id."""
+    ids = bronze.select(parsed_line(StructType([StructField("event_id", StringType())]))["event_id"].alias("event_id"))
+    batch_ids = bloom.bloom_filter(ids, F.xxhash64("event_id"), lines)
+    return history.filter(bloom.might_contain(history.sparkSession, batch_ids, F.xxhash64("event_id")))
 
 
 def dates_in_batch(lake: Lake, scenario: str, day: dt.date) -> list[dt.date]:
@@ -325,12 +346,15 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     """
     scenario, day = contract.scenario, settings.landing_date
     spark = lake.spark
-    one_in = drift_sample(lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]}) or 0) if drift else 1
-    checked = parse_and_check(lake.read(tables.bronze(scenario), {"landing_date": [day]}), contract, methodologies,
-                              settings, drift=drift, drift_one_in=one_in)
+    lines = lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]}) or 0
+    one_in = drift_sample(lines) if drift else 1
+    bronze = lake.read(tables.bronze(scenario), {"landing_date": [day]})
+    checked = parse_and_check(bronze, contract, methodologies, settings, drift=drift, drift_one_in=one_in)
     history = earlier_batches(lake, scenario, settings)
     if history is None:
         history = spark.createDataFrame([], "event_id string")
+    else:
+        history = history_candidates(history, bronze, lines)
     old_dates = dates_in_batch(lake, scenario, day)
     routed = route(checked, history.select("event_id"))
     disposition = F.col("disposition")
