@@ -172,7 +172,8 @@ def build_parser() -> Parser:
                                    "explicit schemas and writing Parquet, same session), run the full daily pipeline on "
                                    "each day, and print: events, seconds_end_to_end (first day), events_per_s, seconds "
                                    "per stage, floor_seconds, ratio_to_floor, driver peak memory and, with --days > 1, "
-                                   "history_ratio (last day / first day). Progress goes to stderr. Not a test: record "
+                                   "history_ratio (last day / first day) and, with --days >= 7, history_ratio_warm (median of the last "
+                                   "3 days / median of days 2-4: without day 1's JIT warm-up). Progress goes to stderr. Not a test: record "
                                    "results in BENCHMARKS.md.")
     b.add_argument("--events", type=_int_at_least(1), required=True, help="events per delivery day, all scenarios together")
     b.add_argument("--days", type=_int_at_least(1), default=1, help="delivery days to generate and run (default 1)")

@@ -29,6 +29,7 @@ def test_the_json_carries_every_field_with_consistent_numbers(result):
     assert r["events_per_s"] == pytest.approx(100_000 / r["seconds_end_to_end"], rel=1e-3)
     assert r["ratio_to_floor"] == pytest.approx(r["seconds_end_to_end"] / r["floor_seconds"], rel=1e-2)
     assert r["history_ratio"] == pytest.approx(r["day_seconds"][1] / r["day_seconds"][0], rel=1e-2)
+    assert r["history_ratio_warm"] is None  # two days: no warm windows to compare
     assert {"ingest", "gate", "silver_checks", "gold", "summary", "progress", "record"} <= set(r["stages"])
     assert sum(r["stages"].values()) - r["stages"]["silver_checks"] <= r["seconds_end_to_end"]  # gate includes the checks
     assert r["driver_peak_rss_mb"] == pytest.approx(r["driver_jvm_peak_rss_mb"] + r["driver_python_peak_rss_mb"], abs=0.2)
@@ -45,6 +46,12 @@ def test_the_work_folder_holds_the_lake_it_ran(result):
     root, _ = result
     assert (root / "lake" / "gold" / "progress" / "_delta_log").is_dir()
     assert not (root / "floor").exists()  # the floor's Parquet is removed after it is timed
+
+
+def test_warm_history_ratio_compares_medians_of_warm_days():
+    # day 1 (60 s, the JIT warm-up) is left out; days 2-4 median 10, last three days median 12 -> 1.2
+    assert bench.warm_history_ratio([60, 9, 10, 30, 11, 11, 12, 13]) == pytest.approx(12 / 10)
+    assert bench.warm_history_ratio([60, 9, 10, 11, 12, 13]) is None  # windows would overlap
 
 
 def test_bad_arguments_are_one_line(capsys):
