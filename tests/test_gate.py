@@ -148,12 +148,15 @@ def test_gate_writes_the_batch_once_and_silver_shows_only_its_columns(spark, tmp
     assert not list((tmp_path / "lake").rglob(".s3p-staging-*"))  # nothing left behind
 
 
-def test_gate_drops_duplicates_of_earlier_deliveries_through_the_bloom_filter(spark, tmp_path):
+@pytest.mark.parametrize("bloom_from", [0, 1000], ids=["through the Bloom filter", "plain join"])
+def test_gate_drops_duplicates_of_earlier_deliveries(spark, tmp_path, monkeypatch, bloom_from):
     """The second delivery repeats a, once with a byte-order mark, and b: all three are duplicates
-    of history, found through the batch ids' Bloom filter; c and d are new."""
+    of history, found with and without the batch ids' Bloom filter; c and d are new."""
     from scope3plus.lake import open_lake
-    from scope3plus.pipeline import tables
+    from scope3plus.pipeline import gate as gate_module, tables
     from scope3plus.pipeline.gate import gate
+
+    monkeypatch.setattr(gate_module, "BLOOM_FROM_HISTORY_PER_LINE", bloom_from)
 
     lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
     contract = load_contracts()["green_trip"]

@@ -41,7 +41,7 @@ from ..errors import GateFailed, S3PError
 from ..lake import Lake
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
-from .gate import DUPLICATE, QUARANTINE, SILVER, GateSettings, earlier_batches, parse_and_check, quarantine_rows, route, silver_rows
+from .gate import DUPLICATE, QUARANTINE, SILVER, GateSettings, history_ids, parse_and_check, quarantine_rows, route, silver_rows
 from .quality import DataQuality, load_suites
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -157,7 +157,7 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     quarantined = lake.read(name, {"landing_date": [day]})
     checked = parse_and_check(quarantined.select("landing_date", "source_file", "value"), contract, approved, settings)
     seen = [lake.read(tables.silver(scenario), {"landing_date": [day]}).select("event_id")]
-    earlier = earlier_batches(lake, scenario, settings)
+    earlier = history_ids(lake, scenario, settings, quarantined, lake.partition_rows(name, {"landing_date": [day]}))
     if earlier is not None:
         seen.append(earlier.select("event_id"))
     history = seen[0] if len(seen) == 1 else seen[0].unionByName(seen[1])
