@@ -11,6 +11,8 @@ a cancelled cluster job does. The points sit between the steps whose order makes
 * ``compute.staged``         gold is computed and checked, not committed
 * ``rollup.before_progress`` gold and the daily summary are committed, progress is not
 * ``run.before_record``      everything is published, ops/job_runs and MLflow not yet written
+* ``release.silver_committed``    a quarantine release's rows are in silver, still in quarantine too
+* ``release.quarantine_committed`` ... and out of quarantine; gold, summary and progress not refreshed
 
 Unset (always, outside tests), a point costs one dictionary lookup.
 """
@@ -21,8 +23,10 @@ import os
 import signal
 
 ENV = "S3P_FAULT_AT"
-POINTS = ("ingest.committed", "gate.staged", "gate.silver_committed", "lake.before_commit", "compute.staged",
-          "rollup.before_progress", "run.before_record")
+RUN_POINTS = ("ingest.committed", "gate.staged", "gate.silver_committed", "lake.before_commit", "compute.staged",
+              "rollup.before_progress", "run.before_record")  # reached by `s3p run`
+RELEASE_POINTS = ("release.silver_committed", "release.quarantine_committed")  # by `s3p quarantine release`
+POINTS = RUN_POINTS + RELEASE_POINTS
 _reached: dict[str, int] = {}
 
 

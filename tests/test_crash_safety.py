@@ -19,7 +19,7 @@ from pyspark.sql import functions as F
 
 from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
-from scope3plus.faults import POINTS
+from scope3plus.faults import RUN_POINTS
 from scope3plus.generate import generate
 from scope3plus.lake import open_lake
 from scope3plus.pipeline import tables
@@ -83,7 +83,7 @@ CORE_POINTS = [
 ALL_POINTS_ENV = "S3P_ALL_FAULT_POINTS"
 
 
-@pytest.mark.parametrize("point", CORE_POINTS + [p for p in POINTS if p not in {c.split(":")[0] for c in CORE_POINTS}])
+@pytest.mark.parametrize("point", CORE_POINTS + [p for p in RUN_POINTS if p not in {c.split(":")[0] for c in CORE_POINTS}])
 def test_killed_run_then_rerun_equals_the_uninterrupted_run(spark, world, point):
     if point not in CORE_POINTS and not os.environ.get(ALL_POINTS_ENV):
         pytest.skip(f"kill point {point}: set {ALL_POINTS_ENV}=1 to kill at every point (~40 s each); "

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from pyspark.sql import functions as F
 
 from scope3plus import cli
 from scope3plus.config import load_config
+from scope3plus.faults import RELEASE_POINTS
 from scope3plus.lake import open_lake
 from scope3plus.paths import METHODOLOGIES_DIR
 from scope3plus.pipeline import tables
@@ -45,9 +49,8 @@ def add_secondhand_v1_1_with_e_bikes(specs: Path) -> None:
     (folder / "1.1.0.yaml").write_text(v11, encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def delivered(spark, tmp_path_factory):
-    root = tmp_path_factory.mktemp("quarantine")
+def deliver(spark, root: Path):
+    """One delivery of second-hand trades (see the module docstring), run; its config."""
     specs = root / "methodologies"
     shutil.copytree(METHODOLOGIES_DIR, specs)
     config = load_config(None, landing=str(root / "landing"), lake=str(root / "lake"), methodologies_dir=str(specs))
@@ -60,6 +63,12 @@ def delivered(spark, tmp_path_factory):
     (folder / f"{D1}-part-00000.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     register_approved(config)
     run_day(spark, config, D1)
+    return config
+
+
+@pytest.fixture(scope="module")
+def delivered(spark, tmp_path_factory):
+    config = deliver(spark, tmp_path_factory.mktemp("quarantine"))
     return config, open_lake(spark, config.lake)
 
 
@@ -111,3 +120,60 @@ def test_release_moves_fixed_rows_exactly_once(spark, delivered):
     c = rerun.scenarios["secondhand_trade"]
     assert (c.silver_rows, c.quarantined_rows, c.duplicates_removed) == (4, 1, 1)
     assert gold_events(lake) == ["s-bike", "s1", "s2", "s3"]
+
+
+def config_under(root: Path):
+    return load_config(None, landing=str(root / "landing"), lake=str(root / "lake"), methodologies_dir=str(root / "methodologies"))
+
+
+COMPARED = [tables.silver("secondhand_trade"), tables.quarantine("secondhand_trade"), tables.GOLD_AVOIDED,
+            tables.GOLD_DELIVERY, tables.GOLD_DAILY, tables.GOLD_PROGRESS]
+RUN_COLUMNS = ("run_id", "quarantined_at", "latest_run_id")
+KILLED_RELEASE = """
+import datetime as dt, sys
+from scope3plus.config import load_config
+from scope3plus.faults import RELEASE_POINTS
+from scope3plus.pipeline.quarantine import run_release
+from scope3plus.spark import build_session
+config = load_config(None, landing=sys.argv[1], lake=sys.argv[2], methodologies_dir=sys.argv[3])
+run_release(build_session(config.spark), config, "secondhand_trade", dt.date.fromisoformat(sys.argv[4]), print)
+"""
+
+
+@pytest.fixture(scope="module")
+def fixed(spark, tmp_path_factory):
+    """The delivery with the e-bike fix approved but not released yet, and the reference: the same
+    after an uninterrupted release."""
+    base = tmp_path_factory.mktemp("release-crash")
+    config = deliver(spark, base / "world")
+    add_secondhand_v1_1_with_e_bikes(Path(config.methodologies_dir))
+    register_approved(config)
+    shutil.copytree(base / "world", base / "reference")
+    run_release(spark, config_under(base / "reference"), "secondhand_trade", D1, progress=lambda _m: None)
+    return base, open_lake(spark, config_under(base / "reference").lake)
+
+
+@pytest.mark.parametrize("point", RELEASE_POINTS)
+def test_killed_release_then_release_again_equals_the_uninterrupted_release(spark, fixed, point):
+    """A release is two commits (silver, then quarantine) and a refresh of gold: killed after either
+    commit, the next release finishes it, and every table equals the uninterrupted release's."""
+    base, reference = fixed
+    root = base / point.replace(".", "-")
+    shutil.copytree(base / "world", root)
+    config = config_under(root)
+    env = {**os.environ, "S3P_FAULT_AT": point}
+    killed = subprocess.run([sys.executable, "-c", KILLED_RELEASE, config.landing, config.lake, config.methodologies_dir,
+                             str(D1)], env=env, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, f"expected SIGKILL at {point}, got {killed.returncode}: {killed.stderr[-2000:]}"
+    lake = open_lake(spark, config.lake)
+    assert "s-bike" in gold_events(reference) and "s-bike" not in gold_events(lake)  # killed before gold
+    assert list(Path(config.lake, "_s3p", "releases").rglob("*.json"))  # the marker names the killed release
+
+    again = run_release(spark, config, "secondhand_trade", D1, progress=lambda _m: None)
+    assert (again.released, again.duplicates, again.still_quarantined) == (1, 1, 1) and again.conserved
+    for name in COMPARED:
+        got, want = (t.read(name).drop(*RUN_COLUMNS) for t in (lake, reference))
+        assert got.count() == want.count() and got.exceptAll(want).count() == 0 == want.exceptAll(got).count(), name
+    assert not list(Path(config.lake, "_s3p", "releases").rglob("*.json"))
+    record = lake.read(tables.JOB_RUNS).filter(F.col("job") == "release").collect()
+    assert len(record) == 1 and record[0].status == "succeeded" and record[0].conservation_ok

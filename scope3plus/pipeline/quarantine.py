@@ -26,6 +26,8 @@ reports after the writes: bronze = silver + quarantine + duplicates removed for 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +40,7 @@ from pyspark.sql import DataFrame, functions as F
 from ..config import Config
 from ..contracts import SCENARIOS, check_scenario, load_contracts
 from ..errors import GateFailed, S3PError
+from ..faults import fault_point
 from ..lake import Lake
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
@@ -154,9 +157,23 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     settings = GateSettings(day, config.local_timezone, config.goal_start, config.future_tolerance_days,
                             config.late_data_horizon_days, key)
     result = result or ReleaseResult(run_id, scenario, day)
+    marker = ReleaseMarker(lake, scenario, day)
+    interrupted = marker.interrupted()
+    if interrupted and interrupted["stage"] == "published":  # silver and quarantine committed: gold is left
+        progress(f"{scenario} {day}: finishing release {interrupted['run_id']} (killed before gold was refreshed)")
+        for key in RESULT_COUNTS:
+            setattr(result, key, interrupted[key])
+        result.touched_dates = [dt.date.fromisoformat(d) for d in interrupted["touched_dates"]]
+        return _publish(lake, config, approved, marker, result, started, progress)
+    resumed = interrupted["run_id"] if interrupted else None  # killed after its silver commit
+    if resumed:
+        progress(f"{scenario} {day}: finishing release {resumed} (killed after its silver commit)")
     quarantined = lake.read(name, {"landing_date": [day]})
     checked = parse_and_check(quarantined.select("landing_date", "source_file", "value"), contract, approved, settings)
-    seen = [lake.read(tables.silver(scenario), {"landing_date": [day]}).select("event_id")]
+    delivery_silver = lake.read(tables.silver(scenario), {"landing_date": [day]})
+    if resumed:  # its released rows are in silver already: route as it did, then keep them
+        delivery_silver = delivery_silver.filter(F.col("run_id") != resumed)
+    seen = [delivery_silver.select("event_id")]
     earlier = history_ids(lake, scenario, settings, quarantined, lake.partition_rows(name, {"landing_date": [day]}))
     if earlier is not None:
         seen.append(earlier.select("event_id"))
@@ -175,30 +192,42 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
         if not result.changed:
             progress(f"{scenario} {day}: nothing to release ({result.examined:,} rows still fail their rules)")
             result.seconds = time.monotonic() - started
+            marker.clear()
             return result
         released = silver_rows(routed, contract, run_id)
-        delivery = GoldSlice.deliveries([day])  # gold of the delivery the released rows belong to
         dq = DataQuality(lake, day, run_id, job="release", progress=progress)
         try:
             if result.touched_dates:  # the gold rows silver + released rows give, checked before any write
-                dq.check_gold(gold_frame(lake, {scenario: approved}, delivery, run_id,
-                                         extra_silver={scenario: released}), [scenario])
+                dq.check_gold(gold_frame(lake, {scenario: approved}, GoldSlice.deliveries([day]), run_id,
+                                         extra_silver=None if resumed else {scenario: released}), [scenario])
         finally:
             dq.record(tracker)
         dup_before = _duplicates_before(lake, scenario, day)
         bronze = lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]})
         silver_before = lake.partition_rows(tables.silver(scenario), {"landing_date": [day]})
+        resumed_rows = (lake.read(tables.silver(scenario), {"landing_date": [day]})
+                        .filter(F.col("run_id") == resumed).count() if resumed else 0)
+        if silver_before is not None:
+            silver_before -= resumed_rows  # the silver rows as they were before the killed release
         if dup_before is None and None not in (bronze, silver_before):
             dup_before = bronze - silver_before - result.examined
-        silver_commit = lake.append(tables.silver(scenario), released, tables.BATCH_PARTITION,
-                                    metadata={"run_id": run_id, "job": "release"})
+        # Two tables, two commits: the marker names this release from before its silver commit until
+        # gold is refreshed, so a release killed on the way is finished by the next one (its silver
+        # rows are kept, not added again).
+        if resumed:
+            released_rows = resumed_rows
+        else:
+            marker.write(run_id, "silver")
+            released_rows = lake.append(tables.silver(scenario), released, tables.BATCH_PARTITION,
+                                        metadata={"run_id": run_id, "job": "release"}).rows_added
+        fault_point("release.silver_committed")
         quarantine_commit = lake.replace_partitions(name, quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
                                                     {"landing_date": [day]}, metadata={"run_id": run_id, "job": "release"})
         result.bronze_rows = bronze
         result.silver_rows = lake.partition_rows(tables.silver(scenario), {"landing_date": [day]})
         result.duplicates_removed = None if dup_before is None else dup_before + result.duplicates
         q_after = lake.partition_rows(name, {"landing_date": [day]})
-        result.conserved = (silver_commit.rows_added == result.released
+        result.conserved = (released_rows == result.released
                             and quarantine_commit.rows_added == result.still_quarantined
                             and None not in (bronze, result.silver_rows, q_after, result.duplicates_removed)
                             and bronze == result.silver_rows + q_after + result.duplicates_removed)
@@ -206,20 +235,77 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
             raise GateFailed(f"{scenario} {day}: row conservation broken by the release: bronze {bronze}, silver "
                              f"{result.silver_rows} + quarantine {q_after} + duplicates {result.duplicates_removed}; "
                              "gold and progress were not updated")
-        if result.touched_dates:  # the same rows, now from silver alone
-            gold = gold_frame(lake, {scenario: approved}, delivery, run_id)
-            result.gold_rows = write_gold(lake, gold, [scenario], delivery, run_id).rows_added
+        marker.write(resumed or run_id, "published", result)
+        fault_point("release.quarantine_committed")
     finally:
         routed.unpersist()
+    return _publish(lake, config, approved, marker, result, started, progress)
+
+
+#: the counts a release marker carries once silver and quarantine are committed
+RESULT_COUNTS = ("examined", "released", "duplicates", "still_quarantined", "bronze_rows", "silver_rows",
+                 "duplicates_removed", "conserved")
+
+
+def _publish(lake: Lake, config: Config, approved, marker: "ReleaseMarker", result: ReleaseResult, started: float,
+             progress: Callable[[str], None]) -> ReleaseResult:
+    """Gold of the released rows' delivery from silver alone, then the daily summary of their
+    event days and progress; the release is then complete (its marker removed)."""
+    scenario, day, run_id = result.scenario, result.landing_date, result.run_id
     if result.touched_dates:
+        delivery = GoldSlice.deliveries([day])
+        gold = gold_frame(lake, {scenario: approved}, delivery, run_id)
+        result.gold_rows = write_gold(lake, gold, [scenario], delivery, run_id).rows_added
         refresh_delivery_summary(lake, [scenario], [day], run_id)
         refresh_daily_summary(lake, [scenario], result.touched_dates, run_id)
         refresh_progress(lake, config, day, run_id)
+    marker.clear()
     result.seconds = time.monotonic() - started
     progress(f"{scenario} {day}: released {result.released:,} row(s) to silver, {result.duplicates:,} duplicate(s) "
              f"removed, {result.still_quarantined:,} still quarantined; gold of delivery {day} recomputed "
              f"({len(result.touched_dates)} event day(s) changed)")
     return result
+
+
+class ReleaseMarker:
+    """``<lake>/_s3p/releases/<scenario>/<date>.json``: the release of that delivery that is
+    writing, from just before its silver commit (stage ``silver``) through its quarantine commit
+    (stage ``published``, with its counts) until gold and progress are refreshed.
+
+    A marker left behind names a killed release. If silver holds rows of that run, the next
+    release finishes it: from stage ``silver`` it routes the quarantined rows as the killed one
+    did and commits quarantine, keeping the silver rows; from stage ``published`` it only
+    refreshes gold, the daily summary and progress. If silver holds none (killed before its
+    silver commit, or the delivery was rerun with ``s3p run`` since), the marker is stale and the
+    next release starts afresh."""
+
+    def __init__(self, lake: Lake, scenario: str, day: dt.date):
+        self.lake, self.scenario, self.day = lake, scenario, day
+        self.path = Path(lake.root) / "_s3p" / "releases" / scenario / f"{day.isoformat()}.json"
+
+    def interrupted(self) -> dict | None:
+        """The killed release's marker, or None (a stale marker is removed)."""
+        if not self.path.exists():
+            return None
+        state = json.loads(self.path.read_text(encoding="utf-8"))
+        silver = self.lake.read(tables.silver(self.scenario), {"landing_date": [self.day]})
+        if silver.filter(F.col("run_id") == state["run_id"]).limit(1).count():
+            return state
+        self.clear()
+        return None
+
+    def write(self, run_id: str, stage: str, result: ReleaseResult | None = None) -> None:
+        state = {"run_id": run_id, "stage": stage}
+        if result is not None:
+            state.update({key: getattr(result, key) for key in RESULT_COUNTS})
+            state["touched_dates"] = [d.isoformat() for d in result.touched_dates]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".writing")
+        scratch.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(scratch, self.path)  # atomic: the marker is whole or absent
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def job_row(result: ReleaseResult, status: str, message: str, started_at: dt.datetime,
