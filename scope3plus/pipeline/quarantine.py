@@ -17,7 +17,8 @@ released rows and validated BEFORE silver, quarantine or gold are written, so a 
 Exactly once: a released row leaves quarantine in the same release that puts it in silver, and
 silver never takes an event_id twice, so releasing again finds nothing new (it writes nothing),
 and rerunning the delivery with ``s3p run`` re-gates its landed lines from scratch (they now
-pass) and replaces its silver and quarantine partitions: each event is still in silver once.
+pass) and replaces its silver and quarantine partitions: each event is still in silver once. A
+release killed between its commits is finished by the next one (``ReleaseMarker``).
 
 Conservation is recorded in ``ops/job_runs`` (job ``release``) on the counts the Delta log
 reports after the writes: bronze = silver + quarantine + duplicates removed for the delivery.
