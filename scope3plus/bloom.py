@@ -6,6 +6,9 @@ them, so this module builds them through the JVM (the only place Spark internals
 test fails loudly if a Spark upgrade moves them). Both are code-generated and run on executors:
 the driver only ever holds the serialised filter, whose size is capped by Spark's
 ``spark.sql.optimizer.runtime.bloomFilter.maxNumBits`` (8 MB by default), whatever the row count.
+Spark also caps the item count a filter is sized for (``...bloomFilter.maxNumItems``, 4 M by
+default), which ``scope3plus.spark.build_session`` raises: with the default, a 10 M-item filter
+would get twelve hash functions for its 8 MB and ~11 % false positives instead of ~4 %.
 
 A Bloom filter answers "maybe" or "certainly not": it has false positives (about 1 % at the
 sizes used here, more above the cap) and never a false negative, so it can only narrow a join,

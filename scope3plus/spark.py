@@ -72,6 +72,10 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
         # Delta data files: timestamps as INT64 micros (with statistics), no _SUCCESS markers
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        # scope3plus.bloom sizes a filter for a whole delivery's event ids: Spark's default cap of 4 M
+        # items would choose too many hash functions for a 10 M-line delivery (~11 % false positives
+        # instead of ~4 % in the 8 MB maxNumBits, which stays the memory bound)
+        "spark.sql.optimizer.runtime.bloomFilter.maxNumItems": "1000000000",
         # the throughput collector: batch jobs want throughput, not short pauses (the gate of 2 M events
         # spent ~10 % less CPU than with G1 in one measurement, BENCHMARKS.md)
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:+UseParallelGC",
