@@ -13,6 +13,7 @@ import re
 import sys
 from pathlib import Path
 
+from .argtypes import date as _date
 from .errors import S3PError
 from .paths import METHODOLOGIES_DIR
 
@@ -119,13 +120,6 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
     _add_root_arg(p)
     add_config_args(p, landing=False)
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
 
 
 def _add_root_arg(p: argparse.ArgumentParser) -> None:

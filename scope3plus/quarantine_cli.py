@@ -7,10 +7,10 @@ Wired into ``s3p`` by ``cli.py`` with ``add_parser(sub, Parser, _add_config_args
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 
+from .argtypes import date as _date, int_at_least
 from .errors import S3PError
 from .lock import add_wait_argument, hold_lake_lock
 
@@ -25,23 +25,6 @@ release re-gates the quarantined rows of one scenario and delivery date with the
 approved methodologies of now: rows that pass go to silver once (gold, summary and progress are
 recomputed for their days, through the gold suite); the others stay. Releasing again changes nothing.
 """
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {text!r}") from None
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def add_parser(subparsers, parser_class, add_config_args) -> None:
@@ -70,8 +53,8 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     p.add_argument("--scenario", required=True, help="scenario id, e.g. green_trip")
     p.add_argument("--date", type=_date, help="one delivery date, YYYY-MM-DD (default: all)")
     p.add_argument("--reason", metavar="GLOB", help="only lines with a matching reason, e.g. 'enum:mode'")
-    p.add_argument("--limit", type=_positive, default=20, help="at most this many lines (default 20)")
-    p.add_argument("--max-chars", type=_positive, default=300, help="characters of each line to print (default 300)")
+    p.add_argument("--limit", type=int_at_least(1), default=20, help="at most this many lines (default 20)")
+    p.add_argument("--max-chars", type=int_at_least(1), default=300, help="characters of each line to print (default 300)")
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
     add_config_args(p, landing=False)
 
