@@ -183,6 +183,21 @@ def test_a_failed_micro_batch_is_recorded_before_its_error_propagates(spark, tmp
         ("failed", None, None), ("succeeded", D1, 4)]
 
 
+def test_a_stream_that_fails_before_its_first_micro_batch_is_recorded(spark, tmp_path):
+    """An unreadable checkpoint stops the stream before any micro-batch: the failure still gets
+    its ops/job_runs row (no date, no counts) before the error propagates."""
+    landing, lake = tmp_path / "landing", open_lake(spark, tmp_path / "lake")
+    land(landing, "2026-11-01-part-00000.jsonl", 4)
+    checkpoint = Path(stream_ingest.checkpoint_location(str(lake.root), "green_trip"))
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "metadata").write_text("this is not the checkpoint's JSON\n", encoding="utf-8")
+    with pytest.raises(Exception):
+        ingest_stream(spark, lake, landing, "green_trip")
+    failed, = ingest_runs(lake)
+    assert (failed.status, failed.stage, failed.landing_date, failed.landed_lines) == ("failed", "stream", None, None)
+    assert failed.message.startswith(("stream start: ", "stream: ")) and not lake.exists(BRONZE)
+
+
 def test_an_interval_stream_picks_up_new_files_until_it_is_stopped(spark, tmp_path):
     landing, lake = tmp_path / "landing", open_lake(spark, tmp_path / "lake")
     land(landing, "2026-11-01-part-00000.jsonl", 3)

@@ -216,6 +216,9 @@ def ingest_batch(spark, lake: Lake, landing: str | Path, scenario: str, dates: l
         t0, started_at = time.monotonic(), _now()
         try:
             results[day] = result = ingest(spark, lake, landing, scenario, day, recorder.run_id)
+            if result.landed_lines != result.commit.rows_added:  # as the stream checks each micro-batch
+                raise GateFailed(f"[ingest {scenario}] {day}: {result.landed_lines:,} lines read but "
+                                 f"{result.commit.rows_added:,} rows committed to {tables.bronze(scenario)}")
         except BaseException as exc:
             recorder.record_failure(started_at, f"{day}", exc, {day: (None, None)}, progress)
             raise
@@ -429,12 +432,17 @@ def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger
     reader = spark.readStream.format("text").option("pathGlobFilter", DATED_FILES)
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
-    query = (with_source_file(reader.load(str(folder))).writeStream
-             .queryName(f"s3p-ingest-{scenario}")
-             .option("checkpointLocation", result.checkpoint)
-             .foreachBatch(writer)
-             .trigger(**trigger_args)
-             .start())
+    started_at = _now()
+    try:
+        query = (with_source_file(reader.load(str(folder))).writeStream
+                 .queryName(f"s3p-ingest-{scenario}")
+                 .option("checkpointLocation", result.checkpoint)
+                 .foreachBatch(writer)
+                 .trigger(**trigger_args)
+                 .start())
+    except Exception as exc:  # e.g. an unreadable checkpoint: no micro-batch is there to record it
+        recorder.record_failure(started_at, "stream start", exc, progress=progress)
+        raise
     restore = _on_stop_signals(signals)
     try:
         while query.isActive and not stopping():
@@ -444,8 +452,9 @@ def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger
             _stop_after_current_batch(query, signals, progress, scenario)
         else:
             query.awaitTermination()  # ended by itself: raises if it failed
-    except Exception:
-        if writer.failure is None:
+    except Exception as exc:
+        if writer.failure is None:  # the stream failed outside a micro-batch (which records its own)
+            recorder.record_failure(started_at, "stream", exc, progress=progress)
             raise
     finally:
         restore()
