@@ -157,6 +157,7 @@ def test_gate_drops_duplicates_of_earlier_deliveries(spark, tmp_path, monkeypatc
     from scope3plus.pipeline.gate import gate
 
     monkeypatch.setattr(gate_module, "BLOOM_FROM_HISTORY_PER_LINE", bloom_from)
+    monkeypatch.setattr(gate_module, "BLOOM_FROM_HISTORY_ROWS", bloom_from)
 
     lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
     contract = load_contracts()["green_trip"]

@@ -300,9 +300,12 @@ def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
 # ---------------------------------------------------------------------------------------
 # The job
 # ---------------------------------------------------------------------------------------
-#: Earlier rows per line of the batch from which the Bloom filter of the batch's ids pays for its
-#: extra pass (measured: at 200 k events a day, one earlier delivery ran ~1.5 s slower with it).
+#: When the Bloom filter of the batch's ids pays for its extra pass (a Spark job of ~0.3-0.4 s per
+#: scenario at up to 90 k lines): the earlier deliveries hold at least this many ids per line of the
+#: batch, and at least BLOOM_FROM_HISTORY_ROWS ids (measured at 200 k events a day: the plain join
+#: costs ~0.6 s per million earlier ids; with the filter from day 2 on, days 2-4 ran ~2 s slower).
 BLOOM_FROM_HISTORY_PER_LINE = 4
+BLOOM_FROM_HISTORY_ROWS = 1_000_000
 
 
 def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFrame, line_count: int | None) -> DataFrame | None:
@@ -325,7 +328,8 @@ def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFr
     if rows == 0:
         return None
     ids = lake.read(name, earlier).select("event_id")
-    if rows is not None and line_count is not None and rows < BLOOM_FROM_HISTORY_PER_LINE * line_count:
+    if rows is not None and line_count is not None and rows < max(BLOOM_FROM_HISTORY_PER_LINE * line_count,
+                                                                  BLOOM_FROM_HISTORY_ROWS):
         return ids
     batch_ids = lines.select(parsed_line(StructType([StructField("event_id", StringType())]))["event_id"].alias("event_id"))
     batch_filter = bloom.bloom_filter(batch_ids, F.xxhash64("event_id"), line_count or rows or 1)
