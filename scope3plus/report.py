@@ -50,7 +50,7 @@ def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str 
         as_of = total_row(rows)["as_of"]
     else:
         rows = ordered([r.asDict() for r in progress_as_of(lake, config, as_of, new_run_id("report", as_of)).collect()])
-    summary = lake.read(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
+    summary = lake.read_small(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
     aggregates = read_table(lake.root)
     series = [r.asDict() for r in monthly_combined(summary, as_of, config, aggregates).collect()]
     return write_report(out_dir, rows, series, aggregates, config)

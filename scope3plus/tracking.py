@@ -39,13 +39,19 @@ def job_row(run_id: str, job: str, stage: str, status: str, started_at: dt.datet
             "ended_at": ended_at, "seconds": (ended_at - started_at).total_seconds(), "message": message, **columns}
 
 
+#: ops/job_runs gains a file or two with every job; past this many it is compacted (one file per job)
+JOB_RUNS_MAX_FILES = 32
+
+
 def record_job_runs(lake: Lake, rows: list[dict]) -> None:
-    """Append run records (a handful of rows) to ``ops/job_runs``."""
+    """Append run records (a handful of rows) to ``ops/job_runs``, compacting the table when its
+    files pile up (every run reads it: the latest status, the volume check's history)."""
     if not rows:
         return
     data = [tuple(row.get(c) for c in JOB_RUNS_COLUMNS) for row in rows]
     df = lake.spark.createDataFrame(data, JOB_RUNS_SCHEMA)
     lake.append(tables.JOB_RUNS, df, partition_by=["job"])
+    lake.compact_if_fragmented(tables.JOB_RUNS, JOB_RUNS_MAX_FILES, rows[0].get("run_id"))
 
 
 def mlflow_client(config: Config):

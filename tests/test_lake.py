@@ -134,3 +134,20 @@ def test_writing_a_table_with_another_partitioning_is_refused_with_the_way_out(s
     with pytest.raises(S3PError, match=r"partitioned by \['scenario', 'event_date'\].*\['scenario'\].*move the table aside"):
         lake.append("t", frame(spark), ["scenario"])
     assert lake.version("t") == 0 and lake.read("t").count() == 300
+
+
+def test_small_tables_read_without_spark_and_compact_when_fragmented(spark, lake):
+    """read_small (pyarrow on the driver) gives the rows, types and partition values Spark reads;
+    compact_if_fragmented rewrites each partition's files as one, same rows, once past the limit."""
+    for i in range(4):  # 4 appends, each with a file or more in each of 6 partitions (2 scenarios x 3 dates)
+        lake.append("t", frame(spark, 30).withColumn("n", F.col("n") + 100 * i), PARTS)
+    small, full = lake.read_small("t"), lake.read("t")
+    assert small.dtypes == full.dtypes and small.count() == 120  # (nullability is the Delta schema's)
+    assert small.exceptAll(full).count() == 0 == full.exceptAll(small).count()
+    files = lambda: len(DeltaTable(lake.path("t")).file_uris())  # noqa: E731
+    before = files()
+    assert before >= 24
+    assert not lake.compact_if_fragmented("t", max_files=before)  # at the limit: left alone
+    assert lake.compact_if_fragmented("t", max_files=10, run_id="r1")
+    assert files() == 6 and counts(lake.read("t")) == counts(full)
+    assert lake.read("t").exceptAll(full).count() == 0

@@ -83,7 +83,7 @@ def latest_publish_runs(lake, start: dt.date, end: dt.date) -> dict[dt.date, tup
         return {}
     from pyspark.sql import functions as F
 
-    rows = (lake.read(tables.JOB_RUNS)
+    rows = (lake.read_small(tables.JOB_RUNS)
             .filter((F.col("job") == "run") & (F.col("stage") == "publish")
                     & F.col("landing_date").between(F.lit(start), F.lit(end)))
             .select("landing_date", "status", "run_id", F.col("started_at").cast("double").alias("started"),

@@ -464,7 +464,7 @@ class DataQuality:
             self._history = {}
             if self.lake.exists(tables.JOB_RUNS):
                 since = self.landing_date - dt.timedelta(days=120)
-                rows = (self.lake.read(tables.JOB_RUNS)
+                rows = (self.lake.read_small(tables.JOB_RUNS)
                         .filter((F.col("job") == "run") & (F.col("stage") == "scenario") & (F.col("status") == "succeeded")
                                 & (F.col("landing_date") < F.lit(self.landing_date)) & (F.col("landing_date") >= F.lit(since)))
                         .groupBy("scenario", "landing_date")

@@ -131,7 +131,7 @@ def _duplicates_before(lake: Lake, scenario: str, day: dt.date) -> int | None:
     """Duplicates removed so far for this delivery: the latest run or release record."""
     if not lake.exists(tables.JOB_RUNS):
         return None
-    rows = (lake.read(tables.JOB_RUNS)
+    rows = (lake.read_small(tables.JOB_RUNS)
             .filter((F.col("stage") == "scenario") & (F.col("scenario") == scenario) & (F.col("landing_date") == F.lit(day))
                     & F.col("job").isin("run", "release") & (F.col("status") == "succeeded"))
             .orderBy(F.desc("ended_at")).limit(1).collect())

@@ -392,8 +392,8 @@ def progress_as_of(lake: Lake, config: Config, as_of: dt.date, run_id: str) -> D
     """``progress()`` as of ``as_of`` on what the lake holds: the daily summary, restatements,
     reported aggregates and the recorded runs."""
     spark = lake.spark
-    summary = lake.read(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
-    runs = latest_run_status(lake.read(tables.JOB_RUNS), as_of) if lake.exists(tables.JOB_RUNS) else None
+    summary = lake.read_small(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
+    runs = latest_run_status(lake.read_small(tables.JOB_RUNS), as_of) if lake.exists(tables.JOB_RUNS) else None
     return progress(summary, as_of, config, run_id, restatement_changes(lake), read_reported(lake.root), runs)
 
 
@@ -420,7 +420,7 @@ def refresh_run_status(lake: Lake) -> list[dict]:
     as_of = max((r.as_of for r in rows if r.as_of), default=None)
     if lake.exists(tables.JOB_RUNS) and as_of is not None:
         current = lake.spark.createDataFrame(rows, stored.schema)  # detached from the files it replaces
-        runs = latest_run_status(lake.read(tables.JOB_RUNS), as_of)
+        runs = latest_run_status(lake.read_small(tables.JOB_RUNS), as_of)
         lake.overwrite(tables.GOLD_PROGRESS,
                        current.drop(*RUN_STATUS_COLUMNS).join(runs, "scope", "left").select(*stored.columns),
                        metadata={"run_id": ",".join(sorted({r.run_id for r in rows if r.run_id})), "job": "run-status"})
