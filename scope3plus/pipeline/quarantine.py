@@ -190,6 +190,12 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
         result.released, result.duplicates = counts.get(SILVER, 0), counts.get(DUPLICATE, 0)
         result.still_quarantined = counts.get(QUARANTINE, 0)
         result.touched_dates = sorted(dates)
+        resumed_rows = (lake.read(tables.silver(scenario), {"landing_date": [day]})
+                        .filter(F.col("run_id") == resumed).count() if resumed else 0)
+        if resumed and resumed_rows != result.released:  # e.g. an approval changed since it was killed
+            raise S3PError(f"{scenario} {day}: release {resumed} was killed after putting {resumed_rows:,} row(s) in "
+                           f"silver, and the quarantined lines now route differently ({result.released:,} would be "
+                           f"released); rerun the delivery, which re-gates it from bronze: s3p run --date {day}")
         if not result.changed:
             progress(f"{scenario} {day}: nothing to release ({result.examined:,} rows still fail their rules)")
             result.seconds = time.monotonic() - started
@@ -206,8 +212,6 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
         dup_before = _duplicates_before(lake, scenario, day)
         bronze = lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]})
         silver_before = lake.partition_rows(tables.silver(scenario), {"landing_date": [day]})
-        resumed_rows = (lake.read(tables.silver(scenario), {"landing_date": [day]})
-                        .filter(F.col("run_id") == resumed).count() if resumed else 0)
         if silver_before is not None:
             silver_before -= resumed_rows  # the silver rows as they were before the killed release
         if dup_before is None and None not in (bronze, silver_before):
