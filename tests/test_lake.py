@@ -151,3 +151,17 @@ def test_small_tables_read_without_spark_and_compact_when_fragmented(spark, lake
     assert lake.compact_if_fragmented("t", max_files=10, run_id="r1")
     assert files() == 6 and counts(lake.read("t")) == counts(full)
     assert lake.read("t").exceptAll(full).count() == 0
+
+
+def test_delta_rs_writes_a_log_checkpoint_every_ten_commits(spark, tmp_path):
+    """Each open of a table replays the JSON commits since its last checkpoint: s3p checkpoints every
+    CHECKPOINT_EVERY (10) commits rather than Delta's default 100."""
+    from scope3plus.lake.deltars import CHECKPOINT_EVERY
+
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    for i in range(12):  # versions 0 .. 11
+        lake.append("t", frame(spark, 3).withColumn("n", F.col("n") + 10 * i), PARTS)
+    log = tmp_path / "lake" / "t" / "_delta_log"
+    assert CHECKPOINT_EVERY == 10
+    assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == ["00000000000000000010.checkpoint.parquet"]
+    assert lake.read("t").count() == 36

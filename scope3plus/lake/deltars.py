@@ -152,7 +152,22 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
         partition_by=partition_by or None, partition_filters=filters,
         commit_properties=CommitProperties(custom_metadata=meta, app_transactions=txns),
     )
+    checkpoint_if_due(table)
     return True
+
+
+#: A log checkpoint every this many commits (Delta's default, delta.checkpointInterval, is 100). Every
+#: open of a table replays the JSON commits since its last checkpoint, ~0.3 ms each, and a daily run
+#: opens its tables ~150 times: with 100, the run grew ~3 s (+25 % at 20 k events a day) before each
+#: checkpoint and fell back after it (BENCHMARKS.md, session 4).
+CHECKPOINT_EVERY = 10
+
+
+def checkpoint_if_due(table) -> None:
+    """Write a log checkpoint when the table's new version is a multiple of CHECKPOINT_EVERY."""
+    version = table.version()
+    if version and version % CHECKPOINT_EVERY == 0:
+        table.create_checkpoint()
 
 
 def _rows_in(table, filters) -> int:
