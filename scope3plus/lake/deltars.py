@@ -157,9 +157,9 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
 
 
 #: A log checkpoint every this many commits (Delta's default, delta.checkpointInterval, is 100). Every
-#: open of a table replays the JSON commits since its last checkpoint, ~0.3 ms each, and a daily run
-#: opens its tables ~150 times: with 100, the run grew ~3 s (+25 % at 20 k events a day) before each
-#: checkpoint and fell back after it (BENCHMARKS.md, session 4).
+#: open of a table replays the JSON commits since its last checkpoint, ~0.25 ms each (30 ms at 96
+#: commits, 7 ms just after a checkpoint), and a daily run opens its tables ~150 times: at 20 k events
+#: a day, ~2 s of a ~17 s run fell away after the first checkpoints at version 100 (BENCHMARKS.md).
 CHECKPOINT_EVERY = 10
 
 
