@@ -13,6 +13,14 @@ from .errors import S3PError
 
 SUPPORTED_JAVA = (17, 21)
 _LOG4J = Path(__file__).parent / "resources" / "log4j2.properties"
+#: Options of the Spark JVMs (driver and executors):
+#: * the throughput collector: batch jobs want throughput, not short pauses (the gate of 2 M events
+#:   spent ~10 % less CPU than with G1 in one measurement, BENCHMARKS.md);
+#: * JIT-compile huge methods too: HotSpot leaves a method of over 8,000 bytes of bytecode
+#:   interpreted, and the gate's whole-stage generated code (~40 rules, a dozen typed columns) is
+#:   over it: with the flag, parsing and checking 900 k green_trip lines went from 10.3 s to 6.5 s
+#:   (BENCHMARKS.md, session 5).
+JVM_OPTIONS = f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:+UseParallelGC -XX:-DontCompileHugeMethods"
 
 
 def _java_major(java: str) -> int | None:
@@ -76,10 +84,8 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
         # items would choose too many hash functions for a 10 M-line delivery (~11 % false positives
         # instead of ~4 % in the 8 MB maxNumBits, which stays the memory bound)
         "spark.sql.optimizer.runtime.bloomFilter.maxNumItems": "1000000000",
-        # the throughput collector: batch jobs want throughput, not short pauses (the gate of 2 M events
-        # spent ~10 % less CPU than with G1 in one measurement, BENCHMARKS.md)
-        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:+UseParallelGC",
-        "spark.executor.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:+UseParallelGC",
+        "spark.driver.extraJavaOptions": JVM_OPTIONS,
+        "spark.executor.extraJavaOptions": JVM_OPTIONS,
     }
     conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
     if launched_by_spark_submit():

@@ -1,0 +1,17 @@
+"""The session that build_session makes runs its JVM with the options the engine's speed relies on."""
+
+from __future__ import annotations
+
+
+def _vm_option(spark, name: str) -> str:
+    jvm = spark._jvm
+    bean_class = jvm.java.lang.Class.forName("com.sun.management.HotSpotDiagnosticMXBean")
+    bean = jvm.java.lang.management.ManagementFactory.getPlatformMXBean(bean_class)
+    return bean.getVMOption(name).getValue()
+
+
+def test_the_jvm_compiles_huge_methods_and_uses_the_throughput_collector(spark):
+    # HotSpot's default (true) leaves methods over 8,000 bytes of bytecode interpreted, the gate's
+    # whole-stage generated code among them (scope3plus.spark.JVM_OPTIONS)
+    assert _vm_option(spark, "DontCompileHugeMethods") == "false"
+    assert _vm_option(spark, "UseParallelGC") == "true"
