@@ -34,7 +34,7 @@ DEFAULT_START = dt.date(2026, 11, 1)
 FIELDS = (
     "events", "days", "events_per_day", "seconds_end_to_end", "events_per_s", "stages", "floor_seconds",
     "ratio_to_floor", "driver_peak_rss_mb", "driver_jvm_peak_rss_mb", "driver_python_peak_rss_mb",
-    "driver_heap_max_mb", "spark_driver_memory", "history_ratio", "history_ratio_warm", "day_seconds", "generate_seconds",
+    "driver_heap_max_mb", "driver_heap_live_mb_day1", "driver_heap_live_mb", "spark_driver_memory", "history_ratio", "history_ratio_warm", "day_seconds", "generate_seconds",
     "quality", "lake_backend", "rows", "machine", "started_at",
 )
 TARGETS = {"seconds_end_to_end": 60.0, "ratio_to_floor": 3.0, "history_ratio": 1.2, "history_ratio_warm": 1.2}
@@ -71,6 +71,15 @@ def _jvm_memory(spark) -> tuple[float, float]:
     jvm = spark.sparkContext._jvm
     pid = jvm.java.lang.ProcessHandle.current().pid()
     return _rss_kb(pid) / 1024, jvm.java.lang.Runtime.getRuntime().maxMemory() / 2**20
+
+
+def _live_heap_mb(spark) -> float:
+    """The driver JVM's heap in use after a full collection, in MB: what it keeps from one daily run
+    to the next (caches, the status store), which a long-lived process (a bench of many days, a
+    stream, a backfill) carries. Called between days, outside any timing."""
+    jvm = spark.sparkContext._jvm
+    jvm.java.lang.System.gc()  # a full collection with the throughput collector
+    return jvm.java.lang.management.ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed() / 2**20
 
 
 def floor_seconds(spark, landing: Path, day: dt.date, out: Path) -> float:
@@ -122,11 +131,13 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
             progress(f"bench: day {i + 1}/{days} ({day}) {day_seconds[-1]:.1f} s")
             backend = summary.lake_backend
             if i == 0:
+                live_day1 = _live_heap_mb(spark)
                 stages = {name: round(seconds, 3) for name, seconds in summary.stages.items()}
                 for c in summary.scenarios.values():
                     for key in ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed"):
                         rows[key] += getattr(c, key)
                 rows["gold_rows"] = summary.gold_rows
+        live_last = _live_heap_mb(spark)
         jvm_rss, heap_max = _jvm_memory(spark)
         python_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         first = day_seconds[0]
@@ -141,6 +152,8 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
             "driver_jvm_peak_rss_mb": round(jvm_rss, 1),
             "driver_python_peak_rss_mb": round(python_rss, 1),
             "driver_heap_max_mb": round(heap_max, 1),
+            "driver_heap_live_mb_day1": round(live_day1, 1),
+            "driver_heap_live_mb": round(live_last, 1),
             "spark_driver_memory": spark_memory,
             "history_ratio": round(day_seconds[-1] / first, 3) if days > 1 and first else None,
             "history_ratio_warm": warm_history_ratio(day_seconds),
@@ -176,7 +189,8 @@ def as_text(result: dict) -> str:
         "stages           " + ", ".join(f"{k} {v:.1f} s" for k, v in result["stages"].items()),
         f"driver memory    peak RSS {result['driver_peak_rss_mb']:.0f} MB (JVM {result['driver_jvm_peak_rss_mb']:.0f}, "
         f"Python {result['driver_python_peak_rss_mb']:.0f}); JVM heap capped at {result['driver_heap_max_mb']:.0f} MB "
-        f"(spark.driver.memory={result['spark_driver_memory']})",
+        f"(spark.driver.memory={result['spark_driver_memory']}); live heap after a full GC "
+        f"{result['driver_heap_live_mb_day1']:.0f} MB after day 1, {result['driver_heap_live_mb']:.0f} MB after the last day",
     ]
     if result["history_ratio"] is not None:
         lines.append(f"history ratio    {result['history_ratio']:.2f} (last day / first day; days: "

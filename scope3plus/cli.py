@@ -142,7 +142,8 @@ def build_parser() -> Parser:
                                    "folder of its own, measure the floor (Spark reading the first day's files with the "
                                    "explicit schemas and writing Parquet, same session), run the full daily pipeline on "
                                    "each day, and print: events, seconds_end_to_end (first day), events_per_s, seconds "
-                                   "per stage, floor_seconds, ratio_to_floor, driver peak memory and, with --days > 1, "
+                                   "per stage, floor_seconds, ratio_to_floor, driver peak memory, the driver's live heap "
+                                   "after a full GC (after day 1 and after the last day) and, with --days > 1, "
                                    "history_ratio (last day / first day) and, with --days >= 7, history_ratio_warm (median of the last "
                                    "3 days / median of days 2-4: without day 1's JIT warm-up). Progress goes to stderr. Not a test: record "
                                    "results in BENCHMARKS.md.")

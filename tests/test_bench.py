@@ -34,6 +34,9 @@ def test_the_json_carries_every_field_with_consistent_numbers(result):
     assert sum(r["stages"].values()) - r["stages"]["silver_checks"] <= r["seconds_end_to_end"]  # gate includes the checks
     assert r["driver_peak_rss_mb"] == pytest.approx(r["driver_jvm_peak_rss_mb"] + r["driver_python_peak_rss_mb"], abs=0.2)
     assert 0 < r["driver_heap_max_mb"] and r["driver_jvm_peak_rss_mb"] > 0
+    # what the driver keeps between days, after a full GC: some, and less than the cap
+    assert 0 < r["driver_heap_live_mb_day1"] < r["driver_heap_max_mb"]
+    assert 0 < r["driver_heap_live_mb"] < r["driver_heap_max_mb"]
     # every landed line of day 1 is accounted for: 100,000 generated = silver + quarantine + duplicates
     rows = r["rows"]
     assert rows["landed_lines"] == 100_000

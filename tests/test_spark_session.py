@@ -15,3 +15,11 @@ def test_the_jvm_compiles_huge_methods_and_uses_the_throughput_collector(spark):
     # whole-stage generated code among them (scope3plus.spark.JVM_OPTIONS)
     assert _vm_option(spark, "DontCompileHugeMethods") == "false"
     assert _vm_option(spark, "UseParallelGC") == "true"
+
+
+def test_path_based_reads_leave_no_file_statuses_behind(spark):
+    # each read gets a key of its own in Spark's shared file-status cache, so nothing is ever found
+    # there again: the cache is off (scope3plus.spark.build_session)
+    cache = spark._jvm.org.apache.spark.sql.execution.datasources.FileStatusCache.getOrCreate(spark._jsparkSession)
+    assert cache.getClass().getSimpleName().startswith("NoopCache")
+    assert int(spark.conf.get("spark.sql.ui.retainedExecutions")) <= 100
