@@ -19,8 +19,11 @@ _LOG4J = Path(__file__).parent / "resources" / "log4j2.properties"
 #: * JIT-compile huge methods too: HotSpot leaves a method of over 8,000 bytes of bytecode
 #:   interpreted, and the gate's whole-stage generated code (~40 rules, a dozen typed columns) is
 #:   over it: with the flag, parsing and checking 900 k green_trip lines went from 10.3 s to 6.5 s
-#:   (BENCHMARKS.md, session 5).
-JVM_OPTIONS = f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:+UseParallelGC -XX:-DontCompileHugeMethods"
+#:   (BENCHMARKS.md, session 5);
+#: * the JVM's own warnings on stderr, not stdout (where `--format json` output goes: a GC warning
+#:   once broke a bench's JSON).
+JVM_OPTIONS = (f"-Dlog4j2.configurationFile=file:{_LOG4J} -XX:+UseParallelGC -XX:-DontCompileHugeMethods "
+               "-Xlog:disable -Xlog:all=warning:stderr")
 
 
 def _java_major(java: str) -> int | None:

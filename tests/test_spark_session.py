@@ -23,3 +23,10 @@ def test_path_based_reads_leave_no_file_statuses_behind(spark):
     cache = spark._jvm.org.apache.spark.sql.execution.datasources.FileStatusCache.getOrCreate(spark._jsparkSession)
     assert cache.getClass().getSimpleName().startswith("NoopCache")
     assert int(spark.conf.get("spark.sql.ui.retainedExecutions")) <= 100
+
+
+def test_the_jvm_warns_on_stderr_so_json_on_stdout_stays_json(spark):
+    # HotSpot's unified logging writes warnings to stdout by default (a GC warning once broke
+    # `s3p bench --format json`)
+    args = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert "-Xlog:disable" in args and "-Xlog:all=warning:stderr" in args
