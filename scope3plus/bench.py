@@ -34,8 +34,8 @@ DEFAULT_START = dt.date(2026, 11, 1)
 FIELDS = (
     "events", "days", "events_per_day", "seconds_end_to_end", "events_per_s", "stages", "floor_seconds",
     "ratio_to_floor", "driver_peak_rss_mb", "driver_jvm_peak_rss_mb", "driver_python_peak_rss_mb",
-    "driver_heap_max_mb", "driver_heap_live_mb_day1", "driver_heap_live_mb", "spark_driver_memory", "history_ratio", "history_ratio_warm", "day_seconds", "generate_seconds",
-    "quality", "lake_backend", "rows", "machine", "started_at",
+    "driver_heap_max_mb", "driver_heap_live_mb_day1", "driver_heap_live_mb", "spark_driver_memory", "history_ratio",
+    "history_ratio_warm", "day_seconds", "generate_seconds", "quality", "lake_backend", "rows", "machine", "started_at",
 )
 TARGETS = {"seconds_end_to_end": 60.0, "ratio_to_floor": 3.0, "history_ratio": 1.2, "history_ratio_warm": 1.2}
 TARGET_EVENTS = 10_000_000  # the volume the end-to-end target is set for

@@ -89,10 +89,11 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
         "spark.sql.optimizer.runtime.bloomFilter.maxNumItems": "1000000000",
         # Keep between runs only what a later run uses (a long-lived driver: a stream, a backfill, the bench's
         # year in one session). Spark keeps the file statuses of every path-based read in a cache of up
-        # to 250 MB, under a key of that read's own, which no later read looks up: after ~250 daily runs
-        # in one session it held ~130 k statuses, the 1 GB driver's old generation was 96 % full and every
-        # stage ran ~15 % slower (BENCHMARKS.md, session 5). The status store keeps the plans of the last
-        # 1,000 SQL executions for a UI that is off by default (~60 a daily run).
+        # to 250 MB, under a key of that read's own, which no later read looks up, and the status store
+        # keeps the plans of the last 1,000 SQL executions (~60 a daily run) for a UI that is off by
+        # default. After ~275 daily runs in one session the 1 GB driver's old generation was 96 % full,
+        # with ~130 k file statuses and those plans among what it held, and every stage ran ~20 % slower
+        # (BENCHMARKS.md, session 5, which also names what these two settings do not remove).
         "spark.sql.hive.filesourcePartitionFileCacheSize": "0",
         "spark.sql.ui.retainedExecutions": "100",
         "spark.driver.extraJavaOptions": JVM_OPTIONS,
