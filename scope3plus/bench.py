@@ -27,6 +27,7 @@ from typing import Callable
 
 from .config import load_config
 from .contracts import SCENARIOS, load_contracts
+from .errors import S3PError
 
 BENCH_REVIEWER = "scope3plus-methodology-maintainers"
 DEFAULT_START = dt.date(2026, 11, 1)
@@ -98,8 +99,10 @@ def floor_seconds(spark, landing: Path, day: dt.date, out: Path) -> float:
 
 
 def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = False, quality: bool = True,
-          driver_memory: str = "1g", progress: Callable[[str], None] = lambda _m: None) -> dict:
-    """Generate, measure the floor, run each day; return the result dict (FIELDS)."""
+          driver_memory: str = "1g", progress: Callable[[str], None] = lambda _m: None,
+          event_log: Path | None = None) -> dict:
+    """Generate, measure the floor, run each day; return the result dict (FIELDS). With ``event_log``,
+    the session writes a Spark event log into that folder (``s3p eventlog`` summarises it)."""
     from .generate import generate
     from .methodology.approval import register_shipped
     from .pipeline.daily import run_day
@@ -109,7 +112,15 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
     work.mkdir(parents=True, exist_ok=True)
     try:
         config = load_config(None, landing=str(work / "landing"), lake=str(work / "lake"))
-        spark = build_session({**config.spark, "spark.driver.memory": driver_memory}, "s3p-bench")
+        extra = {}
+        if event_log is not None:
+            from .eventlog import event_log_conf
+
+            Path(event_log).mkdir(parents=True, exist_ok=True)
+            extra = event_log_conf(event_log)
+        spark = build_session({**config.spark, "spark.driver.memory": driver_memory, **extra}, "s3p-bench")
+        if event_log is not None and spark.sparkContext.getConf().get("spark.eventLog.enabled", "false") != "true":
+            raise S3PError("an event log needs a new Spark session, and this process already has one without it")
         spark_memory = spark.conf.get("spark.driver.memory", driver_memory)
         started_at = dt.datetime.now(dt.timezone.utc)
         progress(f"bench: generating {days} day(s) x {events:,} events under {work}")

@@ -155,6 +155,18 @@ def build_parser() -> Parser:
     b.add_argument("--no-quality", dest="quality", action="store_false",
                    help="skip the batch data-quality suites (the gate's row rules always run): to measure their cost")
     b.add_argument("--root", metavar="DIR", help="work folder, kept afterwards (default: a temporary folder, removed)")
+    b.add_argument("--event-log", metavar="DIR",
+                   help="also write a Spark event log into DIR (uncompressed), to profile the run: s3p eventlog DIR")
+
+    el = sub.add_parser("eventlog", help="where a run's time went, from a Spark event log (s3p bench --event-log DIR)",
+                        description="Summarise a Spark event log: one line per SQL execution (a write, a collect) that "
+                                    "took at least --min-seconds, with its stages' wall time, tasks, task seconds "
+                                    "(summed over tasks: what the cores spent), CPU, GC, shuffle written/read and spill. "
+                                    "A stage whose wall time is well above its task seconds / cores left a core idle; "
+                                    "spill and GC point at memory. Reads uncompressed logs (s3p bench --event-log writes them).")
+    el.add_argument("path", metavar="PATH", help="an event log file, a rolling log's eventlog_v2_* folder, "
+                                                 "or a folder holding exactly one log")
+    el.add_argument("--min-seconds", type=float, default=0.3, help="hide SQL executions shorter than this (default 0.3)")
 
     ag = sub.add_parser("aggregates", help="load or list reported aggregates (Scope 3+ totals published before event data)",
                         description="Reported aggregates are the Scope 3+ totals Alibaba published before event-level "
@@ -396,12 +408,25 @@ def cmd_bench(args) -> int:
     from . import bench
 
     result = bench.bench(args.events, args.days, Path(args.root) if args.root else None, quality=args.quality,
-                         driver_memory=args.driver_memory, progress=_say)
+                         driver_memory=args.driver_memory, progress=_say,
+                         event_log=Path(args.event_log) if args.event_log else None)
+    if args.event_log:
+        _say(f"bench: Spark event log under {args.event_log}; summarise it with `s3p eventlog {args.event_log}`")
     print(bench.as_json(result) if args.format == "json" else bench.as_text(result), flush=True)
     return 0
 
 
 COMMANDS["bench"] = cmd_bench
+
+
+def cmd_eventlog(args) -> int:
+    from . import eventlog
+
+    print(eventlog.as_text(eventlog.summarise(eventlog.read_events(args.path)), args.min_seconds), flush=True)
+    return 0
+
+
+COMMANDS["eventlog"] = cmd_eventlog
 
 
 def cmd_ingest(args) -> int:
