@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 from .errors import S3PError
 
+
 def event_log_conf(directory: str | Path) -> dict:
     """Settings that make a new session write an uncompressed event log into ``directory`` (the
     summary reads plain JSON lines; Spark 4 compresses with zstd by default)."""
@@ -54,7 +55,7 @@ def event_files(path: str | Path) -> list[Path]:
     """The files of an event log: a single file, or a rolling log's folder (``eventlog_v2_*``)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(path.glob("events_*"), key=lambda p: int(p.name.split("_")[1]) if p.name.split("_")[1].isdigit() else 0)
+        files = sorted(path.glob("events_*"), key=_part_number)
         if not files:
             logs = sorted(p for p in path.iterdir() if p.name.startswith(("eventlog_v2_", "local-", "app-")))
             if len(logs) == 1:
@@ -64,6 +65,12 @@ def event_files(path: str | Path) -> list[Path]:
     if not path.exists():
         raise S3PError(f"{path}: no such event log")
     return [path]
+
+
+def _part_number(file: Path) -> int:
+    """A rolling log's part number: ``events_<n>_<app id>``."""
+    part = file.name.split("_")[1] if file.name.count("_") >= 1 else ""
+    return int(part) if part.isdigit() else 0
 
 
 def read_events(path: str | Path) -> Iterator[dict]:
