@@ -43,7 +43,8 @@ class Stage:
 class Execution:
     execution_id: int
     description: str
-    wall_s: float
+    started_ms: int
+    wall_s: float = 0.0
     stages: list[Stage] = field(default_factory=list)
 
     @property
@@ -99,16 +100,15 @@ def _metric(accumulables: dict, name: str) -> float:
 def summarise(events: Iterable[dict]) -> list[Execution]:
     """SQL executions in start order, each with the stages of its jobs."""
     executions: dict[int, Execution] = {}
-    started: dict[int, int] = {}
     job_execution: dict[int, int] = {}
     stage_job: dict[int, int] = {}
     for e in events:
         kind = e.get("Event", "")
         if kind.endswith("SQLExecutionStart"):
-            executions[e["executionId"]] = Execution(e["executionId"], e.get("description", ""), 0.0)
-            started[e["executionId"]] = e["time"]
+            executions[e["executionId"]] = Execution(e["executionId"], e.get("description", ""), e["time"])
         elif kind.endswith("SQLExecutionEnd") and e["executionId"] in executions:
-            executions[e["executionId"]].wall_s = (e["time"] - started[e["executionId"]]) / 1000
+            execution = executions[e["executionId"]]
+            execution.wall_s = (e["time"] - execution.started_ms) / 1000
         elif kind == "SparkListenerJobStart":
             execution = e.get("Properties", {}).get("spark.sql.execution.id")
             if execution is not None:
@@ -129,7 +129,7 @@ def summarise(events: Iterable[dict]) -> list[Execution]:
                 _metric(acc, "jvmGCTime") / 1000, _metric(acc, "shuffle.write.bytesWritten") / mb,
                 (_metric(acc, "shuffle.read.localBytesRead") + _metric(acc, "shuffle.read.remoteBytesRead")) / mb,
                 _metric(acc, "diskBytesSpilled") / mb, int(_metric(acc, "input.recordsRead"))))
-    return [executions[k] for k in sorted(executions, key=lambda k: started[k])]
+    return sorted(executions.values(), key=lambda x: x.started_ms)
 
 
 def as_text(executions: list[Execution], min_seconds: float = 0.3) -> str:
