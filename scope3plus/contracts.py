@@ -69,6 +69,20 @@ class Contract:
             + [T.StructField(CORRUPT_COLUMN, T.StringType())]
         )
 
+    def typed_schema(self):
+        """Integer, double and boolean fields in their Spark types, the others as strings, plus the
+        corrupt-record column. Spark's JSON parser reads a number into a string field by writing it
+        back out through a JSON generator, one per field and row: parsing numbers as numbers is the
+        fast path (``gate.parse_and_check``), and any line it cannot read as-is is parsed again with
+        ``raw_schema``."""
+        from pyspark.sql import types as T
+
+        native = {"integer": T.LongType(), "double": T.DoubleType(), "boolean": T.BooleanType()}
+        return T.StructType(
+            [T.StructField(f.name, native.get(f.type, T.StringType())) for f in self.fields]
+            + [T.StructField(CORRUPT_COLUMN, T.StringType())]
+        )
+
 
 def _field(name: str, raw: dict, source: Path) -> FieldSpec:
     if not isinstance(raw, dict) or raw.get("type") not in FIELD_TYPES:

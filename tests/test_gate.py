@@ -61,6 +61,41 @@ def test_each_bad_line_gets_its_reason(spark, line, reason):
     assert reason in reasons
 
 
+SALE = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
+        "trade_type": "c2c", "category": "book", "sale_price_cny": 10, "condition": 0.5}
+
+
+def sale(**changes) -> str:
+    return json.dumps({**SALE, **changes})
+
+
+# A line whose numbers and booleans are JSON numbers and booleans takes the fast parse (typed
+# fields); any other line is parsed again with every field as text, and cast. Either way a field
+# reads the same: each expected value below is what the text parse gives (a quoted "12" is 12).
+@pytest.mark.parametrize("scenario, line, field, value, reasons", [
+    ("green_trip", trip(distance_km=10), "distance_km", 10.0, []),                 # an integer token, a double field
+    ("green_trip", trip(distance_km="10.5"), "distance_km", 10.5, []),             # quoted: the text parse
+    ("green_trip", trip(navigation_verified="TRUE"), "navigation_verified", True, []),  # text "TRUE": lower-cased
+    ("green_trip", trip(navigation_verified=1), "navigation_verified", None, ["type:navigation_verified"]),
+    ("green_trip", trip().replace('"distance_km": 10.0', '"distance_km": 1e400'), "distance_km", None,
+     ["type:distance_km"]),                                                          # infinite: not a measurement
+    ("green_trip", trip(distance_km="NaN"), "distance_km", None, ["type:distance_km"]),
+    ("green_trip", trip().replace('"distance_km": 10.0', '"distance_km": 3, "distance_km": "x"'), "distance_km",
+     None, ["type:distance_km"]),                                                    # a repeated key: the last one
+    ("secondhand_trade", sale(quantity=12), "quantity", 12, []),
+    ("secondhand_trade", sale(quantity="12"), "quantity", 12, []),                 # quoted: the text parse
+    ("secondhand_trade", sale(quantity=12.5), "quantity", None, ["type:quantity"]),
+    ("secondhand_trade", sale().replace('"condition": 0.5', '"condition": 0.5, "quantity": 99999999999999999999'),
+     "quantity", None, ["type:quantity"]),                                           # beyond a 64-bit integer
+    ("secondhand_trade", sale(quantity="12", sale_price_cny=10.25), "sale_price_cny", 10.25, []),  # other fields kept
+])
+def test_fields_read_the_same_on_the_fast_and_the_text_parse(spark, scenario, line, field, value, reasons):
+    bronze = spark.createDataFrame([(DAY, "f", line)], "landing_date date, source_file string, value string")
+    out = parse_and_check(bronze, load_contracts()[scenario], load_registry(METHODOLOGIES_DIR).approved(scenario),
+                          SETTINGS).first()
+    assert (out[field], out.reasons) == (value, reasons)
+
+
 def test_unknown_factor_table_key_is_quarantined(spark):
     sale = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
             "trade_type": "c2c", "category": "spaceship", "sale_price_cny": 10, "condition": 0.5}

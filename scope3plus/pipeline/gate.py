@@ -113,11 +113,19 @@ def typed_value(raw: Column, spec: FieldSpec) -> Column:
     if spec.type == "integer":
         return raw.try_cast("long")
     if spec.type == "double":
-        number = raw.try_cast("double")
-        return F.when(~F.isnan(number) & (F.abs(number) != float("inf")), number)
+        return finite(raw.try_cast("double"))
     if spec.type == "timestamp":
         return F.when(raw.rlike(OFFSET_PATTERN), raw.try_cast("timestamp"))
     raise ValueError(f"unknown field type {spec.type}")
+
+
+def finite(number: Column) -> Column:
+    """``number``, or null when it is NaN or infinite (not a measurement)."""
+    return F.when(~F.isnan(number) & (F.abs(number) != float("inf")), number)
+
+
+#: Contract types that the fast parse (``Contract.typed_schema``) reads in their Spark type.
+NATIVE_TYPES = ("integer", "double", "boolean")
 
 
 REASON_SEPARATOR = ","  # reason codes never contain it
@@ -134,14 +142,15 @@ def non_null_list(joined: Column) -> Column:
 Rule = tuple  # (condition Column: true when the rule fails, reason code)
 
 
-def field_rules(raw: Column, typed: Column, spec: FieldSpec) -> list[Rule]:
-    """The rules of one field, each as (failure condition, reason code)."""
+def field_rules(raw: Column | None, typed: Column, spec: FieldSpec, present: Column) -> list[Rule]:
+    """The rules of one field, each as (failure condition, reason code). ``present``: the line has
+    the field (not null); ``raw``: its text, which the length and pattern rules of string fields read."""
     name = spec.name
     rules = []
     if spec.required:
-        rules.append((raw.isNull(), f"missing:{name}"))
+        rules.append((~present, f"missing:{name}"))
     reason = "timestamp_without_offset" if spec.type == "timestamp" else "type"
-    rules.append((raw.isNotNull() & typed.isNull(), f"{reason}:{name}"))
+    rules.append((present & typed.isNull(), f"{reason}:{name}"))
     if spec.enum:
         rules.append((typed.isNotNull() & ~typed.isin(list(spec.enum)), f"enum:{name}"))
     if spec.min is not None:
@@ -149,11 +158,17 @@ def field_rules(raw: Column, typed: Column, spec: FieldSpec) -> list[Rule]:
     if spec.max is not None:
         rules.append((typed > spec.max, f"range:{name}"))
     if spec.max_length is not None:
-        rules.append((F.length(raw) > spec.max_length, f"length:{name}"))
+        rules.append((longer_than(raw, spec.max_length), f"length:{name}"))
     if spec.pattern is not None:
-        short = F.lit(True) if spec.max_length is None else F.length(raw) <= spec.max_length  # no regex on megabytes
+        short = F.lit(True) if spec.max_length is None else ~longer_than(raw, spec.max_length)  # no regex on megabytes
         rules.append((raw.isNotNull() & short & ~raw.rlike(spec.pattern), f"pattern:{name}"))
     return rules
+
+
+def longer_than(text: Column, characters: int) -> Column:
+    """``length(text) > characters``, counting characters only when the UTF-8 bytes are more than
+    that (a character is at least one byte; counting them walks the whole string)."""
+    return (F.octet_length(text) > characters) & (F.length(text) > characters)
 
 
 def methodology_rules(event_date: Column, fields: dict[str, Column], methodologies) -> list[Rule]:
@@ -224,22 +239,42 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     rows it does not keep (the gate hashes after its dedupe shuffle: a 64-character hash in every
     shuffled row made the shuffle ~45 % larger than the clear id does)."""
     text = line_text()
-    parsed = bronze.select("landing_date", "source_file", "value", parsed_line(contract.raw_schema()).alias("j"))
-    # Three projections, each computing its expressions once: the raw (string) fields, then the typed
-    # fields and the event date, then the rules, which only refer to columns (a rule that repeated
-    # the parsing or casting expressions would evaluate them again for every rule).
-    raw_name, typed_name = "_raw_{}".format, "_typed_{}".format
+    # Two parses, the second only where the first cannot be taken as it is. The fast one reads
+    # numbers and booleans in their Spark types (``typed_schema``): Spark reads a JSON number into a
+    # string field by writing it out again through a JSON generator, one per field and line. A line
+    # the fast parse cannot read so (not an object, malformed, a value of another JSON type, such as
+    # a number in quotes) is parsed again with every field as text (``raw_schema``) and cast, which
+    # gives its values and reasons exactly as when every line was parsed as text; a field the fast
+    # parse reads is the same value either way (tests/test_gate.py). Parse and check of 4.5 M
+    # green_trip lines: 22.3 → 20.1 CPU-seconds (BENCHMARKS.md, session 7).
+    # Then three projections, each computing its expressions once: the raw fields (for a number or
+    # boolean of a fast-parsed line: whether it is present, and its value), then the typed fields
+    # and the event date, then the rules, which only refer to columns (a rule that repeated the
+    # parsing or casting expressions would evaluate them again for every rule).
+    fast = bronze.select("landing_date", "source_file", "value", parsed_line(contract.typed_schema()).alias("f"))
+    fast = fast.withColumn("_retry", F.col("f").isNull() | F.col(f"f.{CORRUPT_COLUMN}").isNotNull())
+    parsed = fast.withColumn("j", F.when(F.col("_retry"), parsed_line(contract.raw_schema())))
+    retry = F.col("_retry")
+    raw_name, typed_name, present_name = "_raw_{}".format, "_typed_{}".format, "_present_{}".format
+    native = [spec for spec in contract.fields if spec.type in NATIVE_TYPES]
     parsed = parsed.select(
-        "landing_date", "source_file", "value", "j",
-        (F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull()).alias("_malformed"),
-        *[F.col(f"j.{spec.name}").alias(raw_name(spec.name)) for spec in contract.fields],
+        "landing_date", "source_file", "value",
+        (retry & (F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull())).alias("_malformed"),
+        *[F.when(retry, F.col(f"j.{spec.name}")).otherwise(F.col(f"f.{spec.name}")).alias(raw_name(spec.name))
+          for spec in contract.fields if spec.type not in NATIVE_TYPES],
+        *[F.when(retry, F.col(f"j.{spec.name}").isNotNull()).otherwise(F.col(f"f.{spec.name}").isNotNull())
+          .alias(present_name(spec.name)) for spec in native],
+        *[F.when(retry, typed_value(F.col(f"j.{spec.name}"), spec))
+          .otherwise(finite(F.col(f"f.{spec.name}")) if spec.type == "double" else F.col(f"f.{spec.name}"))
+          .alias(typed_name(spec.name)) for spec in native],
     )
+    present = {spec.name: (F.col(present_name(spec.name)) if spec.type in NATIVE_TYPES else F.col(raw_name(spec.name)).isNotNull())
+               for spec in contract.fields}
     typed_columns = {}
     for spec in contract.fields:
-        raw = F.col(raw_name(spec.name))
-        value = typed_value(raw, spec)
+        value = F.col(typed_name(spec.name)) if spec.type in NATIVE_TYPES else typed_value(F.col(raw_name(spec.name)), spec)
         if spec.default is not None:
-            value = F.when(raw.isNull(), F.lit(spec.default)).otherwise(value)
+            value = F.when(~present[spec.name], F.lit(spec.default)).otherwise(value)
         typed_columns[typed_name(spec.name)] = value
     parsed = parsed.withColumns(typed_columns)
     parsed = parsed.withColumn("_event_date", F.to_date(F.from_utc_timestamp(F.col(typed_name("event_time")),
@@ -249,7 +284,8 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     bad_bytes = (~F.is_valid_utf8(F.col("value")), "invalid_utf8")  # kept verbatim in bronze
     rules = []
     for spec in contract.fields:
-        rules += field_rules(F.col(raw_name(spec.name)), typed[spec.name], spec)
+        rules += field_rules(None if spec.type in NATIVE_TYPES else F.col(raw_name(spec.name)), typed[spec.name], spec,
+                             present[spec.name])
     event_date = F.col("_event_date")
     rules += [
         (event_date < F.lit(settings.goal_start), "before_goal_period:event_time"),
