@@ -24,6 +24,8 @@ SCENARIOS = (
 )
 FIELD_TYPES = ("string", "double", "integer", "boolean", "timestamp")
 CORRUPT_COLUMN = "_corrupt_record"
+#: Field types that ``Contract.typed_schema`` parses in their Spark type (the others as text).
+NATIVE_TYPES = ("integer", "double", "boolean")
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ class Contract:
         ``raw_schema``."""
         from pyspark.sql import types as T
 
-        native = {"integer": T.LongType(), "double": T.DoubleType(), "boolean": T.BooleanType()}
+        native = dict(zip(NATIVE_TYPES, (T.LongType(), T.DoubleType(), T.BooleanType())))
         return T.StructType(
             [T.StructField(f.name, native.get(f.type, T.StringType())) for f in self.fields]
             + [T.StructField(CORRUPT_COLUMN, T.StringType())]

@@ -101,12 +101,12 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
         # plan). On the gate's pass over 4.5 M green_trip lines: 43.6 → 38.7 CPU-seconds (BENCHMARKS.md,
         # session 7). Past this many open files in a task, the rest of it is sorted as before.
         "spark.sql.optimizer.plannedWrite.enabled": "false",
+        "spark.sql.maxConcurrentOutputFileWriters": "4",
         # No constraint propagation in the optimizer: inferring the constraints of the gate's plan (some
         # forty rules, each a CASE WHEN) took the driver 1-8 s per scenario while the executors waited
         # (secondhand_trade 5.5-8 s, against 0.15 s without), and the gate and gold plans gain nothing
         # from the filters it infers (BENCHMARKS.md, session 7).
         "spark.sql.constraintPropagation.enabled": "false",
-        "spark.sql.maxConcurrentOutputFileWriters": "4",
         "spark.sql.ui.retainedExecutions": "100",
         "spark.driver.extraJavaOptions": JVM_OPTIONS,
         "spark.executor.extraJavaOptions": JVM_OPTIONS,

@@ -97,16 +97,12 @@ def test_fields_read_the_same_on_the_fast_and_the_text_parse(spark, scenario, li
 
 
 def test_unknown_factor_table_key_is_quarantined(spark):
-    sale = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
-            "trade_type": "c2c", "category": "spaceship", "sale_price_cny": 10, "condition": 0.5}
-    [(reasons, _)] = check(spark, "secondhand_trade", [json.dumps(sale)])
+    [(reasons, _)] = check(spark, "secondhand_trade", [sale(category="spaceship")])
     assert reasons == ["unknown_factor_key:category"]
 
 
 def test_bom_is_not_an_error_and_default_quantity_applies(spark):
-    sale = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
-            "trade_type": "c2c", "category": "book", "sale_price_cny": 10, "condition": 0.5}
-    bronze = spark.createDataFrame([(DAY, "f", "\ufeff" + json.dumps(sale))], "landing_date date, source_file string, value string")
+    bronze = spark.createDataFrame([(DAY, "f", "\ufeff" + sale())], "landing_date date, source_file string, value string")
     out = parse_and_check(bronze, load_contracts()["secondhand_trade"],
                           load_registry(METHODOLOGIES_DIR).approved("secondhand_trade"), SETTINGS).first()
     assert out.reasons == [] and out.quantity == 1

@@ -22,7 +22,7 @@ from pyspark.sql import Column, DataFrame, Observation, Window, functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from .. import bloom
-from ..contracts import CORRUPT_COLUMN, Contract, FieldSpec
+from ..contracts import CORRUPT_COLUMN, NATIVE_TYPES, Contract, FieldSpec
 from ..errors import GateFailed
 from ..faults import fault_point
 from ..lake import CommitResult, Lake
@@ -122,10 +122,6 @@ def typed_value(raw: Column, spec: FieldSpec) -> Column:
 def finite(number: Column) -> Column:
     """``number``, or null when it is NaN or infinite (not a measurement)."""
     return F.when(~F.isnan(number) & (F.abs(number) != float("inf")), number)
-
-
-#: Contract types that the fast parse (``Contract.typed_schema``) reads in their Spark type.
-NATIVE_TYPES = ("integer", "double", "boolean")
 
 
 REASON_SEPARATOR = ","  # reason codes never contain it
@@ -255,17 +251,19 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     fast = fast.withColumn("_retry", F.col("f").isNull() | F.col(f"f.{CORRUPT_COLUMN}").isNotNull())
     parsed = fast.withColumn("j", F.when(F.col("_retry"), parsed_line(contract.raw_schema())))
     retry = F.col("_retry")
+
+    def field(name: str, of_text=lambda c: c, of_fast=lambda c: c) -> Column:
+        """A field's column from the text parse where the line was parsed again, else from the fast one."""
+        return F.when(retry, of_text(F.col(f"j.{name}"))).otherwise(of_fast(F.col(f"f.{name}")))
+
     raw_name, typed_name, present_name = "_raw_{}".format, "_typed_{}".format, "_present_{}".format
     native = [spec for spec in contract.fields if spec.type in NATIVE_TYPES]
     parsed = parsed.select(
         "landing_date", "source_file", "value",
         (retry & (F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull())).alias("_malformed"),
-        *[F.when(retry, F.col(f"j.{spec.name}")).otherwise(F.col(f"f.{spec.name}")).alias(raw_name(spec.name))
-          for spec in contract.fields if spec.type not in NATIVE_TYPES],
-        *[F.when(retry, F.col(f"j.{spec.name}").isNotNull()).otherwise(F.col(f"f.{spec.name}").isNotNull())
-          .alias(present_name(spec.name)) for spec in native],
-        *[F.when(retry, typed_value(F.col(f"j.{spec.name}"), spec))
-          .otherwise(finite(F.col(f"f.{spec.name}")) if spec.type == "double" else F.col(f"f.{spec.name}"))
+        *[field(spec.name).alias(raw_name(spec.name)) for spec in contract.fields if spec.type not in NATIVE_TYPES],
+        *[field(spec.name, Column.isNotNull, Column.isNotNull).alias(present_name(spec.name)) for spec in native],
+        *[field(spec.name, lambda c, spec=spec: typed_value(c, spec), finite if spec.type == "double" else lambda c: c)
           .alias(typed_name(spec.name)) for spec in native],
     )
     present = {spec.name: (F.col(present_name(spec.name)) if spec.type in NATIVE_TYPES else F.col(raw_name(spec.name)).isNotNull())
