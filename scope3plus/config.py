@@ -38,6 +38,7 @@ class Config:
     fiscal_year_start_month: int = 4  # Alibaba's fiscal year runs April-March
     reported_aggregates: str = str(REPORTED_AGGREGATES_FILE)  # totals published before event-level data
     time_travel_retention_hours: int = 168  # `s3p maintain` keeps every version of this window readable
+    scenarios_in_parallel: int = 2  # a daily run ingests and gates this many scenarios side by side
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -80,6 +81,12 @@ def _hours(value, source) -> int:
     raise S3PError(f"{source}: time_travel_retention_hours must be a whole number of hours, at least 1, got {value!r}")
 
 
+def _scenarios_in_parallel(value, source) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise S3PError(f"{source}: scenarios_in_parallel must be a whole number, at least 1, got {value!r}")
+
+
 def load_config(path: str | Path | None = None, **overrides) -> Config:
     """Load a profile (default ``conf/local.yaml``); non-None ``overrides`` (landing, lake, ...) win."""
     source = Path(path) if path else CONF_DIR / "local.yaml"
@@ -110,6 +117,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         fiscal_year_start_month=_month(raw.get("fiscal_year_start_month", 4), source),
         reported_aggregates=str(raw.get("reported_aggregates") or REPORTED_AGGREGATES_FILE),
         time_travel_retention_hours=_hours(raw.get("time_travel_retention_hours", 168), source),
+        scenarios_in_parallel=_scenarios_in_parallel(raw.get("scenarios_in_parallel", 2), source),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config(**values)

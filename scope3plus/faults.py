@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 ENV = "S3P_FAULT_AT"
 RUN_POINTS = ("ingest.committed", "gate.staged", "gate.silver_committed", "lake.before_commit", "compute.staged",
@@ -28,6 +29,7 @@ RUN_POINTS = ("ingest.committed", "gate.staged", "gate.silver_committed", "lake.
 RELEASE_POINTS = ("release.silver_committed", "release.quarantine_committed")  # by `s3p quarantine release`
 POINTS = RUN_POINTS + RELEASE_POINTS
 _reached: dict[str, int] = {}
+_lock = threading.Lock()  # scenarios run side by side reach the same points
 
 
 def fault_point(name: str) -> None:
@@ -38,6 +40,7 @@ def fault_point(name: str) -> None:
     point, _, nth = wanted.partition(":")
     if point != name:
         return
-    _reached[name] = _reached.get(name, 0) + 1
-    if _reached[name] == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    with _lock:
+        _reached[name] = _reached.get(name, 0) + 1
+        if _reached[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -8,6 +8,7 @@ conservation law: gold and progress are written only after all five gates passed
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -31,6 +32,7 @@ from .rollup import (progress_metrics, refresh_daily_summary, refresh_delivery_s
 from .stream_ingest import bronze_rows
 
 Progress = Callable[[str], None]
+_STAGES_LOCK = threading.Lock()
 
 
 @dataclass
@@ -63,7 +65,9 @@ class RunSummary:
     mlflow_run_id: str | None = None
     gold_rows: int = 0
     seconds: float = 0.0
-    #: seconds per stage: ingest, gate, silver_checks, gold (with its checks), summary, progress, record
+    #: seconds per stage: ingest, gate, silver_checks, gold (with its checks), summary, progress, record; with
+    #: scenarios side by side, ingest, gate and silver_checks add up each scenario's time (more than the wall
+    #: clock), and ``scenarios`` is the wall clock of ingesting and gating them all
     stages: dict = field(default_factory=dict)
 
     @contextmanager
@@ -72,7 +76,8 @@ class RunSummary:
         try:
             yield
         finally:
-            self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - t0
+            with _STAGES_LOCK:  # scenarios running side by side add to the same stages
+                self.stages[name] = self.stages.get(name, 0.0) + time.monotonic() - t0
 
 
 def _quiet(_: str) -> None:
@@ -84,6 +89,42 @@ def check_landing(config: Config, day: dt.date) -> None:
     if not any(landing_files(config.landing, s, day) for s in SCENARIOS):
         raise S3PError(f"no landing files for {day} under {config.landing} "
                        f"(expected <landing>/<scenario>/{day}*.jsonl)")
+
+
+def for_each_scenario(work: Callable[[str], None], scenarios: list[str], parallel: int) -> None:
+    """``work(scenario)`` for each scenario, ``parallel`` at a time, started in the order given.
+
+    Spark runs the jobs of scenarios side by side; one scenario's driver-side steps (planning, the
+    Delta commits, the quality suites) and the last tasks of its stages leave cores idle that the
+    other's tasks fill (BENCHMARKS.md, session 8). After a failure no other scenario starts, those
+    running finish (a commit is never cut short), and the failure of the earliest scenario in
+    ``scenarios`` is raised."""
+    if parallel <= 1 or len(scenarios) <= 1:
+        for scenario in scenarios:
+            work(scenario)
+        return
+    waiting, failed, lock = list(scenarios), {}, threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if failed or not waiting:
+                    return
+                scenario = waiting.pop(0)
+            try:
+                work(scenario)
+            except BaseException as exc:  # noqa: BLE001  (raised again below, in the caller's thread)
+                with lock:
+                    failed[scenario] = exc
+
+    threads = [threading.Thread(target=worker, name=f"s3p-scenarios-{i}", daemon=True)
+               for i in range(min(parallel, len(scenarios)))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[next(s for s in scenarios if s in failed)]
 
 
 def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, quality: bool = True,
@@ -117,7 +158,8 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
         tracker.params({"landing_date": day, "profile": config.profile, "lake": config.lake,
                         "lake_backend": lake.backend, **{f"methodology.{s}": ";".join(v) for s, v in versions.items()}})
         try:
-            for scenario in SCENARIOS:  # stage 1: ingest + gate, every scenario
+            # stage 1: ingest + gate, every scenario
+            def ingest_and_gate(scenario: str) -> None:
                 t0 = time.monotonic()
                 c = counts[scenario]
                 if ingest_files:
@@ -130,7 +172,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                     held = bronze_rows(lake, scenario, day)
                     if held is None:
                         progress(f"[{day}] {scenario}: no bronze table yet (see s3p ingest)")
-                        continue
+                        return
                     c.landed_lines = c.bronze_rows = held
                 inspect = None
                 if dq:
@@ -151,6 +193,8 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                         f"+ duplicates {c.duplicates_removed}; nothing was published")
                 progress(f"[{day}] {scenario}: {c.landed_lines:,} lines → {c.silver_rows:,} silver, "
                          f"{c.quarantined_rows:,} quarantined, {c.duplicates_removed:,} duplicates ({c.seconds:.1f} s)")
+            with summary.stage("scenarios"):  # wall clock of stage 1: the scenarios may run side by side
+                for_each_scenario(ingest_and_gate, list(SCENARIOS), config.scenarios_in_parallel)
             if dq:
                 dq.raise_for_failures("silver")
             # stage 2: the gold rows of this delivery (late events included: earlier deliveries of

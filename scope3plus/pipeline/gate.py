@@ -99,7 +99,8 @@ def hmac_sha256(value: Column, key: bytes) -> Column:
     key = key.ljust(block, b"\x00")
     inner_pad = bytes(b ^ 0x36 for b in key)
     outer_pad = bytes(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), F.encode(value, "UTF-8")), 256))
+    # a string's UTF-8 bytes as they are (``encode(value, 'UTF-8')`` decodes them to a Java string and back)
+    inner = F.unhex(F.sha2(F.concat(F.lit(inner_pad), value.cast("binary")), 256))
     return F.sha2(F.concat(F.lit(outer_pad), inner), 256)
 
 
@@ -131,8 +132,11 @@ DRIFT_SAMPLE_LINES = 100_000
 def non_null_list(joined: Column) -> Column:
     """The array of reason codes from their ``concat_ws`` join (which skips nulls): an empty array
     when none failed. (A code-generated string join: ``filter(array(...), x -> x IS NOT NULL)`` is an
-    interpreted higher-order function, and with ~40 rules it cost more than the JSON parse.)"""
-    return F.when(joined == "", F.array().cast("array<string>")).otherwise(F.split(joined, REASON_SEPARATOR))
+    interpreted higher-order function, and with ~40 rules it cost more than the JSON parse.) ``joined``
+    appears once: written twice (``CASE WHEN joined = '' THEN [] ELSE split(joined)``), Spark generated
+    the code of every rule twice, and the gate's one generated method was too big for the JIT's quick
+    compiler (BENCHMARKS.md, session 8)."""
+    return F.array_remove(F.split(joined, REASON_SEPARATOR), "")  # split('') is [''], and no code is ''
 
 
 Rule = tuple  # (condition Column: true when the rule fails, reason code)

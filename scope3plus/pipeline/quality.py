@@ -27,6 +27,7 @@ import html
 import json
 import statistics
 import tempfile
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -454,6 +455,7 @@ class DataQuality:
         self._say = progress or (lambda _m: None)
         self._history = None
         self.recorded = False
+        self._lock = threading.RLock()  # scenarios are gated side by side (daily.for_each_scenario)
 
     # ---- history (ops/job_runs, gold/daily_summary): read once, small ----
     def _deliveries(self) -> dict[str, list[tuple[dt.date, int]]]:
@@ -500,7 +502,12 @@ class DataQuality:
 
     def check_silver(self, contract, silver, result) -> None:
         """The silver suite on a gated batch: row rules, drift, duplicates and volume from the counts
-        the gate made in its pass (``result.stats``); GX expectations on the committed silver rows."""
+        the gate made in its pass (``result.stats``); GX expectations on the committed silver rows.
+        One scenario at a time (the GX context is not shared between threads)."""
+        with self._lock:
+            self._check_silver(contract, silver, result)
+
+    def _check_silver(self, contract, silver, result) -> None:
         suite = self.suites[(contract.scenario, SILVER)]
         stats = result.stats
         results = row_rule_results(suite, stats.reason_rows, result.bronze_rows)
@@ -576,7 +583,15 @@ class DataQuality:
         return [by_key[(s.name, e.name)] for s, e, _ in items]
 
     def _add(self, results: list[Result]) -> None:
-        self.results += results
+        # silver results in the suites' scenario order, whichever scenario was gated first; then the rest as added
+        scenarios = list(dict.fromkeys(scenario for scenario, _ in self.suites))
+
+        def rank(r: Result) -> tuple:
+            silver = r.suite.layer == SILVER
+            return (not silver, scenarios.index(r.suite.scenario) if silver and r.suite.scenario in scenarios else 0)
+
+        with self._lock:
+            self.results = sorted(self.results + results, key=rank)
         for r in results:
             if r.warned:
                 self._say(f"[{self.landing_date}] warning: {r.label}: {r.summary()}")
