@@ -1,4 +1,4 @@
-"""``daily.for_each_scenario``: scenarios side by side, and what happens when one fails."""
+"""``daily.for_each_scenario``: scenarios side by side, what happens when one fails, and the profile setting."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import time
 
 import pytest
 
+from scope3plus.config import load_config
+from scope3plus.errors import S3PError
+from scope3plus.paths import CONF_DIR
 from scope3plus.pipeline.daily import for_each_scenario
 
 
@@ -54,3 +57,15 @@ def test_after_a_failure_no_scenario_starts_and_the_earliest_failure_is_raised()
     with pytest.raises(RuntimeError, match="a failed"):
         for_each_scenario(work, ["a", "b", "c", "d"], 2)
     assert sorted(state["started"]) == ["a", "b"] and sorted(state["ended"]) == ["a", "b"]
+
+
+@pytest.mark.parametrize("value", ["0", "two", "true", "1.5"])
+def test_a_bad_scenarios_in_parallel_is_one_clear_error(tmp_path, value):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"scenarios_in_parallel: {value}\n")
+    with pytest.raises(S3PError, match=r"scenarios_in_parallel must be a whole number, at least 1, got"):
+        load_config(profile)
+
+
+def test_the_shipped_profiles_gate_two_scenarios_at_a_time():
+    assert [load_config(CONF_DIR / f"{p}.yaml").scenarios_in_parallel for p in ("local", "cluster")] == [2, 2]
