@@ -193,11 +193,17 @@ def test_rerunning_a_day_changes_nothing(spark, week):
     config, lake, _ = week
     names = [tables.GOLD_AVOIDED, tables.GOLD_DELIVERY, tables.GOLD_DAILY, tables.GOLD_PROGRESS,
              tables.silver("green_trip"), tables.quarantine("secondhand_trade")]
-    before = {n: without_run_id(lake.read(n)).collect() for n in names}
-    rerun = run_day(spark, config, DATES[2])
+    rerun = rerun_and_compare(spark, config, lake, DATES[2], names)
     assert rerun.as_of == LAST  # rerunning an older day keeps the as-of date
+
+
+def rerun_and_compare(spark, config, lake, day, names):
+    """Rerun ``day`` with ``config``, assert the tables ``names`` are unchanged (run ids aside), return the run."""
+    before = {n: without_run_id(lake.read(n)).collect() for n in names}
+    rerun = run_day(spark, config, day)
     for n in names:
         assert without_run_id(lake.read(n)).collect() == before[n], n
+    return rerun
 
 
 def test_scenarios_one_after_another_give_the_same_tables(spark, week):
@@ -206,8 +212,5 @@ def test_scenarios_one_after_another_give_the_same_tables(spark, week):
     assert config.scenarios_in_parallel == 2
     names = [tables.GOLD_AVOIDED, tables.GOLD_DELIVERY, tables.GOLD_DAILY, *[tables.silver(s) for s in SCENARIOS],
              *[tables.quarantine(s) for s in SCENARIOS]]
-    before = {n: without_run_id(lake.read(n)).collect() for n in names}
-    rerun = run_day(spark, dataclasses.replace(config, scenarios_in_parallel=1), DATES[4])
+    rerun = rerun_and_compare(spark, dataclasses.replace(config, scenarios_in_parallel=1), lake, DATES[4], names)
     assert rerun.stages["scenarios"] <= rerun.seconds
-    for n in names:
-        assert without_run_id(lake.read(n)).collect() == before[n], n
