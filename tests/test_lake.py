@@ -8,6 +8,7 @@ these machines reach no Maven repository, so here it is skipped with that reason
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from deltalake import DeltaTable
@@ -134,6 +135,54 @@ def test_writing_a_table_with_another_partitioning_is_refused_with_the_way_out(s
     with pytest.raises(S3PError, match=r"partitioned by \['scenario', 'event_date'\].*\['scenario'\].*move the table aside"):
         lake.append("t", frame(spark), ["scenario"])
     assert lake.version("t") == 0 and lake.read("t").count() == 300
+
+
+def _files_under(path) -> set:
+    import os
+
+    return {os.path.join(d, n) for d, _, names in os.walk(path) for n in names if n.endswith(".parquet")}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda df: df.withColumn("x", F.col("x").cast("string")), "column x is double in the table and string in the write"),
+    (lambda df: df.drop("x"), r"column x \(double\) is missing from the write"),
+    (lambda df: df.withColumn("n", F.col("n").cast("decimal(10,2)")), "column n is bigint in the table and decimal"),
+    (lambda df: df.withColumn("note", F.lit("new")), r"column note \(string\) is not in the table"),
+])
+def test_a_write_that_would_change_the_tables_columns_is_refused_and_writes_nothing(spark, tmp_path, change, message):
+    """delta-rs commits a partition replacement's schema as the table's: a re-typed or missing column
+    would silently re-type (or hide) the column of every file already there, and an append's new column
+    would be left out of the table. The write is refused before any file moves into the table, in append
+    and in partition-replacement mode alike."""
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    lake.append("t", frame(spark), PARTS)
+    files = _files_under(lake.path("t"))
+    for write in (lambda df: lake.append("t", df, PARTS),
+                  lambda df: lake.replace_partitions("t", df.filter(F.col("scenario") == "a"), PARTS, {"scenario": ["a"]})):
+        with pytest.raises(S3PError, match=f"{message}.*nothing was written.*move the table aside"):
+            write(change(frame(spark)))
+    assert lake.version("t") == 0 and _files_under(lake.path("t")) == files
+    assert dict(lake.read("t").dtypes)["x"] == "double" and lake.read("t").count() == 300
+
+
+def test_an_overwrite_may_change_the_columns(spark, tmp_path):
+    """An overwrite replaces every file, so the table takes the write's columns."""
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    lake.append("t", frame(spark), PARTS)
+    lake.overwrite("t", frame(spark, 5).withColumn("x", F.col("x").cast("string")), PARTS)
+    assert dict(lake.read("t").dtypes)["x"] == "string" and lake.read("t").count() == 5
+
+
+def test_a_narrower_decimal_is_written_in_the_tables_wider_type(spark, lake):
+    """A table created with decimal(28,9) (gold before session 9) keeps that type when a later version
+    writes decimal(18,9): the values are cast up, exactly, and the table's schema does not change."""
+    def amounts(precision):
+        return frame(spark, 30).withColumn("kg", (F.col("n") * F.lit(0.000000001)).cast(f"decimal({precision},9)"))
+    lake.append("t", amounts(28), PARTS)
+    lake.replace_partitions("t", amounts(18).filter(F.col("scenario") == "a"), PARTS, {"scenario": ["a"]})
+    back = lake.read("t")
+    assert dict(back.dtypes)["kg"] == "decimal(28,9)"
+    assert back.agg(F.sum("kg")).first()[0] == sum(range(30)) * Decimal("0.000000001")  # 435e-9: exact
 
 
 def test_small_tables_read_without_spark_and_compact_when_fragmented(spark, lake):

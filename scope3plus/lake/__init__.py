@@ -167,8 +167,27 @@ class Lake(ABC):
         writer = df.write.mode("overwrite").option("compression", "snappy")
         (writer.partitionBy(*partition_by) if partition_by else writer).parquet(folder)
 
+    def table_schema(self, name: str):
+        """The table's columns as a Spark StructType (None when the table does not exist)."""
+        return spark_schema(self._delta_table(name)) if self.exists(name) else None
+
+    def in_table_types(self, name: str, df):
+        """``df`` with each column that the existing table ``name`` declares as a wider decimal of the
+        same scale cast to the table's type: a table keeps the types it was created with when a later
+        version of s3p writes a narrower decimal (gold's amounts became ``decimal(18,9)`` in session 9;
+        lakes created before keep ``decimal(28,9)``). Any other difference is left for the commit to
+        refuse (``schema_change``)."""
+        table = self.table_schema(name)
+        if table is None:
+            return df
+        casts = {f.name: df[f.name].cast(declared) for f in df.schema.fields
+                 if (declared := _wider_decimal(table, f)) is not None}
+        return df.withColumns(casts) if casts else df
+
     def stage(self, name: str, df, partition_by: list[str] | tuple = ()) -> "Staged":
-        """Write ``df`` as Parquet to a staging folder, committing nothing (``Staged.frame()`` reads it back)."""
+        """Write ``df`` as Parquet to a staging folder, committing nothing (``Staged.frame()`` reads it back).
+        Columns are written in the existing table's decimal types (``in_table_types``)."""
+        df = self.in_table_types(name, df)
         staged = Staged(name, self._staging_folder(name), df.schema, tuple(partition_by))
         self._write_parquet(df, staged.path, partition_by)
         return staged
@@ -250,6 +269,42 @@ class Lake(ABC):
     @abstractmethod
     def overwrite(self, name: str, df, partition_by: list[str] | tuple = (), metadata: dict | None = None) -> CommitResult:
         """Replace the whole table's content in one commit (small tables: progress)."""
+
+
+def spark_schema(delta_table):
+    """A delta-rs table's columns as a Spark StructType."""
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(pa.schema(delta_table.schema().to_arrow()))
+
+
+def _wider_decimal(table, field):
+    """The table's type of ``field``'s column when it is a decimal of the same scale and more digits."""
+    from pyspark.sql.types import DecimalType
+
+    declared = next((f.dataType for f in table.fields if f.name == field.name), None)
+    if (isinstance(declared, DecimalType) and isinstance(field.dataType, DecimalType)
+            and declared.scale == field.dataType.scale and declared.precision > field.dataType.precision):
+        return declared
+    return None
+
+
+def schema_change(table, write) -> str | None:
+    """How the columns of a write (a Spark StructType) differ from its table's (names and types;
+    order and nullability aside), or None. delta-rs commits a partition replacement's schema as the
+    table's, silently re-typing or hiding the columns of the files already there, and an append's
+    new columns are dropped from the table's view: either is refused instead."""
+    types = {f.name: f.dataType.simpleString() for f in write.fields}
+    declared = {f.name: f.dataType.simpleString() for f in table.fields}
+    problems = []
+    for name, kind in declared.items():
+        if name not in types:
+            problems.append(f"column {name} ({kind}) is missing from the write")
+        elif types[name] != kind:
+            problems.append(f"column {name} is {kind} in the table and {types[name]} in the write")
+    problems += [f"column {name} ({kind}) is not in the table" for name, kind in types.items() if name not in declared]
+    return "; ".join(problems) or None
 
 
 def _user_metadata(entry: dict) -> dict:

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from ..errors import S3PError
 from ..faults import fault_point
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed, schema_change, spark_schema
 
 STAGING_PREFIX = ".s3p-staging-"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -132,11 +132,7 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
         )
         return True
     table = DeltaTable(path)
-    layout = list(table.metadata().partition_columns)
-    if layout != list(partition_by):
-        raise S3PError(f"{path} is partitioned by {layout or 'nothing'}, and this version of s3p writes it partitioned "
-                       f"by {list(partition_by) or 'nothing'}: move the table aside and rebuild it "
-                       "(s3p backfill --from <first delivery> --to <last> --rerun)")
+    check_fits(table, path, schema, mode, partition_by)
     if app_id and replayed(table.transaction_version(app_id), app_version):
         return False
     filters = None
@@ -154,6 +150,24 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
     )
     checkpoint_if_due(table)
     return True
+
+
+REBUILD = "move the table aside and rebuild it (s3p backfill --from <first delivery> --to <last> --rerun)"
+
+
+def check_fits(table, path: str, schema, mode: str, partition_by: list[str]) -> None:
+    """Refuse (S3PError) a write to the existing Delta table ``table`` that would change its partition
+    columns, or, unless it replaces the whole table (``overwrite``), its columns: delta-rs would commit
+    the write's schema as the table's, silently re-typing or dropping the columns of the files
+    already there (``schema_change``)."""
+    layout = list(table.metadata().partition_columns)
+    if layout != list(partition_by):
+        raise S3PError(f"{path} is partitioned by {layout or 'nothing'}, and this version of s3p writes it partitioned "
+                       f"by {list(partition_by) or 'nothing'}: {REBUILD}")
+    problem = None if mode == "overwrite" else schema_change(spark_schema(table), schema)
+    if problem:
+        raise S3PError(f"{path}: this version of s3p writes other columns than the table has ({problem}); "
+                       f"nothing was written: {REBUILD}")
 
 
 #: A log checkpoint every this many commits (Delta's default, delta.checkpointInterval, is 100). Every
@@ -247,11 +261,8 @@ class DeltaRsLake(Lake):
         super().__init__(spark, os.path.abspath(str(root)))
 
     def read(self, name: str, partitions: dict[str, list] | None = None, ranges: dict[str, tuple] | None = None):
-        from pyspark.sql.pandas.types import from_arrow_schema
-        import pyarrow as pa
-
         table = self._delta_table(name)
-        schema = from_arrow_schema(pa.schema(table.schema().to_arrow()))
+        schema = spark_schema(table)
         uris = table.file_uris(partition_filters(partitions) if partitions else None)
         if ranges:
             uris = _overlapping(table, uris, ranges)
@@ -285,6 +296,8 @@ class DeltaRsLake(Lake):
         table_path = self.path(name)
         replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
+            if self.exists(name):  # before any file moves into the table (commit_files checks again)
+                check_fits(self._delta_table(name), table_path, staged.schema, mode, partition_by)
             files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None,
                                 columns=set(staged.schema.fieldNames()))
         finally:

@@ -35,6 +35,7 @@ class DeltaSparkLake(Lake):
         return df
 
     def _write(self, name, df, mode, partition_by, options, metadata, rows_removed):
+        df = self.in_table_types(name, df)
         token = self.new_token()
         rows = df.count()  # the Spark writer reports no row count back; a count of the frame is the substitute
         meta = {COMMIT_TOKEN_KEY: token, "s3p.rows_added": str(rows), "s3p.rows_removed": str(rows_removed),

@@ -21,8 +21,13 @@ from . import tables
 
 # Quantities are fixed-point decimals (kg to the microgram): sums are then exact and do not
 # depend on the order Spark adds rows in, so a rerun reproduces every total to the last digit.
-KG = "decimal(28,9)"
-QUANTITY = "decimal(28,6)"
+# Up to 18 digits Spark keeps a decimal in a 64-bit integer throughout; above, as a BigDecimal, and
+# gold's write and sums took ~25 % more CPU (BENCHMARKS.md, session 9). 18 digits hold up to 10^9 kg
+# (1 Mt) for one event, and 10^12 units of activity: a value beyond fails the run (Spark's ANSI
+# overflow error) before anything is written. Sums are wider (gold.delivery_summary: 38 digits).
+# Gold tables created before session 9 keep decimal(28,9) / (28,6) (``Lake.in_table_types``).
+KG = "decimal(18,9)"
+QUANTITY = "decimal(18,6)"
 GOLD_SCHEMA = (
     "scenario string, event_date date, event_id string, event_time timestamp, city string, "
     f"activity_quantity {QUANTITY}, activity_unit string, "

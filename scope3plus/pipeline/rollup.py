@@ -74,13 +74,14 @@ DELIVERY_SCHEMA = (
     "avoided_high_kg decimal(38,9), run_id string"
 )
 DELIVERY_COLUMNS = [c.split()[0] for c in DELIVERY_SCHEMA.split(", ")]
+DELIVERY_TYPES = dict(c.split() for c in DELIVERY_SCHEMA.split(", "))  # the sums' types, whatever gold's precision
 
 
 def delivery_summary(gold: DataFrame, run_id: str) -> DataFrame:
     """What each delivery contributed: scenario × event date × delivery date × city × methodology
     version, with events, activity and kgCO2e (exact decimal sums, so they add up to the day's)."""
     return gold.groupBy(*DAILY_KEYS, "landing_date").agg(
-        F.count(F.lit(1)).alias("events"), *[F.sum(c).alias(c) for c in SUMMED],
+        F.count(F.lit(1)).alias("events"), *[F.sum(c).cast(DELIVERY_TYPES[c]).alias(c) for c in SUMMED],
     ).select(*DELIVERY_COLUMNS[:-1], F.lit(run_id).alias("run_id"))
 
 
