@@ -177,6 +177,10 @@ class Lake(ABC):
         version of s3p writes a narrower decimal (gold's amounts became ``decimal(18,9)`` in session 9;
         lakes created before keep ``decimal(28,9)``). Any other difference is left for the commit to
         refuse (``schema_change``)."""
+        from pyspark.sql.types import DecimalType
+
+        if not any(isinstance(f.dataType, DecimalType) for f in df.schema.fields):
+            return df  # nothing to widen: the table is not even opened
         table = self.table_schema(name)
         if table is None:
             return df

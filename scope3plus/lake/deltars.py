@@ -103,14 +103,22 @@ def _partition_of(relative_dir: str, partition_by: list[str]) -> dict[str, str |
     return values
 
 
+def open_table(path: str):
+    """The Delta table at ``path`` (delta-rs), or None when there is none yet."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(path) if DeltaTable.is_deltatable(path) else None
+
+
 def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: list[str],
                  replace: dict[str, list[str]] | None = None, app_id: str | None = None,
-                 app_version: int | None = None, metadata: dict | None = None, token: str = "") -> bool:
+                 app_version: int | None = None, metadata: dict | None = None, token: str = "",
+                 table=None) -> bool:
     """Commit ``files`` (dicts: path relative to the table, size, mtime, partition_values,
     num_records, stats) to the Delta table at ``path`` in ONE transaction; ``mode`` append,
     replace (partition filters from ``replace``) or overwrite. Returns False, committing nothing,
-    when application transaction ``app_id`` already reached ``app_version`` (a replay)."""
-    from deltalake import DeltaTable
+    when application transaction ``app_id`` already reached ``app_version`` (a replay). ``table``:
+    the table as the caller opened it (``open_table``), to save opening it again."""
     from deltalake.schema import Schema as DeltaSchema
     from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -124,14 +132,14 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
     }
     delta_schema = DeltaSchema.from_arrow(to_arrow_schema(schema))
     txns = [Transaction(app_id, app_version)] if app_id else None
-    if not DeltaTable.is_deltatable(path):
+    table = table if table is not None else open_table(path)
+    if table is None:
         meta["s3p.rows_removed"] = "0"
         create_table_with_add_actions(
             path, delta_schema, adds, mode="append", partition_by=partition_by or None,
             commit_properties=CommitProperties(custom_metadata=meta, app_transactions=txns),
         )
         return True
-    table = DeltaTable(path)
     check_fits(table, path, schema, mode, partition_by)
     if app_id and replayed(table.transaction_version(app_id), app_version):
         return False
@@ -296,15 +304,16 @@ class DeltaRsLake(Lake):
         table_path = self.path(name)
         replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
-            if self.exists(name):  # before any file moves into the table (commit_files checks again)
-                check_fits(self._delta_table(name), table_path, staged.schema, mode, partition_by)
+            table = open_table(table_path)
+            if table is not None:  # before any file moves into the table
+                check_fits(table, table_path, staged.schema, mode, partition_by)
             files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None,
                                 columns=set(staged.schema.fieldNames()))
         finally:
             self.discard(staged)
         fault_point("lake.before_commit")
         committed = commit_files(table_path, staged.schema, files, mode, partition_by, replace, app_id, app_version,
-                                 metadata, token)
+                                 metadata, token, table)
         if not committed:  # a replayed application transaction: the table stays as it is
             for f in files:
                 _remove(os.path.join(table_path, f["path"]))
