@@ -174,8 +174,8 @@ class Lake(ABC):
     def in_table_types(self, name: str, df):
         """``df`` with each column that the existing table ``name`` declares as a wider decimal of the
         same scale cast to the table's type: a table keeps the types it was created with when a later
-        version of s3p writes a narrower decimal (gold's amounts became ``decimal(18,9)`` in session 9;
-        lakes created before keep ``decimal(28,9)``). Any other difference is left for the commit to
+        version of s3p writes a narrower decimal (gold's amounts are ``decimal(18,9)``; gold tables created
+        by earlier versions keep their ``decimal(28,9)``). Any other difference is left for the commit to
         refuse (``schema_change``)."""
         from pyspark.sql.types import DecimalType
 

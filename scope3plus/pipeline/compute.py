@@ -25,7 +25,7 @@ from . import tables
 # gold's write and sums took ~25 % more CPU (BENCHMARKS.md, session 9). 18 digits hold up to 10^9 kg
 # (1 Mt) for one event, and 10^12 units of activity: a value beyond fails the run (Spark's ANSI
 # overflow error) before anything is written. Sums are wider (gold.delivery_summary: 38 digits).
-# Gold tables created before session 9 keep decimal(28,9) / (28,6) (``Lake.in_table_types``).
+# Gold tables created by earlier versions keep their decimal(28,9) / (28,6) (``Lake.in_table_types``).
 KG = "decimal(18,9)"
 QUANTITY = "decimal(18,6)"
 GOLD_SCHEMA = (
