@@ -106,7 +106,7 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
     from .generate import generate
     from .methodology.approval import register_shipped
     from .pipeline.daily import run_day
-    from .spark import PIPELINE_LIBRARIES, build_session
+    from .spark import build_session
 
     work = Path(root) if root else Path(tempfile.mkdtemp(prefix="s3p-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -118,8 +118,7 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
 
             Path(event_log).mkdir(parents=True, exist_ok=True)
             extra = event_log_conf(event_log)
-        spark = build_session({**config.spark, "spark.driver.memory": driver_memory, **extra}, "s3p-bench",
-                              preload=PIPELINE_LIBRARIES)  # as `s3p run` does
+        spark = build_session({**config.spark, "spark.driver.memory": driver_memory, **extra}, "s3p-bench")
         if event_log is not None and spark.sparkContext.getConf().get("spark.eventLog.enabled", "false") != "true":
             raise S3PError("an event log needs a new Spark session, and this process already has one without it")
         spark_memory = spark.conf.get("spark.driver.memory", driver_memory)

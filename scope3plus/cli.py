@@ -287,7 +287,7 @@ def cmd_generate(args) -> int:
 def cmd_run(args) -> int:
     from .pipeline.daily import check_landing, run_day
     from .pipeline.stream_ingest import check_bronze
-    from .spark import PIPELINE_LIBRARIES, build_session
+    from .spark import build_session
 
     config = _config(args)
     if not args.from_bronze and not Path(config.landing).is_dir():
@@ -296,7 +296,7 @@ def cmd_run(args) -> int:
     for day in days:  # before Spark starts: a missing delivery fails in a second
         check_bronze(config.lake, day) if args.from_bronze else check_landing(config, day)
     hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
-    spark = build_session(config.spark, "s3p-run", preload=PIPELINE_LIBRARIES)
+    spark = build_session(config.spark, "s3p-run")
     for day in days:
         summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
         _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
@@ -308,7 +308,7 @@ def cmd_restate(args) -> int:
     from .lake import open_lake
     from .methodology import load_registry
     from .pipeline.restate import restate
-    from .spark import PIPELINE_LIBRARIES, build_session
+    from .spark import build_session
     from .tracking import new_run_id
 
     config = _config(args)
@@ -317,7 +317,7 @@ def cmd_restate(args) -> int:
         raise S3PError(f"--to {args.end} is before --from {args.start}")
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
     hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
-    spark = build_session(config.spark, "s3p-restate", preload=PIPELINE_LIBRARIES)
+    spark = build_session(config.spark, "s3p-restate")
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
                      args.start, args.end, args.by, new_run_id("restate", args.start))
     _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
@@ -485,13 +485,12 @@ COMMANDS["ingest"] = cmd_ingest
 
 def cmd_backfill(args) -> int:
     from .pipeline.backfill import duration, landing_by_date, run_backfill
-    from .spark import PIPELINE_LIBRARIES, build_session
+    from .spark import build_session
 
     config = _config(args)
     landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
-    spark = build_session(config.spark, "s3p-backfill", preload=PIPELINE_LIBRARIES)
-    result = run_backfill(spark, config, args.start, args.end, rerun=args.rerun)
+    result = run_backfill(build_session(config.spark, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
     return 0
 

@@ -80,7 +80,7 @@ def _setup(args, lock_job: str | None = None):
     from .config import load_config
     from .contracts import check_scenario
     from .lake import open_lake
-    from .spark import PIPELINE_LIBRARIES, build_session
+    from .spark import build_session
     from pathlib import Path
 
     config = load_config(args.conf, lake=args.lake)
@@ -90,7 +90,7 @@ def _setup(args, lock_job: str | None = None):
         raise S3PError(f"lake folder not found: {config.lake}")
     if lock_job:  # a command that writes the lake: take its lock before Spark starts
         hold_lake_lock(args, config.lake, lock_job, f"{args.scenario} {args.date}")
-    spark = build_session(config.spark, "s3p-quarantine", preload=PIPELINE_LIBRARIES)
+    spark = build_session(config.spark, "s3p-quarantine")
     return config, spark, open_lake(spark, config.lake, config.lake_backend)
 
 

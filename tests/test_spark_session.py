@@ -30,26 +30,3 @@ def test_the_jvm_warns_on_stderr_so_json_on_stdout_stays_json(spark):
     # `s3p bench --format json`)
     args = list(spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
     assert "-Xlog:disable" in args and "-Xlog:all=warning:stderr" in args
-
-
-def test_libraries_are_imported_beside_the_block_and_ready_at_its_end(tmp_path, monkeypatch):
-    """``imported_meanwhile`` (what ``build_session(preload=...)`` wraps the JVM's start in) imports in
-    another thread while the block runs, has them all imported when the block ends, and leaves a module
-    that cannot be imported for the code that needs it to fail on."""
-    import sys
-    import threading
-    import time
-
-    from scope3plus.spark import imported_meanwhile
-
-    (tmp_path / "s3p_slow_library.py").write_text(
-        "import threading, time\nLOADED_IN = threading.current_thread().name\ntime.sleep(0.5)\n", encoding="utf-8")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "s3p_slow_library", raising=False)
-    started = time.monotonic()
-    with imported_meanwhile(("s3p_slow_library", "s3p_no_such_library")):
-        blocked = time.monotonic() - started
-    assert blocked < 0.4  # the block did not wait for the import ...
-    assert sys.modules["s3p_slow_library"].LOADED_IN == "s3p-preload"  # ... which ran in its own thread
-    assert threading.current_thread().name != "s3p-preload"
-    assert "s3p_no_such_library" not in sys.modules
