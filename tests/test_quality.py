@@ -8,7 +8,6 @@ with ``s3p run`` in a subprocess, as a user would; the last test publishes a 100
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import re
@@ -345,31 +344,3 @@ def test_schema_drift_reads_a_sample_of_big_batches_only():
     sampled = q.drift_result(SUITE, e, 500, {}, {"promo_code": 3}, 3, one_in=100)
     assert not sampled.success and "of a 1-in-100 sample" in sampled.details["message"]
     assert sampled.observed["sampled_one_line_in"] == 100
-
-
-def test_great_expectations_is_set_up_in_the_background_and_its_errors_surface_where_needed(monkeypatch):
-    """Setting GX up takes seconds of a fresh process: the checks of a run start it in a thread of its
-    own, so the first validation finds it ready. Suites without a GX expectation never import it, and a
-    failed set-up is raised by the validation that needs the context, not lost in the thread."""
-    day = dt.date(2026, 11, 1)
-    monkeypatch.setattr(q._GX, "_instance", None)
-    without_gx = {k: dataclasses.replace(s, expectations=tuple(s.of(*{e.check for e in s.expectations} - {"gx"})))
-                  for k, s in q.load_suites().items()}
-    assert q.DataQuality(None, day, "r", suites=without_gx).gx_setup is None and q._GX._instance is None
-
-    def broken(self):
-        raise RuntimeError("no GX here")
-
-    monkeypatch.setattr(q._GX, "__init__", broken)
-    setup = q.DataQuality(None, day, "r").gx_setup
-    setup.join(60)
-    assert not setup.is_alive() and q._GX._instance is None  # the thread ran, failed, and kept nothing
-    with pytest.raises(RuntimeError, match="no GX here"):
-        q._GX.get()
-
-    monkeypatch.undo()
-    monkeypatch.setattr(q._GX, "_instance", None)
-    setup = q.DataQuality(None, day, "r").gx_setup
-    setup.join(120)
-    assert isinstance(q._GX._instance, q._GX)
-    assert q.DataQuality(None, day, "r").gx_setup is None  # set up once per process

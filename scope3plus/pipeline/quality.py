@@ -16,8 +16,7 @@ duplicates, volume and day totals come from counts the pipeline has already made
 
 Every result goes to the Delta table ``ops/dq_results`` and, with the GX validation results and
 their Data Docs pages, to the run's MLflow artifacts under ``dq/``. Great Expectations is
-imported only when a suite has one of its expectations, in the background as the checks of a run
-are set up (``_GX.prepare``).
+imported only when a suite actually runs one of its expectations.
 """
 
 from __future__ import annotations
@@ -355,34 +354,11 @@ class _GX:
         asset = self.context.data_sources.add_spark("s3p", persist=False).add_dataframe_asset("rows")
         self.batch_definition = asset.add_batch_definition_whole_dataframe("whole")
 
-    _creating = threading.Lock()
-
     @classmethod
     def get(cls) -> "_GX":
-        with cls._creating:
-            if cls._instance is None:
-                cls._instance = _GX()
-            return cls._instance
-
-    @classmethod
-    def prepare(cls) -> "threading.Thread | None":
-        """Create the context in a background thread: importing Great Expectations and setting it up
-        takes ~2.5 s of a fresh process, which the first validation would otherwise wait for (in a daily
-        run, while holding the turn of the other scenario's suite). Meanwhile the run's Spark jobs go
-        on (BENCHMARKS.md, session 9). An error there is raised by the ``get`` that needs the context.
-        Returns the thread (None when the context exists already)."""
-        if cls._instance is not None:
-            return None
-
-        def create() -> None:
-            try:
-                cls.get()
-            except Exception:  # noqa: BLE001  (``get`` raises it again where the context is needed)
-                pass
-
-        thread = threading.Thread(target=create, name="s3p-gx-prepare")  # not a daemon: never cut mid-import
-        thread.start()
-        return thread
+        if cls._instance is None:
+            cls._instance = _GX()
+        return cls._instance
 
     def _suite(self, name: str, items: list[tuple[Suite, Expectation, str]]):
         gx_suite = self.gx.ExpectationSuite(name=name, meta={s.name: s.version for s, _, _ in items})
@@ -480,7 +456,6 @@ class DataQuality:
         self._history = None
         self.recorded = False
         self._lock = threading.RLock()  # scenarios are gated side by side (daily.for_each_scenario)
-        self.gx_setup = _GX.prepare() if any(suite.of("gx") for suite in self.suites.values()) else None
 
     # ---- history (ops/job_runs, gold/daily_summary): read once, small ----
     def _deliveries(self) -> dict[str, list[tuple[dt.date, int]]]:
