@@ -118,7 +118,7 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
     num_records, stats) to the Delta table at ``path`` in ONE transaction; ``mode`` append,
     replace (partition filters from ``replace``) or overwrite. Returns False, committing nothing,
     when application transaction ``app_id`` already reached ``app_version`` (a replay). ``table``:
-    the table as the caller opened it (``open_table``), to save opening it again."""
+    the table as the caller opened it (``open_table``) and checked the write against (``check_fits``)."""
     from deltalake.schema import Schema as DeltaSchema
     from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -140,7 +140,6 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
             commit_properties=CommitProperties(custom_metadata=meta, app_transactions=txns),
         )
         return True
-    check_fits(table, path, schema, mode, partition_by)
     if app_id and replayed(table.transaction_version(app_id), app_version):
         return False
     filters = None
@@ -305,7 +304,7 @@ class DeltaRsLake(Lake):
         replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
             table = open_table(table_path)
-            if table is not None:  # before any file moves into the table
+            if table is not None:  # before any file moves into the table: a refused write leaves it untouched
                 check_fits(table, table_path, staged.schema, mode, partition_by)
             files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None,
                                 columns=set(staged.schema.fieldNames()))
