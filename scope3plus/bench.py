@@ -4,6 +4,8 @@
    ``scope3plus.generate``, 1 % dirty lines) as landing JSON Lines, in a work folder of its own.
 2. Measures the floor: in the same SparkSession, Spark reads the first day's landing files with
    the contracts' explicit schemas and writes them as Parquet (no checks, no Delta, no dedupe).
+   With ``dataflow``, also the data-flow floor (``dataflow_floor``): the layers the daily run must
+   have (bronze, silver deduplicated, gold, summary) with nothing checked.
 3. Runs the full daily pipeline (``run_day``: ingest, gates and data-quality suites, gold,
    summary, progress, ops tables and MLflow) for each day, timing every stage.
 4. Returns one dict (printed as JSON with ``--format json``): see ``FIELDS``.
@@ -34,7 +36,7 @@ DEFAULT_START = dt.date(2026, 11, 1)
 #: every field of the result, in order (a smoke test checks them all)
 FIELDS = (
     "events", "days", "events_per_day", "seconds_end_to_end", "events_per_s", "stages", "floor_seconds",
-    "ratio_to_floor", "driver_peak_rss_mb", "driver_jvm_peak_rss_mb", "driver_python_peak_rss_mb",
+    "ratio_to_floor", "dataflow_floor_seconds", "dataflow_floor_stages", "ratio_to_dataflow_floor", "driver_peak_rss_mb", "driver_jvm_peak_rss_mb", "driver_python_peak_rss_mb",
     "driver_heap_max_mb", "driver_heap_live_mb_day1", "driver_heap_live_mb", "spark_driver_memory", "history_ratio",
     "history_ratio_warm", "day_seconds", "generate_seconds", "quality", "lake_backend", "rows", "machine", "started_at",
 )
@@ -98,11 +100,75 @@ def floor_seconds(spark, landing: Path, day: dt.date, out: Path) -> float:
     return time.monotonic() - started
 
 
+DATAFLOW_STAGES = ("ingest", "gate", "gold", "summary")
+
+
+def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone: str) -> dict[str, float]:
+    """Seconds per stage of the data flow the daily run must have, with nothing else: ``day``'s lines
+    copied verbatim to Parquet (bronze), each line parsed as the gate parses it (the line's text is kept,
+    so ``from_json`` on the column, not the JSON file source) with its event time typed, deduplicated
+    by ``event_id`` in file order (the window the gate uses), written (silver); one decimal product per
+    row written by event day (gold); exact sums by day (summary). No row rules, no pseudonymisation,
+    no Delta commits, no data-quality suites, no tracking: what any implementation of the required
+    layers spends in Spark on this machine before it checks anything. Scenarios one after another,
+    as the floor does."""
+    from pyspark.sql import Window, functions as F
+
+    from .pipeline.compute import KG, QUANTITY
+    from .pipeline.gate import parsed_line
+    from .pipeline.ingest import landing_files, read_landing, to_bronze
+
+    contracts = load_contracts()
+    scenarios = [s for s in SCENARIOS if landing_files(landing, s, day)]
+    timings = {}
+
+    def timed(stage: str, work: Callable[[str], None]) -> None:
+        started = time.monotonic()
+        for scenario in scenarios:
+            work(scenario)
+        timings[stage] = round(time.monotonic() - started, 3)
+
+    def ingest(scenario: str) -> None:
+        lines = read_landing(spark, landing_files(landing, scenario, day))
+        to_bronze(lines, day, "dataflow-floor").write.mode("overwrite").parquet(str(out / "bronze" / scenario))
+
+    def gate(scenario: str) -> None:
+        contract = contracts[scenario]
+        fields = [F.col(f"f.{s.name}").try_cast("timestamp").alias(s.name) if s.type == "timestamp"
+                  else F.col(f"f.{s.name}").alias(s.name) for s in contract.fields]
+        typed = (spark.read.parquet(str(out / "bronze" / scenario))
+                 .select("landing_date", "source_file", F.xxhash64("value").alias("_line_hash"),
+                         parsed_line(contract.typed_schema()).alias("f"))
+                 .select("landing_date", "source_file", "_line_hash", *fields)
+                 .withColumn("event_date", F.to_date(F.from_utc_timestamp("event_time", local_timezone))))
+        first = F.row_number().over(Window.partitionBy("event_id").orderBy("source_file", "_line_hash"))
+        (typed.withColumn("_rank", first).filter(F.col("_rank") == 1).drop("_rank", "_line_hash")
+         .write.mode("overwrite").parquet(str(out / "silver" / scenario)))
+
+    def gold(scenario: str) -> None:
+        amount = next(s.name for s in contracts[scenario].fields if s.type in ("integer", "double"))
+        quantity = F.col(amount).cast(QUANTITY)
+        (spark.read.parquet(str(out / "silver" / scenario))
+         .select(F.lit(scenario).alias("scenario"), "event_id", "event_date", quantity.alias("quantity"),
+                 (quantity * F.lit(0.0159).cast(KG)).cast(KG).alias("avoided_kg"))
+         .write.mode("overwrite").partitionBy("event_date").parquet(str(out / "gold" / scenario)))
+
+    def summary(scenario: str) -> None:
+        (spark.read.parquet(str(out / "gold" / scenario)).groupBy("event_date")
+         .agg(F.sum("avoided_kg").alias("avoided_kg"), F.sum("quantity").alias("quantity"), F.count("*").alias("events"))
+         .write.mode("overwrite").parquet(str(out / "summary" / scenario)))
+
+    for stage, work in zip(DATAFLOW_STAGES, (ingest, gate, gold, summary)):
+        timed(stage, work)
+    return timings
+
+
 def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = False, quality: bool = True,
           driver_memory: str = "1g", progress: Callable[[str], None] = lambda _m: None,
-          event_log: Path | None = None) -> dict:
+          event_log: Path | None = None, dataflow: bool = False) -> dict:
     """Generate, measure the floor, run each day; return the result dict (FIELDS). With ``event_log``,
-    the session writes a Spark event log into that folder (``s3p eventlog`` summarises it)."""
+    the session writes a Spark event log into that folder (``s3p eventlog`` summarises it). With
+    ``dataflow``, also time ``dataflow_floor`` after the floor (its fields are None without)."""
     from .generate import generate
     from .methodology.approval import register_shipped
     from .pipeline.daily import run_day
@@ -131,6 +197,11 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
         progress("bench: floor (read the first day's files with the explicit schemas, write Parquet)")
         floor = floor_seconds(spark, Path(config.landing), DEFAULT_START, work / "floor")
         shutil.rmtree(work / "floor", ignore_errors=True)
+        flow = None
+        if dataflow:
+            progress("bench: data-flow floor (bronze, parse, dedupe, silver, gold, summary: no rules, Delta or suites)")
+            flow = dataflow_floor(spark, Path(config.landing), DEFAULT_START, work / "dataflow", config.local_timezone)
+            shutil.rmtree(work / "dataflow", ignore_errors=True)
         day_seconds, stages, rows = [], {}, {"landed_lines": 0, "silver_rows": 0, "quarantined_rows": 0,
                                               "duplicates_removed": 0, "gold_rows": 0}
         backend = None
@@ -159,6 +230,9 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
             "stages": stages,
             "floor_seconds": round(floor, 3),
             "ratio_to_floor": round(first / floor, 3) if floor else None,
+            "dataflow_floor_seconds": round(sum(flow.values()), 3) if flow else None,
+            "dataflow_floor_stages": flow,
+            "ratio_to_dataflow_floor": round(first / sum(flow.values()), 3) if flow else None,
             "driver_peak_rss_mb": round(jvm_rss + python_rss, 1),
             "driver_jvm_peak_rss_mb": round(jvm_rss, 1),
             "driver_python_peak_rss_mb": round(python_rss, 1),
@@ -197,6 +271,10 @@ def as_text(result: dict) -> str:
         f"throughput       {result['events_per_s']:,.0f} events/s",
         f"floor            {result['floor_seconds']:.1f} s (Spark: JSON with explicit schemas -> Parquet, same session)",
         f"ratio to floor   {result['ratio_to_floor']:.2f}{mark('ratio_to_floor')}",
+        *([] if result.get("dataflow_floor_seconds") is None else [
+            f"data-flow floor  {result['dataflow_floor_seconds']:.1f} s = {result['dataflow_floor_seconds'] / result['floor_seconds']:.2f} "
+            f"floors (" + ", ".join(f"{k} {v:.1f} s" for k, v in result["dataflow_floor_stages"].items())
+            + f"; the layers alone, nothing checked); end to end / it: {result['ratio_to_dataflow_floor']:.2f}"]),
         "stages           " + ", ".join(f"{k} {v:.1f} s" for k, v in result["stages"].items()),
         f"driver memory    peak RSS {result['driver_peak_rss_mb']:.0f} MB (JVM {result['driver_jvm_peak_rss_mb']:.0f}, "
         f"Python {result['driver_python_peak_rss_mb']:.0f}); JVM heap capped at {result['driver_heap_max_mb']:.0f} MB "

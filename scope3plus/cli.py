@@ -145,8 +145,9 @@ def build_parser() -> Parser:
                                    "per stage, floor_seconds, ratio_to_floor, driver peak memory, the driver's live heap "
                                    "after a full GC (after day 1 and after the last day) and, with --days > 1, "
                                    "history_ratio (last day / first day) and, with --days >= 7, history_ratio_warm (median of the last "
-                                   "3 days / median of days 2-4: without day 1's JIT warm-up). Progress goes to stderr. Not a test: record "
-                                   "results in BENCHMARKS.md.")
+                                   "3 days / median of days 2-4: without day 1's JIT warm-up). With --dataflow-floor, also the "
+                                   "data-flow floor: what the required layers cost in Spark with nothing checked. Progress goes "
+                                   "to stderr. Not a test: record results in BENCHMARKS.md.")
     b.add_argument("--events", type=_int_at_least(1), required=True, help="events per delivery day, all scenarios together")
     b.add_argument("--days", type=_int_at_least(1), default=1, help="delivery days to generate and run (default 1)")
     b.add_argument("--format", choices=("text", "json"), default="text", help="text for people (default), json: one object")
@@ -157,6 +158,10 @@ def build_parser() -> Parser:
     b.add_argument("--root", metavar="DIR", help="work folder, kept afterwards (default: a temporary folder, removed)")
     b.add_argument("--event-log", metavar="DIR",
                    help="also write a Spark event log into DIR (uncompressed), to profile the run: s3p eventlog DIR")
+    b.add_argument("--dataflow-floor", action="store_true",
+                   help="also time the required layers with nothing checked (bronze copy, parse, dedupe by event_id, "
+                        "silver, gold, summary; no rules, Delta, suites or tracking): dataflow_floor_seconds, its stages "
+                        "and ratio_to_dataflow_floor (about 4 floors more of run time at 10 M events)")
 
     el = sub.add_parser("eventlog", help="where a run's time went, from a Spark event log (s3p bench --event-log DIR)",
                         description="Summarise a Spark event log: one line per SQL execution (a write, a collect) that "
@@ -409,7 +414,7 @@ def cmd_bench(args) -> int:
 
     result = bench.bench(args.events, args.days, Path(args.root) if args.root else None, quality=args.quality,
                          driver_memory=args.driver_memory, progress=_say,
-                         event_log=Path(args.event_log) if args.event_log else None)
+                         event_log=Path(args.event_log) if args.event_log else None, dataflow=args.dataflow_floor)
     if args.event_log:
         _say(f"bench: Spark event log under {args.event_log}; summarise it with `s3p eventlog {args.event_log}`")
     print(bench.as_json(result) if args.format == "json" else bench.as_text(result), flush=True)
