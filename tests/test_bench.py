@@ -67,7 +67,6 @@ def test_the_dataflow_floor_does_the_work_it_times(result, spark, tmp_path):
     root, _ = result
     timings = bench.dataflow_floor(spark, root / "landing", bench.DEFAULT_START, tmp_path, "Asia/Shanghai")
     assert list(timings) == list(bench.DATAFLOW_STAGES) and all(t > 0 for t in timings.values())
-    landed = silver = 0
     for scenario in ("green_trip", "box_recycling"):
         bronze = spark.read.parquet(str(tmp_path / "bronze" / scenario))
         ids = bronze.select(F.get_json_object("value", "$.event_id").alias("id"))
@@ -78,10 +77,7 @@ def test_the_dataflow_floor_does_the_work_it_times(result, spark, tmp_path):
         assert rows.count() == ids.select("id").distinct().count() < bronze.count()
         gold = spark.read.parquet(str(tmp_path / "gold" / scenario))
         total = spark.read.parquet(str(tmp_path / "summary" / scenario)).agg(F.sum("events")).first()[0]
-        assert gold.count() == rows.count() == total
-        landed += bronze.count()
-        silver += rows.count()
-    assert landed > silver > 0
+        assert gold.count() == rows.count() == total > 0
 
 
 def test_warm_history_ratio_compares_medians_of_warm_days():
