@@ -227,6 +227,7 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
         jvm_rss, heap_max = _jvm_memory(spark)
         python_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         first = day_seconds[0]
+        flow_total = sum(flow.values()) if flow else 0.0
         return {
             "events": events, "days": days, "events_per_day": events,
             "seconds_end_to_end": first,
@@ -234,9 +235,9 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
             "stages": stages,
             "floor_seconds": round(floor, 3),
             "ratio_to_floor": round(first / floor, 3) if floor else None,
-            "dataflow_floor_seconds": round(sum(flow.values()), 3) if flow else None,
+            "dataflow_floor_seconds": round(flow_total, 3) if flow else None,
             "dataflow_floor_stages": flow,
-            "ratio_to_dataflow_floor": round(first / sum(flow.values()), 3) if flow else None,
+            "ratio_to_dataflow_floor": round(first / flow_total, 3) if flow_total else None,
             "driver_peak_rss_mb": round(jvm_rss + python_rss, 1),
             "driver_jvm_peak_rss_mb": round(jvm_rss, 1),
             "driver_python_peak_rss_mb": round(python_rss, 1),
