@@ -169,10 +169,11 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
 
 def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = False, quality: bool = True,
           driver_memory: str = "1g", progress: Callable[[str], None] = lambda _m: None,
-          event_log: Path | None = None, dataflow: bool = False) -> dict:
+          event_log: Path | None = None, dataflow: bool = False, backend: str | None = None) -> dict:
     """Generate, measure the floor, run each day; return the result dict (FIELDS). With ``event_log``,
     the session writes a Spark event log into that folder (``s3p eventlog`` summarises it). With
-    ``dataflow``, also time ``dataflow_floor`` after the floor (its fields are None without)."""
+    ``dataflow``, also time ``dataflow_floor`` after the floor (its fields are None without). ``backend``
+    overrides the local profile's lake backend."""
     from .generate import generate
     from .methodology.approval import register_shipped
     from .pipeline.daily import run_day
@@ -181,14 +182,15 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
     work = Path(root) if root else Path(tempfile.mkdtemp(prefix="s3p-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        config = load_config(None, landing=str(work / "landing"), lake=str(work / "lake"))
+        config = load_config(None, landing=str(work / "landing"), lake=str(work / "lake"), lake_backend=backend)
         extra = {}
         if event_log is not None:
             from .eventlog import event_log_conf
 
             Path(event_log).mkdir(parents=True, exist_ok=True)
             extra = event_log_conf(event_log)
-        spark = build_session({**config.spark, "spark.driver.memory": driver_memory, **extra}, "s3p-bench")
+        spark = build_session({**config.spark, "spark.driver.memory": driver_memory, **extra}, "s3p-bench",
+                              config.lake_backend)
         if event_log is not None and spark.sparkContext.getConf().get("spark.eventLog.enabled", "false") != "true":
             raise S3PError("an event log needs a new Spark session, and this process already has one without it")
         spark_memory = spark.conf.get("spark.driver.memory", driver_memory)

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import methodology_cli, quarantine_cli
 from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least
 from .errors import S3PError
+from .lake import LAKE_BACKENDS
 from .lock import add_wait_argument, hold_lake_lock
 
 EPILOG = """\
@@ -53,7 +54,12 @@ def _add_config_args(p: argparse.ArgumentParser, landing: bool = True) -> None:
     p.add_argument("--conf", metavar="PATH", help="configuration profile (default: conf/local.yaml)")
     if landing:
         p.add_argument("--landing", metavar="DIR", help="landing folder: <DIR>/<scenario>/<date>*.jsonl (overrides the profile)")
-    p.add_argument("--lake", metavar="DIR", help="Delta lake root (overrides the profile)")
+    p.add_argument("--lake", metavar="DIR", help="Delta lake root, a folder or a URI such as s3://bucket/lake "
+                                                 "(overrides the profile)")
+    p.add_argument("--backend", dest="lake_backend", choices=LAKE_BACKENDS,
+                   help="how Delta tables are written: delta-rs (Spark writes Parquet, delta-rs commits; a local or "
+                        "mounted filesystem) or delta-spark (Delta Lake on Spark; object stores too); overrides the "
+                        "profile's lake_backend")
 
 
 def build_parser() -> Parser:
@@ -156,6 +162,8 @@ def build_parser() -> Parser:
     b.add_argument("--no-quality", dest="quality", action="store_false",
                    help="skip the batch data-quality suites (the gate's row rules always run): to measure their cost")
     b.add_argument("--root", metavar="DIR", help="work folder, kept afterwards (default: a temporary folder, removed)")
+    b.add_argument("--backend", dest="lake_backend", choices=LAKE_BACKENDS,
+                   help="lake backend to measure (default: the local profile's lake_backend)")
     b.add_argument("--event-log", metavar="DIR",
                    help="also write a Spark event log into DIR (uncompressed), to profile the run: s3p eventlog DIR")
     b.add_argument("--dataflow-floor", action="store_true",
@@ -269,9 +277,9 @@ def _add_ingest_parser(sub) -> None:
 
 
 def _config(args):
-    from .config import load_config
+    from .config import config_from_args
 
-    return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None))
+    return config_from_args(args)
 
 
 def _say(message: str) -> None:
@@ -282,7 +290,7 @@ def cmd_generate(args) -> int:
     from .generate import generate
     from .spark import build_session
 
-    spark = build_session({"spark.master": "local[*]"}, "s3p-generate")
+    spark = build_session({"spark.master": "local[*]"}, "s3p-generate", backend="delta-rs")
     summary = generate(spark, args.start, args.days, args.events_per_day, Path(args.landing),
                        seed=args.seed, dirty=args.dirty, progress=_say)
     _say(f"wrote {summary['totals']['lines']:,} lines for {args.days} day(s) under {args.landing}")
@@ -292,7 +300,7 @@ def cmd_generate(args) -> int:
 def cmd_run(args) -> int:
     from .pipeline.daily import check_landing, run_day
     from .pipeline.stream_ingest import check_bronze
-    from .spark import build_session
+    from .spark import config_session
 
     config = _config(args)
     if not args.from_bronze and not Path(config.landing).is_dir():
@@ -301,7 +309,7 @@ def cmd_run(args) -> int:
     for day in days:  # before Spark starts: a missing delivery fails in a second
         check_bronze(config.lake, day) if args.from_bronze else check_landing(config, day)
     hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
-    spark = build_session(config.spark, "s3p-run")
+    spark = config_session(config, "s3p-run")
     for day in days:
         summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
         _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
@@ -313,7 +321,7 @@ def cmd_restate(args) -> int:
     from .lake import open_lake
     from .methodology import load_registry
     from .pipeline.restate import restate
-    from .spark import build_session
+    from .spark import config_session
     from .tracking import new_run_id
 
     config = _config(args)
@@ -322,7 +330,7 @@ def cmd_restate(args) -> int:
         raise S3PError(f"--to {args.end} is before --from {args.start}")
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
     hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
-    spark = build_session(config.spark, "s3p-restate")
+    spark = config_session(config, "s3p-restate")
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
                      args.start, args.end, args.by, new_run_id("restate", args.start))
     _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
@@ -333,14 +341,14 @@ def cmd_restate(args) -> int:
 def cmd_rollup(args) -> int:
     from .lake import open_lake
     from .pipeline.rollup import previous_as_of, refresh_progress, refresh_run_status
-    from .spark import build_session
+    from .spark import config_session
     from .tracking import new_run_id
 
     config = _config(args)
     if not (Path(config.lake) / "gold" / "daily_summary" / "_delta_log").is_dir():  # before Spark starts
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
     hold_lake_lock(args, config.lake, "rollup", str(args.as_of or "latest"))
-    lake = open_lake(build_session(config.spark, "s3p-rollup"), config.lake, config.lake_backend)
+    lake = open_lake(config_session(config, "s3p-rollup"), config.lake, config.lake_backend)
     as_of = args.as_of or previous_as_of(lake)
     if as_of is None:
         raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
@@ -364,14 +372,14 @@ def cmd_report(args) -> int:
     from .pipeline import tables
     from .progress_report import load_progress
     from .report import report_from_lake
-    from .spark import build_session
+    from .spark import config_session
 
     config = _config(args)
     if args.as_of is None:
         load_progress(config.lake)  # before Spark starts: no progress table fails in a second
     elif not DeltaTable.is_deltatable(f"{config.lake.rstrip('/')}/{tables.GOLD_DAILY}"):
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
-    spark = build_session(config.spark, "s3p-report")
+    spark = config_session(config, "s3p-report")
     paths = report_from_lake(spark, config, args.as_of, Path(args.out))
     for path in paths.values():
         _say(f"wrote {path}")
@@ -387,13 +395,13 @@ def cmd_aggregates(args) -> int:
         return 0
     from .lake import open_lake
     from .pipeline.rollup import previous_as_of, refresh_progress
-    from .spark import build_session
+    from .spark import config_session
     from .tracking import new_run_id
 
     path = Path(args.file or config.reported_aggregates)
     aggregates.read_file(path, config)  # before Spark starts: a bad file fails in a second
     hold_lake_lock(args, config.lake, "aggregates", f"load {path.name}")
-    lake = open_lake(build_session(config.spark, "s3p-aggregates"), config.lake, config.lake_backend)
+    lake = open_lake(config_session(config, "s3p-aggregates"), config.lake, config.lake_backend)
     run_id = new_run_id("aggregates")
     loaded, _ = aggregates.load(lake, path, config, run_id)
     _say(f"loaded {len(loaded)} reported aggregate(s) from {path} into {aggregates.REPORTED_AGGREGATES}")
@@ -414,7 +422,8 @@ def cmd_bench(args) -> int:
 
     result = bench.bench(args.events, args.days, Path(args.root) if args.root else None, quality=args.quality,
                          driver_memory=args.driver_memory, progress=_say,
-                         event_log=Path(args.event_log) if args.event_log else None, dataflow=args.dataflow_floor)
+                         event_log=Path(args.event_log) if args.event_log else None, dataflow=args.dataflow_floor,
+                         backend=args.lake_backend)
     if args.event_log:
         _say(f"bench: Spark event log under {args.event_log}; summarise it with `s3p eventlog {args.event_log}`")
     print(bench.as_json(result) if args.format == "json" else bench.as_text(result), flush=True)
@@ -439,7 +448,7 @@ def cmd_ingest(args) -> int:
     from .lake import open_lake
     from .lock import lake_lock
     from .pipeline import stream_ingest as si
-    from .spark import build_session
+    from .spark import config_session
 
     config = _config(args)
     scenario = check_scenario(args.scenario)
@@ -451,7 +460,7 @@ def cmd_ingest(args) -> int:
             _say(f"nothing to ingest: bronze holds every delivery date under {Path(config.landing) / scenario}")
             return 0
         hold_lake_lock(args, config.lake, "ingest", f"{scenario} batch")
-        lake = open_lake(build_session(config.spark, "s3p-ingest"), config.lake, config.lake_backend)
+        lake = open_lake(config_session(config, "s3p-ingest"), config.lake, config.lake_backend)
         with si.ingest_run(config, lake, scenario, "batch", dates=",".join(map(str, dates))) as recorder:
             done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say, recorder=recorder)
         _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
@@ -464,7 +473,7 @@ def cmd_ingest(args) -> int:
     si.landing_folder(config.landing, scenario)
     if not continuous:  # a run that ends by itself holds the lock throughout, like every other job
         hold_lake_lock(args, config.lake, "ingest", f"{scenario} stream")
-    lake = open_lake(build_session(config.spark, "s3p-ingest"), config.lake, config.lake_backend)
+    lake = open_lake(config_session(config, "s3p-ingest"), config.lake, config.lake_backend)
     # one MLflow run for the whole stream (an interval stream's lasts until it stops); each
     # micro-batch is recorded in ops/job_runs as it ends
     with si.ingest_run(config, lake, scenario, "stream", trigger=trigger,
@@ -490,19 +499,19 @@ COMMANDS["ingest"] = cmd_ingest
 
 def cmd_backfill(args) -> int:
     from .pipeline.backfill import duration, landing_by_date, run_backfill
-    from .spark import build_session
+    from .spark import config_session
 
     config = _config(args)
     landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
-    result = run_backfill(build_session(config.spark, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
+    result = run_backfill(config_session(config, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
     return 0
 
 
 def cmd_maintain(args) -> int:
     from .maintain import check_retention, dry_run, find_tables, maintain_lake
-    from .spark import build_session
+    from .spark import config_session
 
     config = _config(args)
     retention = check_retention(config, args.retention_hours)
@@ -511,7 +520,7 @@ def cmd_maintain(args) -> int:
         dry_run(config, names, retention, report=print)
         return 0
     hold_lake_lock(args, config.lake, "maintain", f"{len(names)} table(s)")
-    results = maintain_lake(build_session(config.spark, "s3p-maintain"), config, names, retention, report=print)
+    results = maintain_lake(config_session(config, "s3p-maintain"), config, names, retention, report=print)
     _say(f"maintained {len(results)} table(s), vacuum retention {retention} h; recorded in ops/job_runs")
     return 0
 

@@ -81,10 +81,24 @@ def _hours(value, source) -> int:
     raise S3PError(f"{source}: time_travel_retention_hours must be a whole number of hours, at least 1, got {value!r}")
 
 
+def _backend(value, source) -> str:
+    from .lake import LAKE_BACKENDS
+
+    if value in ("auto", *LAKE_BACKENDS):
+        return value
+    raise S3PError(f"{source}: lake_backend must be auto, {' or '.join(LAKE_BACKENDS)}, got {value!r}")
+
+
 def _scenarios_in_parallel(value, source) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return value
     raise S3PError(f"{source}: scenarios_in_parallel must be a whole number, at least 1, got {value!r}")
+
+
+def config_from_args(args) -> Config:
+    """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake`` and ``--backend``."""
+    return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
+                       lake_backend=getattr(args, "lake_backend", None))
 
 
 def load_config(path: str | Path | None = None, **overrides) -> Config:
@@ -100,7 +114,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         profile=raw.get("profile", source.stem),
         landing=str(raw.get("landing", "data/landing")),
         lake=str(raw.get("lake", "data/lake")),
-        lake_backend=raw.get("lake_backend", "auto"),
+        lake_backend=_backend(raw.get("lake_backend", "auto"), source),
         local_timezone=raw.get("local_timezone", "Asia/Shanghai"),
         goal_tonnes=float(goal.get("tonnes", 1.5e9)),
         goal_start=_date(goal.get("start", "2021-01-01"), "goal.start", source),

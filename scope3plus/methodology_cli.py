@@ -224,10 +224,10 @@ def cmd_approve(args) -> int:
 
 
 def cmd_impact(args) -> int:
-    from .config import load_config
+    from .config import config_from_args
     from .lake import open_lake
     from .pipeline.restate import impact
-    from .spark import build_session
+    from .spark import config_session
 
     registry = _registry(args)
     old, new = _find_in(registry, args.old), _find_in(registry, args.new)
@@ -235,8 +235,8 @@ def cmd_impact(args) -> int:
         raise S3PError(f"{old.id}@{old.version} and {new.id}@{new.version} are for different scenarios")
     if args.end < args.start:
         raise S3PError(f"--to {args.end} is before --from {args.start}")
-    config = load_config(args.conf, lake=args.lake)
-    spark = build_session(config.spark, "s3p-impact")
+    config = config_from_args(args)
+    spark = config_session(config, "s3p-impact")
     days = impact(open_lake(spark, config.lake, config.lake_backend), old.scenario, old, new, args.start, args.end)
     a, b = f"{old.id}@{old.version}", f"{new.id}@{new.version}"
     total_a, total_b = sum(d.tco2e_a for d in days), sum(d.tco2e_b for d in days)

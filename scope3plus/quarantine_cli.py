@@ -77,20 +77,20 @@ def run(args) -> int:
 
 
 def _setup(args, lock_job: str | None = None):
-    from .config import load_config
+    from .config import config_from_args
     from .contracts import check_scenario
     from .lake import open_lake
-    from .spark import build_session
+    from .spark import config_session
     from pathlib import Path
 
-    config = load_config(args.conf, lake=args.lake)
+    config = config_from_args(args)
     if getattr(args, "scenario", None):
         check_scenario(args.scenario)
     if not Path(config.lake).is_dir():
         raise S3PError(f"lake folder not found: {config.lake}")
     if lock_job:  # a command that writes the lake: take its lock before Spark starts
         hold_lake_lock(args, config.lake, lock_job, f"{args.scenario} {args.date}")
-    spark = build_session(config.spark, "s3p-quarantine")
+    spark = config_session(config, "s3p-quarantine")
     return config, spark, open_lake(spark, config.lake, config.lake_backend)
 
 

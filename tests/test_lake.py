@@ -1,8 +1,7 @@
 """The lake-layer contract, run against each backend: real Delta tables, real Spark writes.
 
-delta-rs (the embedded default) always runs. delta-spark runs when the Delta Lake classes
-are on the Spark classpath (a cluster, or a session started with the delta-spark jars);
-these machines reach no Maven repository, so here it is skipped with that reason.
+Both backends run: the test session loads Delta Lake on Spark from the jars `make install`
+fetched (scope3plus.deltajars).
 """
 
 from __future__ import annotations
@@ -24,9 +23,6 @@ PARTS = ["scenario", "event_date"]
 
 @pytest.fixture(params=["delta-rs", "delta-spark"])
 def lake(request, spark, tmp_path):
-    if request.param == "delta-spark" and not delta_spark_available(spark):
-        pytest.skip("delta-spark backend: the Delta Lake classes are not on this Spark classpath "
-                    "(no Maven repository is reachable here to fetch io.delta:delta-spark_2.13)")
     return open_lake(spark, tmp_path / "lake", backend=request.param)
 
 
@@ -110,9 +106,37 @@ def test_missing_table_is_a_clear_error(lake):
         lake.read("nope")
 
 
-def test_delta_spark_backend_refused_without_its_classes(spark, tmp_path):
-    with pytest.raises(S3PError, match="not on the Spark classpath"):
-        open_lake(spark, tmp_path, backend="delta-spark")
+def test_the_session_has_delta_lake_on_spark_and_says_so_without_the_jvm_gateway(spark):
+    """The probe asks the session (its SQL extensions, then a read of the delta source), so it answers
+    under Spark Connect too; the test session loads Delta Lake from the jars make install fetched."""
+    assert delta_spark_available(spark)
+    assert open_lake(spark, "/tmp/s3p-probe-lake").backend == "delta-spark"  # auto: Delta is there
+
+
+def test_delta_spark_backend_refused_without_its_classes(tmp_path):
+    """A session without Delta's jars (an empty Maven repository, backend delta-rs): the probe says no,
+    `auto` takes delta-rs, and asking for delta-spark is one clear error."""
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+from scope3plus.errors import S3PError
+from scope3plus.lake import open_lake
+from scope3plus.spark import build_session, delta_spark_available
+spark = build_session({{"spark.master": "local[1]"}}, "no-delta", backend="delta-rs")
+print("available", delta_spark_available(spark))
+print("auto", open_lake(spark, {str(tmp_path)!r}).backend)
+try:
+    open_lake(spark, {str(tmp_path)!r}, backend="delta-spark")
+except S3PError as exc:
+    print("refused", exc)
+"""
+    env = {**os.environ, "S3P_MAVEN_REPO": str(tmp_path / "empty-m2")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "available False" in out.stdout and "auto delta-rs" in out.stdout
+    assert "refused lake backend delta-spark asked for, but the Delta Lake classes are not on the Spark classpath" in out.stdout
 
 
 def test_read_skips_files_whose_statistics_are_outside_a_range(spark, lake):
@@ -127,10 +151,9 @@ def test_read_skips_files_whose_statistics_are_outside_a_range(spark, lake):
     assert small.filter(F.col("n") <= 10).count() == 6 and small.count() <= 150
 
 
-def test_writing_a_table_with_another_partitioning_is_refused_with_the_way_out(spark, tmp_path):
+def test_writing_a_table_with_another_partitioning_is_refused_with_the_way_out(spark, lake):
     """A table laid out by an older s3p (e.g. gold before it was partitioned by delivery) is not silently
     mixed with files of the new layout: the write fails, the table is untouched."""
-    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
     lake.append("t", frame(spark), ["scenario", "event_date"])
     with pytest.raises(S3PError, match=r"partitioned by \['scenario', 'event_date'\].*\['scenario'\].*move the table aside"):
         lake.append("t", frame(spark), ["scenario"])
@@ -149,12 +172,12 @@ def _files_under(path) -> set:
     (lambda df: df.withColumn("n", F.col("n").cast("decimal(10,2)")), "column n is bigint in the table and decimal"),
     (lambda df: df.withColumn("note", F.lit("new")), r"column note \(string\) is not in the table"),
 ])
-def test_a_write_that_would_change_the_tables_columns_is_refused_and_writes_nothing(spark, tmp_path, change, message):
+def test_a_write_that_would_change_the_tables_columns_is_refused_and_writes_nothing(spark, lake, change, message):
     """delta-rs commits a partition replacement's schema as the table's: a re-typed or missing column
     would silently re-type (or hide) the column of every file already there, and an append's new column
     would be left out of the table. The write is refused before any file moves into the table, in append
-    and in partition-replacement mode alike."""
-    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    and in partition-replacement mode alike; Delta Lake on Spark is held to the same contract (by
+    itself it would fill a missing column with nulls)."""
     lake.append("t", frame(spark), PARTS)
     files = _files_under(lake.path("t"))
     for write in (lambda df: lake.append("t", df, PARTS),
@@ -165,9 +188,8 @@ def test_a_write_that_would_change_the_tables_columns_is_refused_and_writes_noth
     assert dict(lake.read("t").dtypes)["x"] == "double" and lake.read("t").count() == 300
 
 
-def test_an_overwrite_may_change_the_columns(spark, tmp_path):
+def test_an_overwrite_may_change_the_columns(spark, lake):
     """An overwrite replaces every file, so the table takes the write's columns."""
-    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
     lake.append("t", frame(spark), PARTS)
     lake.overwrite("t", frame(spark, 5).withColumn("x", F.col("x").cast("string")), PARTS)
     assert dict(lake.read("t").dtypes)["x"] == "string" and lake.read("t").count() == 5

@@ -22,6 +22,8 @@ from pathlib import Path
 from ..errors import S3PError
 
 COMMIT_TOKEN_KEY = "s3p.write_token"
+#: The two ways to write Delta tables (``lake_backend`` in a profile, ``--backend`` on the command line).
+LAKE_BACKENDS = ("delta-rs", "delta-spark")
 
 
 @dataclass(frozen=True)
@@ -136,20 +138,25 @@ class Lake(ABC):
                 total += int(action["num_records"])
         return total
 
-    def _result_for_token(self, name: str, token: str) -> CommitResult:
-        """Find the commit carrying ``token`` in recent history and report what it did."""
+    def _commit_with_token(self, name: str, token: str) -> dict:
+        """The history entry of the commit carrying ``token`` (among the 20 most recent)."""
         for entry in self.history(name, 20):
             if entry.get(COMMIT_TOKEN_KEY) == token or _user_metadata(entry).get(COMMIT_TOKEN_KEY) == token:
-                meta = {**_user_metadata(entry), **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
-                return CommitResult(
-                    table=name,
-                    version=entry.get("version"),
-                    rows_added=int(meta.get("s3p.rows_added", 0)),
-                    files_added=int(meta.get("s3p.files_added", 0)),
-                    rows_removed=int(meta.get("s3p.rows_removed", 0)),
-                    skipped=meta.get("s3p.skipped") == "true",
-                )
+                return entry
         raise S3PError(f"write to {name} finished but its commit was not found in the table history")
+
+    def _result_for_token(self, name: str, token: str) -> CommitResult:
+        """What the commit carrying ``token`` did, from the ``s3p.*`` counts it records."""
+        entry = self._commit_with_token(name, token)
+        meta = {**_user_metadata(entry), **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
+        return CommitResult(
+            table=name,
+            version=entry.get("version"),
+            rows_added=int(meta.get("s3p.rows_added", 0)),
+            files_added=int(meta.get("s3p.files_added", 0)),
+            rows_removed=int(meta.get("s3p.rows_removed", 0)),
+            skipped=meta.get("s3p.skipped") == "true",
+        )
 
     def staging_path(self, name: str) -> str:
         """A scratch folder for one job's intermediate files (removed by the job; ``s3p maintain``
@@ -311,6 +318,25 @@ def schema_change(table, write) -> str | None:
     return "; ".join(problems) or None
 
 
+REBUILD = "move the table aside and rebuild it (s3p backfill --from <first delivery> --to <last> --rerun)"
+
+
+def check_fits(table, path: str, schema, mode: str, partition_by: list[str]) -> None:
+    """Refuse (S3PError) a write to the existing Delta table ``table`` that would change its partition
+    columns, or, unless it replaces the whole table (``overwrite``), its columns: delta-rs would commit
+    the write's schema as the table's, silently re-typing or dropping the columns of the files
+    already there (``schema_change``); Delta Lake on Spark would fill a missing column with nulls. Both
+    backends refuse alike."""
+    layout = list(table.metadata().partition_columns)
+    if layout != list(partition_by):
+        raise S3PError(f"{path} is partitioned by {layout or 'nothing'}, and this version of s3p writes it partitioned "
+                       f"by {list(partition_by) or 'nothing'}: {REBUILD}")
+    problem = None if mode == "overwrite" else schema_change(spark_schema(table), schema)
+    if problem:
+        raise S3PError(f"{path}: this version of s3p writes other columns than the table has ({problem}); "
+                       f"nothing was written: {REBUILD}")
+
+
 def _user_metadata(entry: dict) -> dict:
     raw = entry.get("userMetadata")
     if isinstance(raw, str):
@@ -350,7 +376,7 @@ def open_lake(spark, root: str | Path, backend: str = "auto") -> Lake:
     """The lake at ``root``: ``delta-spark`` when the Delta classes are loaded (or asked for), else delta-rs."""
     from ..spark import delta_spark_available
 
-    if backend not in ("auto", "delta-rs", "delta-spark"):
+    if backend not in ("auto", *LAKE_BACKENDS):
         raise S3PError(f"unknown lake backend {backend!r}; expected auto, delta-rs or delta-spark")
     if backend == "auto":
         backend = "delta-spark" if delta_spark_available(spark) else "delta-rs"

@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 from ..errors import S3PError
 from ..faults import fault_point
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, partition_filters, replayed, schema_change, spark_schema
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, partition_filters, replayed, spark_schema
 
 STAGING_PREFIX = ".s3p-staging-"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -157,24 +157,6 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
     )
     checkpoint_if_due(table)
     return True
-
-
-REBUILD = "move the table aside and rebuild it (s3p backfill --from <first delivery> --to <last> --rerun)"
-
-
-def check_fits(table, path: str, schema, mode: str, partition_by: list[str]) -> None:
-    """Refuse (S3PError) a write to the existing Delta table ``table`` that would change its partition
-    columns, or, unless it replaces the whole table (``overwrite``), its columns: delta-rs would commit
-    the write's schema as the table's, silently re-typing or dropping the columns of the files
-    already there (``schema_change``)."""
-    layout = list(table.metadata().partition_columns)
-    if layout != list(partition_by):
-        raise S3PError(f"{path} is partitioned by {layout or 'nothing'}, and this version of s3p writes it partitioned "
-                       f"by {list(partition_by) or 'nothing'}: {REBUILD}")
-    problem = None if mode == "overwrite" else schema_change(spark_schema(table), schema)
-    if problem:
-        raise S3PError(f"{path}: this version of s3p writes other columns than the table has ({problem}); "
-                       f"nothing was written: {REBUILD}")
 
 
 #: A log checkpoint every this many commits (Delta's default, delta.checkpointInterval, is 100). Every

@@ -3,7 +3,9 @@
 Same contract as the delta-rs backend: each write is one Delta commit carrying the
 ``s3p.*`` metadata (in ``userMetadata``), partition replacement uses ``replaceWhere``
 so removes and adds commit together, and ``txnAppId``/``txnVersion`` make a replayed
-append a no-op. Metadata (version, history) is read with delta-rs, as for the other backend.
+append a no-op. The rows a write added come from Delta's commit metrics, the rows it replaced from
+the Delta log's per-file record counts: neither reads the data again. Metadata (version, history)
+is read with delta-rs, as for the other backend.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import json
 
 from pyspark.sql import functions as F
 
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, replayed
+from ..errors import S3PError
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, replayed
 
 
 def _replace_where(values: dict[str, list]) -> str:
@@ -35,10 +38,14 @@ class DeltaSparkLake(Lake):
         return df
 
     def _write(self, name, df, mode, partition_by, options, metadata, rows_removed):
+        """One ``format("delta")`` write, found again in the history by its token. The rows and files it
+        added come from Delta's own commit metrics (``operationMetrics``), not from a pass over ``df``."""
         df = self.in_table_types(name, df)
+        if self.exists(name):  # the same refusals as the delta-rs backend, before anything is written
+            whole = mode == "overwrite" and "replaceWhere" not in options
+            check_fits(self._delta_table(name), self.path(name), df.schema, "overwrite" if whole else "replace", partition_by)
         token = self.new_token()
-        rows = df.count()  # the Spark writer reports no row count back; a count of the frame is the substitute
-        meta = {COMMIT_TOKEN_KEY: token, "s3p.rows_added": str(rows), "s3p.rows_removed": str(rows_removed),
+        meta = {COMMIT_TOKEN_KEY: token, "s3p.rows_removed": str(rows_removed),
                 **{f"s3p.{k}": str(v) for k, v in (metadata or {}).items()}}
         writer = df.write.format("delta").mode(mode).option("userMetadata", json.dumps(meta))
         if partition_by:
@@ -46,10 +53,22 @@ class DeltaSparkLake(Lake):
         for key, value in options.items():
             writer = writer.option(key, value)
         writer.save(self.path(name))
-        return self._result_for_token(name, token)
+        entry = self._commit_with_token(name, token)
+        metrics = entry.get("operationMetrics") or {}
+        if "numOutputRows" not in metrics and metrics.get("numFiles") == "0":
+            metrics = {**metrics, "numOutputRows": "0"}  # a write of no rows (a partition emptied) reports none
+        if "numOutputRows" not in metrics:
+            raise S3PError(f"the Delta commit {entry.get('version')} of {name} reports no numOutputRows "
+                           f"(operationMetrics: {sorted(metrics)}); is spark.databricks.delta.history.metricsEnabled off?")
+        return CommitResult(name, entry.get("version"), int(metrics["numOutputRows"]), int(metrics.get("numFiles", 0)),
+                            rows_removed)
 
-    def _rows(self, name, partitions=None) -> int:
-        return self.read(name, partitions).count() if self.exists(name) else 0
+    def _rows_in_log(self, name, partitions=None) -> int:
+        """Rows of the table (or of ``partitions``) from the Delta log's per-file record counts: no data read."""
+        rows = self.partition_rows(name, partitions or {})
+        if rows is None:
+            raise S3PError(f"{name}: a data file has no record count in the Delta log; rows replaced cannot be counted")
+        return rows
 
     def append(self, name, df, partition_by=(), app_id=None, app_version=None, metadata=None):
         if app_id and replayed(self.app_version(name, app_id), app_version):
@@ -58,9 +77,14 @@ class DeltaSparkLake(Lake):
         return self._write(name, df, "append", partition_by, options, metadata, 0)
 
     def replace_partitions(self, name, df, partition_by, values, metadata=None):
-        removed = self._rows(name, values)
-        options = {"replaceWhere": _replace_where(values)} if self.exists(name) else {}
-        return self._write(name, df, "overwrite", partition_by, options, metadata, removed)
+        missing = set(values) - set(partition_by)
+        if missing:
+            raise ValueError(f"replace_partitions on {name}: {sorted(missing)} are not partition columns")
+        if not self.exists(name):
+            return self._write(name, df, "overwrite", partition_by, {}, metadata, 0)
+        removed = self._rows_in_log(name, values)
+        return self._write(name, df, "overwrite", partition_by, {"replaceWhere": _replace_where(values)}, metadata, removed)
 
     def overwrite(self, name, df, partition_by=(), metadata=None):
-        return self._write(name, df, "overwrite", partition_by, {"overwriteSchema": "true"}, metadata, self._rows(name))
+        removed = self._rows_in_log(name) if self.exists(name) else 0
+        return self._write(name, df, "overwrite", partition_by, {"overwriteSchema": "true"}, metadata, removed)
