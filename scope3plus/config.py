@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 from .errors import S3PError
+from .lakeuri import local_path
 from .yamlio import read_yaml_mapping
 from .paths import CONF_DIR, METHODOLOGIES_DIR
 
@@ -52,7 +53,13 @@ class Config:
     @property
     def mlflow_folder(self) -> Path:
         """The local MLflow store: ``mlflow_dir``, or by default ``mlflow/`` beside the lake."""
-        return Path(self.mlflow_dir).resolve() if self.mlflow_dir else Path(self.lake).resolve().parent / "mlflow"
+        if self.mlflow_dir:
+            return Path(self.mlflow_dir).resolve()
+        lake = local_path(self.lake)
+        if lake is None:
+            raise S3PError(f"the lake {self.lake} is on an object store, so MLflow's local store cannot sit beside it: "
+                           f"set mlflow.tracking_uri (a server) or mlflow.mlflow_dir in the profile {self.source}")
+        return Path(lake).parent / "mlflow"
 
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:

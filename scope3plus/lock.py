@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import LakeBusy, S3PError
+from .lakeuri import local_path
 
 LOCK_FILE = "_s3p/lock"
 POLL_SECONDS = 0.5
@@ -43,12 +44,8 @@ POLL_SECONDS = 0.5
 
 def lock_path(lake_root: str | Path) -> Path | None:
     """``<lake>/_s3p/lock``; None for an object-store lake (``scheme://...`` other than ``file://``)."""
-    root = str(lake_root)
-    if root.startswith("file://"):
-        root = root.removeprefix("file://")
-    elif "://" in root:
-        return None
-    return Path(root) / LOCK_FILE
+    root = local_path(str(lake_root))
+    return None if root is None else Path(root) / LOCK_FILE
 
 
 def _holder(fd: int) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import S3PError
+from ..lakeuri import join, local_path, normalise
 
 COMMIT_TOKEN_KEY = "s3p.write_token"
 #: The two ways to write Delta tables (``lake_backend`` in a profile, ``--backend`` on the command line).
@@ -55,10 +56,19 @@ class Staged:
     def frame(self, spark):
         import os
 
-        if not os.path.isdir(self.path) or not any(os.scandir(self.path)):
-            return spark.createDataFrame([], self.schema)
-        return (spark.read.schema(self.schema).option("basePath", self.path).parquet(self.path)
+        local = local_path(self.path)
+        if local is not None and (not os.path.isdir(local) or not any(os.scandir(local))):
+            return spark.createDataFrame([], self.schema)  # no rows were staged: Spark wrote no file
+        rows = (spark.read.schema(self.schema).option("basePath", self.path).parquet(self.path)
                 .select(*self.schema.fieldNames()))
+        if local is None:  # an object store: a prefix with no file is "no rows staged" too
+            try:
+                rows.schema  # lists the files (lazily under Spark Connect, hence the explicit look)
+            except Exception as exc:  # noqa: BLE001 - only a missing path means no rows
+                if "PATH_NOT_FOUND" not in (getattr(exc, "getCondition", lambda: None)() or str(exc)):
+                    raise
+                return spark.createDataFrame([], self.schema)
+        return rows
 
 
 def partition_filters(values: dict[str, list]) -> list[tuple[str, str, list[str]]]:
@@ -73,11 +83,11 @@ class Lake(ABC):
 
     def __init__(self, spark, root: str | Path):
         self.spark = spark
-        self.root = str(root).rstrip("/")
+        self.root = normalise(str(root))  # a URI stays a URI; a folder becomes an absolute path
 
     # ---- naming and metadata (delta-rs on both backends) ----
     def path(self, name: str) -> str:
-        return f"{self.root}/{name}"
+        return join(self.root, name)
 
     def exists(self, name: str) -> bool:
         from deltalake import DeltaTable
@@ -161,7 +171,7 @@ class Lake(ABC):
     def staging_path(self, name: str) -> str:
         """A scratch folder for one job's intermediate files (removed by the job; ``s3p maintain``
         clears what a killed job left): ``<lake>/_s3p/staging/<name>``, never read as a table."""
-        return f"{self.root}/_s3p/staging/{name}"
+        return join(self.root, "_s3p", "staging", name)
 
     # ---- staged writes: write once, look at the rows, then commit them (or not) ----
     def _staging_folder(self, name: str) -> str:

@@ -24,6 +24,7 @@ from urllib.parse import unquote
 
 from ..errors import S3PError
 from ..faults import fault_point
+from ..lakeuri import local_path
 from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, partition_filters, replayed, spark_schema
 
 STAGING_PREFIX = ".s3p-staging-"
@@ -247,7 +248,12 @@ class DeltaRsLake(Lake):
     backend = "delta-rs"
 
     def __init__(self, spark, root):
-        super().__init__(spark, os.path.abspath(str(root)))
+        local = local_path(str(root))
+        if local is None:
+            raise S3PError(f"the delta-rs backend moves data files on a filesystem, and the lake {root} is on an "
+                           "object store: use the delta-spark backend (--backend delta-spark, or lake_backend: "
+                           "delta-spark in the profile)")
+        super().__init__(spark, local)
 
     def read(self, name: str, partitions: dict[str, list] | None = None, ranges: dict[str, tuple] | None = None):
         table = self._delta_table(name)
