@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Callable
 
 from .config import Config
+from .lakeuri import local_path
 from .errors import MaintenanceFailed, S3PError
 
 MAINTAIN_JOB = "maintain"
@@ -86,22 +87,19 @@ def check_retention(config: Config, retention_hours: int | None) -> int:
     return retention_hours
 
 
-def _is_uri(root: str) -> bool:
-    return "://" in root and not root.startswith("file://")
-
-
 def find_tables(lake_root: str, names: list[str] | None = None) -> list[str]:
     """The Delta tables under ``lake_root`` (folders holding a ``_delta_log``), as ``layer/name``;
     with ``names``, those (each must be a table)."""
     from deltalake import DeltaTable
 
     root = str(lake_root).rstrip("/")
-    if _is_uri(root):
+    local = local_path(root)
+    if local is None:
         if not names:
             raise S3PError(f"{root} is on object storage: name the tables to maintain with --table")
         found = [n.strip("/") for n in names if DeltaTable.is_deltatable(f"{root}/{n.strip('/')}")]
     else:
-        base = Path(root.removeprefix("file://"))
+        base = Path(local)
         if not base.is_dir():
             raise S3PError(f"lake folder not found: {root}")
         found = sorted(_discover(base, base, depth=3))
@@ -138,8 +136,9 @@ def _retention_hours(configuration: dict, key: str, default: float) -> float:
 
 
 def _log_files(path: str) -> int | None:
-    folder = os.path.join(path.removeprefix("file://"), "_delta_log")
-    if _is_uri(path) or not os.path.isdir(folder):
+    local = local_path(path)
+    folder = local and os.path.join(local, "_delta_log")
+    if folder is None or not os.path.isdir(folder):
         return None
     return sum(1 for n in os.listdir(folder) if n.endswith(".json") or ".checkpoint." in n)
 
@@ -230,9 +229,10 @@ def clear_staging(lake_root: str, names: list[str]) -> int:
 
     from .lake.deltars import STAGING_PREFIX
 
-    if _is_uri(lake_root):
+    local = local_path(lake_root)
+    if local is None:
         return 0
-    root = Path(lake_root)
+    root = Path(local)
     folders = list((root / "_s3p" / "staging").glob("*"))
     for name in names:
         folders += list((root / name).glob(STAGING_PREFIX + "*"))

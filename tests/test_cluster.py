@@ -1,6 +1,7 @@
 """The daily pipeline on a real Spark standalone cluster (master + one worker on 127.0.0.1),
-submitted with spark-submit exactly as on a cluster and tracked by a real ``mlflow server``,
-must publish the same tables as a local-mode run on the same input. Run it alone with
+submitted with spark-submit exactly as on a cluster (with Delta Lake's jars and settings, writing
+with the delta-spark backend) and tracked by a real ``mlflow server``, must publish the same tables
+as a local-mode run (delta-rs) on the same input. Run it alone with
 ``pytest -m cluster``."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import pyspark
 import pytest
 
+from scope3plus import deltajars
 from scope3plus.config import load_config
 from scope3plus.generate import generate
 from scope3plus.lake import open_lake
@@ -129,7 +131,7 @@ def published(spark, lake_root: str) -> dict:
 def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishes(spark, cluster, mlflow_server, tmp_path):
     landing = tmp_path / "landing"
     generate(spark, DAY, 1, 2000, landing, seed=5, dirty=0.02)
-    local = load_config(None, landing=str(landing), lake=str(tmp_path / "local" / "lake"))
+    local = load_config(None, landing=str(landing), lake=str(tmp_path / "local" / "lake"), lake_backend="delta-rs")
     profile = tmp_path / "cluster.yaml"  # the local profile, tracked by the MLflow server
     profile.write_text((PROJECT_ROOT / "conf" / "local.yaml").read_text(encoding="utf-8").replace(
         "  tracking_uri: null", f"  tracking_uri: {mlflow_server}"), encoding="utf-8")
@@ -141,12 +143,14 @@ def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishe
 
     zip_path = tmp_path / "scope3plus.zip"
     subprocess.run([sys.executable, str(PROJECT_ROOT / "jobs" / "build_pyfiles.py"), str(zip_path)], check=True)
+    delta = [arg for key, value in deltajars.SESSION_CONF.items() for arg in ("--conf", f"{key}={value}")]
     submit = subprocess.run(
         [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster["master"], "--py-files", str(zip_path),
+         "--jars", ",".join(deltajars.local_jars()), *delta,  # Delta Lake on Spark, as --packages gives it
          "--conf", f"spark.pyspark.python={sys.executable}", "--conf", "spark.executor.memory=1g",
          "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
          str(PROJECT_ROOT / "jobs" / "s3p_job.py"), "run", "--date", DAY.isoformat(), "--conf", str(profile),
-         "--landing", str(landing), "--lake", remote.lake],
+         "--landing", str(landing), "--lake", remote.lake, "--backend", "delta-spark"],
         env={**cluster["env"], "PYSPARK_PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
     # spark-submit's PythonRunner merges the driver's stderr into its stdout; Spark's INFO chatter aside
     said = "\n".join(line for line in (submit.stdout + submit.stderr).splitlines() if " INFO " not in line)
@@ -169,6 +173,8 @@ def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishe
     run = runs[0]
     job_run = open_lake(spark, remote.lake).read(tables.JOB_RUNS).select("run_id", "mlflow_run_id").distinct().collect()
     assert [(r.run_id, r.mlflow_run_id) for r in job_run] == [(run.data.tags["s3p.run_id"], run.info.run_id)]
+    backends = open_lake(spark, remote.lake).read(tables.JOB_RUNS).select("lake_backend").distinct().collect()
+    assert [r.lake_backend for r in backends] == ["delta-spark"]  # the cluster wrote with Delta Lake on Spark
     assert run.data.params["landing_date"] == DAY.isoformat()
     landed = sum(1 for p in landing.glob("green_trip/*.jsonl") for _ in p.open())
     assert run.data.metrics["green_trip.landed_lines"] == landed

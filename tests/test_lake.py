@@ -236,3 +236,12 @@ def test_delta_rs_writes_a_log_checkpoint_every_ten_commits(spark, tmp_path):
     assert CHECKPOINT_EVERY == 10
     assert sorted(p.name for p in log.glob("*.checkpoint.parquet")) == ["00000000000000000010.checkpoint.parquet"]
     assert lake.read("t").count() == 36
+
+
+def test_an_empty_write_that_changes_nothing_reports_no_rows(spark, lake):
+    """Emptying partitions that hold nothing: Delta Lake on Spark records no commit for it (nothing
+    added or removed), delta-rs records an empty one; either way the result says 0 rows, 0 files."""
+    lake.append("t", frame(spark), PARTS)
+    result = lake.replace_partitions("t", frame(spark).limit(0), PARTS, {"scenario": ["c"], "event_date": [D1]})
+    assert (result.rows_added, result.files_added, result.rows_removed) == (0, 0, 0)
+    assert lake.read("t").count() == 300

@@ -52,7 +52,12 @@ class DeltaSparkLake(Lake):
             writer = writer.partitionBy(*partition_by)
         for key, value in options.items():
             writer = writer.option(key, value)
+        before = self.version(name)
         writer.save(self.path(name))
+        if rows_removed == 0 and before is not None and self.version(name) == before:
+            # Delta Lake on Spark records no commit for a write that adds and removes nothing
+            # (spark.databricks.delta.skipRecordingEmptyCommits): an empty partition emptied again
+            return CommitResult(name, before, 0, 0, 0)
         entry = self._commit_with_token(name, token)
         metrics = entry.get("operationMetrics") or {}
         if "numOutputRows" not in metrics and metrics.get("numFiles") == "0":
