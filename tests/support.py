@@ -11,3 +11,18 @@ def register_approved(config) -> None:
     from scope3plus.methodology.approval import register_shipped
 
     register_shipped(config, MAINTAINERS)
+
+
+def assert_same_rows(actual, expected, label: str = "", show: int = 5) -> None:
+    """Assert two DataFrames hold the same rows (as multisets, any order), naming the rows that differ.
+
+    ``pyspark.testing.assertDataFrameEqual`` would say what differs too, but with pyspark 4.1.1 and
+    pandas 3.1 (pinned in constraints.txt) it fails on importing pandas-on-Spark before comparing
+    anything. Both differences are computed on the executors; only ``show`` rows of each reach here."""
+    assert actual.columns == expected.columns, f"{label}: columns {actual.columns} != {expected.columns}"
+    extra, missing = actual.exceptAll(expected), expected.exceptAll(actual)
+    extra_rows, missing_rows = extra.limit(show).collect(), missing.limit(show).collect()
+    if extra_rows or missing_rows:
+        raise AssertionError(
+            f"{label}: {extra.count()} row(s) only in actual, {missing.count()} only in expected; "
+            f"e.g. only in actual: {extra_rows}; only in expected: {missing_rows}")
