@@ -290,6 +290,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .methodology.approval import check_shipped_registered
     from .pipeline.daily import check_landing, run_day
     from .pipeline.stream_ingest import check_bronze
     from .spark import build_session
@@ -300,6 +301,7 @@ def cmd_run(args) -> int:
     days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
     for day in days:  # before Spark starts: a missing delivery fails in a second
         check_bronze(config.lake, day) if args.from_bronze else check_landing(config, day)
+    check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     spark = build_session(config.spark, "s3p-run")
     for day in days:
@@ -312,6 +314,7 @@ def cmd_restate(args) -> int:
     from .contracts import check_scenario
     from .lake import open_lake
     from .methodology import load_registry
+    from .methodology.approval import check_registered
     from .pipeline.restate import restate
     from .spark import build_session
     from .tracking import new_run_id
@@ -321,6 +324,7 @@ def cmd_restate(args) -> int:
     if args.end < args.start:
         raise S3PError(f"--to {args.end} is before --from {args.start}")
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
+    check_registered(approved, config)  # before Spark starts: an unregistered or changed spec fails in seconds
     hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
     spark = build_session(config.spark, "s3p-restate")
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
@@ -489,11 +493,13 @@ COMMANDS["ingest"] = cmd_ingest
 
 
 def cmd_backfill(args) -> int:
+    from .methodology.approval import check_shipped_registered
     from .pipeline.backfill import duration, landing_by_date, run_backfill
     from .spark import build_session
 
     config = _config(args)
     landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
+    check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
     result = run_backfill(build_session(config.spark, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
