@@ -181,3 +181,24 @@ def test_a_spec_changed_after_registration_is_one_line_for_the_quick_check_mlflo
     assert capsys.readouterr().err == f"s3p: error: {changed}\n"
     assert _hashes_from_sqlite(config, ["box_recycling"]) == {"box_recycling": {"1.0.0": load_methodology(
         specs / "box_recycling" / "1.0.0.yaml").content_hash}}
+
+
+def test_the_command_names_the_registry_where_the_profile_places_it(tmp_path):
+    from scope3plus.cli import build_parser
+    from scope3plus.methodology.approval import register_all_command
+
+    profile = tmp_path / "remote profile.yaml"
+    text = (ROOT / "conf" / "local.yaml").read_text(encoding="utf-8")
+    assert "  tracking_uri: null" in text
+    profile.write_text(text.replace("  tracking_uri: null", "  tracking_uri: http://mlflow.internal:5000"), encoding="utf-8")
+    lake = tmp_path / "lake"
+    cases = [
+        (load_config(None, lake=str(lake)), f"--lake {lake}"),
+        (load_config(None, lake=str(lake), mlflow_dir=str(tmp_path / "store")), f"--mlflow-dir {tmp_path / 'store'} --lake {lake}"),
+        (load_config(profile, lake=str(lake)), f"--conf '{profile}' --lake {lake}"),
+    ]
+    for config, where in cases:
+        command = register_all_command(config)
+        assert command == f"s3p methodology approve --all-shipped --reviewer NAME {where}"
+        args = build_parser().parse_args(shlex.split(command.replace("NAME", MAINTAINERS))[1:])
+        assert (args.all_shipped, args.reviewer, args.lake) == (True, MAINTAINERS, str(lake))

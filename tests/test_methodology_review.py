@@ -275,7 +275,7 @@ def test_tampered_or_unregistered_specs_fail_verify_with_the_fix(root, config):
                      f"file hash {tampered.content_hash[:12]}, registered {original.content_hash[:12]}); "
                      "restore the registered files, or publish the change as a new version")
     assert second == ("methodology versions not registered for this lake: box_recycling@1.0.0; register them with: "
-                      f"s3p methodology approve --all-shipped --reviewer NAME --lake {config.lake}")
+                      f"s3p methodology approve --all-shipped --reviewer NAME --mlflow-dir {config.mlflow_dir} --lake {config.lake}")
 
     with pytest.raises(MethodologyError, match=f"already registered with hash {original.content_hash}; .*"
                                                "a changed spec needs a new version"):

@@ -19,6 +19,7 @@ MLflow), and a lake whose store does not exist yet has nothing registered.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import shlex
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Iterable
 
 from ..config import Config
-from ..paths import CONF_DIR, METHODOLOGIES_DIR
 from ..tracking import experiment_id, mlflow_client
 from .formula import MethodologyError
 from .review import DEFAULT_APPROVAL_NOTE, approve_spec_file, approved_by
@@ -120,14 +120,27 @@ def check_shipped_registered(config: Config, scenarios: Iterable[str] | None = N
 
 
 def register_all_command(config: Config) -> str:
-    """The command that registers every shipped version for ``config``'s lake (NAME: the reviewer)."""
+    """The command that registers every approved version in ``config``'s registry (NAME: the reviewer).
+
+    The registry is named as ``config`` places it: ``--conf`` for a profile's MLflow tracking URI,
+    ``--mlflow-dir`` for a store folder not beside the lake; ``--methodologies`` when the specs are
+    not the default folder; ``--lake`` always.
+    """
     words = ["s3p", "methodology", "approve", "--all-shipped", "--reviewer", "NAME"]
-    if Path(config.source).resolve() != (CONF_DIR / "local.yaml").resolve():
+    if config.mlflow_tracking_uri and config.source:
         words += ["--conf", config.source]
-    if Path(config.methodologies_dir).resolve() != METHODOLOGIES_DIR.resolve():
+    elif config.mlflow_dir:
+        words += ["--mlflow-dir", config.mlflow_dir]
+    if Path(config.methodologies_dir).resolve() != Path(_default_methodologies_dir()).resolve():
         words += ["--methodologies", str(config.methodologies_dir)]
     words += ["--lake", config.lake]
     return " ".join(w if w == "NAME" else shlex.quote(str(w)) for w in words)
+
+
+def _default_methodologies_dir() -> str:
+    """The folder ``Config`` (and so ``s3p methodology``) uses when none is given."""
+    spec = next(f for f in dataclasses.fields(Config) if f.name == "methodologies_dir")
+    return spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
 
 
 def _refuse_unregistered(approved: list[Methodology], registered: dict[str, dict[str, str | None]],
