@@ -525,6 +525,24 @@ def cmd_maintain(args) -> int:
 COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
 
 
+def _fails_as_a_program(run):
+    """``main()`` without ``argv`` is the program itself (the ``s3p`` script, ``python -m
+    scope3plus.cli``, a Databricks python_wheel_task with ``entry_point: s3p``): a non-zero code is
+    raised as SystemExit, because a wheel task calls the entry point and ignores what it returns, so
+    a failed gate would otherwise pass for a success. ``main([...])`` returns the code."""
+    import functools
+
+    @functools.wraps(run)
+    def program(argv: list[str] | None = None) -> int:
+        code = run(argv)
+        if argv is None and code:
+            raise SystemExit(code)
+        return code
+
+    return program
+
+
+@_fails_as_a_program
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)
