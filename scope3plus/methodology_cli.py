@@ -117,7 +117,9 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
                                        "it for the same reviewer changes nothing. --all-shipped does this for every "
                                        "approved version under the methodologies folder that the lake's registry does "
                                        "not hold yet (what a new lake needs before its first run); a spec whose "
-                                       "approvals already name --reviewer is not edited.")
+                                       "approvals already name --reviewer is not edited (the shipped specs name "
+                                       "scope3plus-methodology-maintainers); another gets that reviewer's approval "
+                                       "added, as with ID@VERSION.")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("ref", metavar="ID@VERSION", nargs="?", type=_versioned_ref, help="the version to approve")
     which.add_argument("--all-shipped", action="store_true",
