@@ -202,3 +202,20 @@ def test_the_command_names_the_registry_where_the_profile_places_it(tmp_path):
         assert command == f"s3p methodology approve --all-shipped --reviewer NAME {where}"
         args = build_parser().parse_args(shlex.split(command.replace("NAME", MAINTAINERS))[1:])
         assert (args.all_shipped, args.reviewer, args.lake) == (True, MAINTAINERS, str(lake))
+
+
+def test_all_shipped_by_another_reviewer_adds_their_approval_as_approve_id_at_version_does(tmp_path, capsys):
+    specs = _copy_methodologies(tmp_path)
+    before = _files(specs)
+    config = _config(tmp_path, specs)
+    assert main(["methodology", "approve", "--all-shipped", "--reviewer", "alice", "--note", "new lake",
+                 "--methodologies", str(specs), "--lake", config.lake]) == 0
+    out = capsys.readouterr().out
+    assert out.count("approved by alice in ") == 5 and "5 version(s) registered" in out
+    after = _files(specs)
+    changed = sorted(name for name in after if after[name] != before[name])
+    assert changed == sorted(f"{ref.split('@')[0]}/1.0.0.yaml" for ref in SHIPPED)  # the specs, not the factor tables
+    for name in changed:
+        added = after[name].decode()[len(before[name].decode()):]
+        assert after[name].decode().startswith(before[name].decode()) and "{reviewer: alice, " in added
+    check_shipped_registered(config)  # registered with the new content hashes
