@@ -38,9 +38,7 @@ SCENARIOS := secondhand_trade no_cutlery_order green_trip box_recycling green_pr
 demo: install
 	@# Runs publish only with registered methodology versions: register the shipped v1 specs
 	@# (their YAML already names this reviewer, so the files stay unchanged; a no-op when registered).
-	@for id in $(SCENARIOS); do \
-		$(BIN)/s3p methodology approve $$id@1.0.0 --reviewer $(DEMO_REVIEWER) --lake $(DEMO_DATA)/lake || exit $$?; \
-	done
+	$(BIN)/s3p methodology approve --all-shipped --reviewer $(DEMO_REVIEWER) --lake $(DEMO_DATA)/lake
 	$(BIN)/s3p generate --start $(DEMO_START) --days $(DEMO_DAYS) --events-per-day $(DEMO_EVENTS) \
 		--dirty $(DEMO_DIRTY) --landing $(DEMO_DATA)/landing
 	$(BIN)/s3p run --date $(DEMO_START) --days $(DEMO_DAYS) --landing $(DEMO_DATA)/landing --lake $(DEMO_DATA)/lake

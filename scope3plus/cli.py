@@ -298,6 +298,7 @@ def cmd_generate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from .methodology.approval import check_shipped_registered
     from .pipeline.daily import check_landing, run_day
     from .pipeline.stream_ingest import check_bronze
     from .spark import config_session
@@ -308,6 +309,7 @@ def cmd_run(args) -> int:
     days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
     for day in days:  # before Spark starts: a missing delivery fails in a second
         check_bronze(config.lake, day) if args.from_bronze else check_landing(config, day)
+    check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     spark = config_session(config, "s3p-run")
     for day in days:
@@ -320,6 +322,7 @@ def cmd_restate(args) -> int:
     from .contracts import check_scenario
     from .lake import open_lake
     from .methodology import load_registry
+    from .methodology.approval import check_registered
     from .pipeline.restate import restate
     from .spark import config_session
     from .tracking import new_run_id
@@ -329,6 +332,7 @@ def cmd_restate(args) -> int:
     if args.end < args.start:
         raise S3PError(f"--to {args.end} is before --from {args.start}")
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
+    check_registered(approved, config)  # before Spark starts: an unregistered or changed spec fails in seconds
     hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
     spark = config_session(config, "s3p-restate")
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
@@ -498,11 +502,13 @@ COMMANDS["ingest"] = cmd_ingest
 
 
 def cmd_backfill(args) -> int:
+    from .methodology.approval import check_shipped_registered
     from .pipeline.backfill import duration, landing_by_date, run_backfill
     from .spark import config_session
 
     config = _config(args)
     landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
+    check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
     result = run_backfill(config_session(config, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
@@ -528,6 +534,24 @@ def cmd_maintain(args) -> int:
 COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
 
 
+def _fails_as_a_program(run):
+    """``main()`` without ``argv`` is the program itself (the ``s3p`` script, ``python -m
+    scope3plus.cli``, a Databricks python_wheel_task with ``entry_point: s3p``): a non-zero code is
+    raised as SystemExit, because a wheel task calls the entry point and ignores what it returns, so
+    a failed gate would otherwise pass for a success. ``main([...])`` returns the code."""
+    import functools
+
+    @functools.wraps(run)
+    def program(argv: list[str] | None = None) -> int:
+        code = run(argv)
+        if argv is None and code:
+            raise SystemExit(code)
+        return code
+
+    return program
+
+
+@_fails_as_a_program
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)

@@ -19,7 +19,7 @@ In a command (the lock is released when ``s3p``'s ``main`` returns)::
 Limitation: ``flock`` works on a local filesystem and on POSIX shared filesystems that support
 it (NFS v4 with locking). On object storage (``s3://``, ``abfss://`` ... lake roots) there is no
 lock file; there the scheduler's one-run-at-a-time setting (``max_concurrent_runs: 1`` in
-``jobs/databricks_job.json``) is the guard.
+``resources/scope3plus.job.yml``, the Databricks bundle's job) is the guard.
 """
 
 from __future__ import annotations

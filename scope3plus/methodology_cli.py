@@ -30,6 +30,7 @@ examples:
   s3p methodology diff green_trip@1.0.0 green_trip@1.1.0
   s3p methodology impact green_trip@1.0.0 green_trip@1.1.0 --from 2026-11-01 --to 2026-11-07
   s3p methodology approve green_trip@1.1.0 --reviewer "Jane Doe" --note "factors checked against DB11/T 3043-2024"
+  s3p methodology approve --all-shipped --reviewer scope3plus-methodology-maintainers --lake data/lake
 
 A version is written ID@MAJOR.MINOR.PATCH; ID alone means the newest version.
 """
@@ -113,8 +114,16 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
                                        "and factor CSVs as artifacts, a version of the registered model "
                                        "s3p-methodology-<ID> tagged with the content hash, and the aliases "
                                        "'approved' (newest version) and v<MAJOR>-<MINOR>-<PATCH>. Rerunning "
-                                       "it for the same reviewer changes nothing.")
-    p.add_argument("ref", metavar="ID@VERSION", type=_versioned_ref, help="the version to approve")
+                                       "it for the same reviewer changes nothing. --all-shipped does this for every "
+                                       "approved version under the methodologies folder that the lake's registry does "
+                                       "not hold yet (what a new lake needs before its first run); a spec whose "
+                                       "approvals already name --reviewer is not edited (the shipped specs name "
+                                       "scope3plus-methodology-maintainers); another gets that reviewer's approval "
+                                       "added, as with ID@VERSION.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("ref", metavar="ID@VERSION", nargs="?", type=_versioned_ref, help="the version to approve")
+    which.add_argument("--all-shipped", action="store_true",
+                       help="register every approved version in the methodologies folder (a no-op for those registered)")
     p.add_argument("--reviewer", required=True, metavar="NAME", help="who reviewed and approves this version")
     p.add_argument("--note", metavar="TEXT", help="the approval note recorded in the spec")
     p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
@@ -211,6 +220,8 @@ def cmd_approve(args) -> int:
     from .methodology.approval import approve_and_register
     from .methodology.review import DEFAULT_APPROVAL_NOTE
 
+    if args.all_shipped:
+        return _approve_all_shipped(args)
     m = _find(args, args.ref)
     config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
     changed, entry = approve_and_register(m.path, args.reviewer, config, dt.date.today(),
@@ -220,6 +231,26 @@ def cmd_approve(args) -> int:
     print(f"{'registered' if entry['created'] else 'already registered'} as {entry['model_name']} version "
           f"{entry['model_version']} (hash {entry['content_hash']}; aliases: {', '.join(entry['aliases'])}) "
           f"in {config.tracking_uri()}")
+    return 0
+
+
+def _approve_all_shipped(args) -> int:
+    from .config import load_config
+    from .methodology.approval import approve_all_shipped
+    from .methodology.review import DEFAULT_APPROVAL_NOTE
+
+    root = _root(args)
+    config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
+    done = approve_all_shipped(root, args.reviewer, config, dt.date.today(), args.note or DEFAULT_APPROVAL_NOTE)
+    for m, changed, entry in done:
+        if entry is None:
+            print(f"{m.id} {m.version}: already registered")
+        else:
+            state = f"approved by {args.reviewer} in {m.path}" if changed else f"already approved by {args.reviewer}"
+            print(f"{m.id} {m.version}: {state}; registered as {entry['model_name']} version {entry['model_version']} "
+                  f"(hash {entry['content_hash'][:12]})")
+    new = sum(entry is not None for _, _, entry in done)
+    print(f"{new} version(s) registered, {len(done) - new} already registered, in {config.tracking_uri()}")
     return 0
 
 

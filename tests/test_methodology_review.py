@@ -270,12 +270,12 @@ def test_tampered_or_unregistered_specs_fail_verify_with_the_fix(root, config):
     with pytest.raises(MethodologyTampered) as caught:
         verify([tampered, unregistered], config)
     first, second = caught.value.problems
-    assert str(caught.value) == f"{first}\n{second}"
-    assert first.startswith("secondhand_trade@1.0.0 ")
-    assert f"registered hash {original.content_hash}, file now {tampered.content_hash}" in first
-    assert "a spec changed after approval; publish a new version instead" in first
-    assert second.startswith("box_recycling@1.0.0 is approved but not registered")
-    assert second.endswith("s3p methodology approve box_recycling@1.0.0 --reviewer NAME")
+    assert str(caught.value) == f"{first}; {second}"  # one line
+    assert first == (f"methodology specs changed after they were registered: secondhand_trade@1.0.0 ({tampered.path}: "
+                     f"file hash {tampered.content_hash[:12]}, registered {original.content_hash[:12]}); "
+                     "restore the registered files, or publish the change as a new version")
+    assert second == ("methodology versions not registered for this lake: box_recycling@1.0.0; register them with: "
+                      f"s3p methodology approve --all-shipped --reviewer NAME --mlflow-dir {config.mlflow_dir} --lake {config.lake}")
 
     with pytest.raises(MethodologyError, match=f"already registered with hash {original.content_hash}; .*"
                                                "a changed spec needs a new version"):

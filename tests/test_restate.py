@@ -91,7 +91,7 @@ def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothin
     v11_path = specs / "green_trip" / "1.1.0.yaml"
     v11_path.write_text(v11_path.read_text(encoding="utf-8").replace("status: draft", "status: approved"), encoding="utf-8")
     approved = load_registry(specs).approved("green_trip")
-    with pytest.raises(MethodologyTampered, match="green_trip@1.1.0 is approved but not registered"):
+    with pytest.raises(MethodologyTampered, match="not registered for this lake: green_trip@1.1.0; register them with: s3p methodology approve --all-shipped"):
         restate(lake, config, "green_trip", approved, D1, DAYS[-1], "reviewer-a", "restate-0")
     register_approved(config)
     first = restate(lake, config, "green_trip", approved, D1, DAYS[-1], "reviewer-a", "restate-1")

@@ -11,13 +11,20 @@ Layout (tracking store: ``Config.tracking_uri()``, a local sqlite store by defau
 - aliases: ``approved`` on the newest approved semver, and ``v<major>-<minor>-<patch>`` on
   each version (e.g. ``v1-0-0``).
 
-MLflow is imported only inside the functions that need it (importing it takes seconds).
+MLflow is imported only inside the functions that need it (importing it takes seconds, and
+creating a fresh sqlite store several more). ``check_registered`` answers the tamper check before
+Spark starts: with the local sqlite store it reads the registry tables directly (read-only, without
+MLflow), and a lake whose store does not exist yet has nothing registered.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
+import shlex
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Iterable
 
@@ -27,7 +34,8 @@ from .formula import MethodologyError
 from .review import DEFAULT_APPROVAL_NOTE, approve_spec_file, approved_by
 from .spec import Methodology, content_hash, load_methodology
 
-__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "approve_and_register",
+__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "check_registered",
+           "check_shipped_registered", "approve_and_register", "approve_all_shipped", "register_all_command",
            "model_name", "semver_alias", "experiment_name", "APPROVED_ALIAS"]
 
 APPROVED_ALIAS = "approved"
@@ -38,14 +46,16 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 class MethodologyTampered(MethodologyError):
-    """An approved spec is not registered, or no longer matches its registered content hash.
+    """Approved specs are not registered, or no longer match their registered content hash.
 
-    ``problems`` holds one line per offending version; the message is those lines.
+    ``problems`` holds one sentence per kind (changed, then not registered); the message is them
+    joined on one line. ``changed`` and ``unregistered`` name the versions, ``ID@VERSION``.
     """
 
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
+    def __init__(self, problems: list[str], changed: list[str] = (), unregistered: list[str] = ()):
+        super().__init__("; ".join(problems))
         self.problems = list(problems)
+        self.changed, self.unregistered = list(changed), list(unregistered)
 
 
 def model_name(methodology_id: str) -> str:
@@ -76,26 +86,88 @@ def registered_hashes(config: Config, methodology_id: str) -> dict[str, str]:
 def verify(methodologies: Iterable[Methodology], config: Config) -> None:
     """Raise MethodologyTampered unless every approved methodology given matches its registered hash.
 
-    Versions that are not approved are ignored. Each problem is one line: not registered (with the
-    command that registers it) or a hash mismatch (a spec changed after approval).
+    Versions that are not approved are ignored. The message is one line: the versions whose files
+    changed since registration, then those not registered (with the command that registers them).
+    """
+    approved = [m for m in methodologies if m.status == "approved"]
+    if approved:
+        _refuse_unregistered(approved, _hashes_from_mlflow(config, {m.id for m in approved}), config)
+
+
+def check_registered(methodologies: Iterable[Methodology], config: Config) -> None:
+    """``verify`` in well under a second, for the command line before Spark starts.
+
+    With the local sqlite store the registry tables are read directly, read-only, without MLflow;
+    a store that does not exist yet registers nothing (and is not created). Any other tracking URI,
+    or a store this reader does not recognise, is asked through MLflow as ``verify`` does.
     """
     approved = [m for m in methodologies if m.status == "approved"]
     if not approved:
         return
-    client = _client(config)
-    registered = {i: _registered_versions(client, i) for i in sorted({m.id for m in approved})}
-    problems = []
-    for m in approved:
-        entry = registered[m.id].get(m.version)
-        if entry is None:
-            problems.append(f"{m.id}@{m.version} is approved but not registered in the MLflow methodology registry "
-                            f"({config.tracking_uri()}); register it with: "
-                            f"s3p methodology approve {m.id}@{m.version} --reviewer NAME")
-        elif entry.tags.get("content_hash") != m.content_hash:
-            problems.append(f"{m.id}@{m.version} ({m.path}): registered hash {entry.tags.get('content_hash')}, "
-                            f"file now {m.content_hash}: a spec changed after approval; publish a new version instead")
+    ids = {m.id for m in approved}
+    registered = _hashes_from_sqlite(config, ids)
+    _refuse_unregistered(approved, registered if registered is not None else _hashes_from_mlflow(config, ids), config)
+
+
+def check_shipped_registered(config: Config, scenarios: Iterable[str] | None = None) -> None:
+    """``check_registered`` for the versions a run uses: the approved ones of ``scenarios`` (default
+    every scenario with a contract, as ``s3p run`` and ``s3p backfill``) in ``config.methodologies_dir``."""
+    from ..contracts import SCENARIOS
+    from . import load_registry
+
+    registry = load_registry(Path(config.methodologies_dir))
+    check_registered([m for s in (SCENARIOS if scenarios is None else scenarios) for m in registry.approved(s)], config)
+
+
+def register_all_command(config: Config) -> str:
+    """The command that registers every approved version in ``config``'s registry (NAME: the reviewer).
+
+    The registry is named as ``config`` places it: ``--conf`` for a profile's MLflow tracking URI,
+    ``--mlflow-dir`` for a store folder not beside the lake; ``--methodologies`` when the specs are
+    not the default folder; ``--lake`` always.
+    """
+    words = ["s3p", "methodology", "approve", "--all-shipped", "--reviewer", "NAME"]
+    if config.mlflow_tracking_uri and config.source:
+        words += ["--conf", config.source]
+    elif config.mlflow_dir:
+        words += ["--mlflow-dir", config.mlflow_dir]
+    if Path(config.methodologies_dir).resolve() != Path(_default_methodologies_dir()).resolve():
+        words += ["--methodologies", str(config.methodologies_dir)]
+    words += ["--lake", config.lake]
+    return " ".join(w if w == "NAME" else shlex.quote(str(w)) for w in words)
+
+
+def _default_methodologies_dir() -> str:
+    """The folder ``Config`` (and so ``s3p methodology``) uses when none is given."""
+    spec = next(f for f in dataclasses.fields(Config) if f.name == "methodologies_dir")
+    return spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()
+
+
+def _refuse_unregistered(approved: list[Methodology], registered: dict[str, dict[str, str | None]],
+                         config: Config) -> None:
+    """Raise MethodologyTampered (one line) when some of ``approved`` are not in ``registered``
+    (id -> semver -> registered content hash) or differ from their registered hash."""
+    changed, missing = _compare(approved, registered)
+    problems = [_changed_sentence(changed)] if changed else []
+    if missing:
+        problems.append(f"methodology versions not registered for this lake: {', '.join(missing)}; "
+                        f"register them with: {register_all_command(config)}")
     if problems:
-        raise MethodologyTampered(problems)
+        raise MethodologyTampered(problems, [f"{m.id}@{m.version}" for m, _ in changed], missing)
+
+
+def _compare(approved: list[Methodology], registered: dict[str, dict[str, str | None]]
+             ) -> tuple[list[tuple[Methodology, str | None]], list[str]]:
+    """(versions registered with another hash, with that hash; ``ID@VERSION`` of those not registered)."""
+    changed = [(m, registered[m.id][m.version]) for m in approved
+               if m.version in registered[m.id] and registered[m.id][m.version] != m.content_hash]
+    return changed, [f"{m.id}@{m.version}" for m in approved if m.version not in registered[m.id]]
+
+
+def _changed_sentence(changed: list[tuple[Methodology, str | None]]) -> str:
+    return ("methodology specs changed after they were registered: " + ", ".join(
+        f"{m.id}@{m.version} ({m.path}: file hash {m.content_hash[:12]}, registered {str(h)[:12]})" for m, h in changed)
+        + "; restore the registered files, or publish the change as a new version")
 
 
 # --------------------------------------------------------------------------- registration
@@ -239,3 +311,82 @@ def register_shipped(config: Config, reviewer: str) -> int:
     for m in approved:
         register(registry.get(m.id, m.version), reviewer, config)
     return len(approved)
+
+
+def approve_all_shipped(root: Path, reviewer: str, config: Config, today: dt.date,
+                        note: str = DEFAULT_APPROVAL_NOTE) -> list[tuple[Methodology, bool, dict | None]]:
+    """``s3p methodology approve --all-shipped``: ``approve_and_register`` every approved version
+    under ``root`` that this lake's registry does not hold yet; those it holds are left alone.
+
+    A spec whose approvals already name ``reviewer`` is not edited (the shipped specs name
+    scope3plus-methodology-maintainers); another reviewer's approval is added, as ``approve
+    ID@VERSION`` does. Nothing is registered when a registered version's files changed.
+    Returns (methodology, whether its file changed, registry entry or None if already registered).
+    """
+    from . import load_registry
+
+    approved = sorted((m for m in load_registry(root) if m.status == "approved"), key=lambda m: (m.id, m.version_key))
+    if not approved:
+        raise MethodologyError(f"no approved methodology versions under {root}")
+    registered = _hashes_from_mlflow(config, {m.id for m in approved})
+    changed, _ = _compare(approved, registered)
+    if changed:
+        raise MethodologyTampered([_changed_sentence(changed)], [f"{m.id}@{m.version}" for m, _ in changed])
+    done = []
+    for m in approved:
+        if m.version in registered[m.id]:
+            done.append((m, False, None))
+        else:
+            done.append((m, *approve_and_register(m.path, reviewer, config, today, note)))
+    return done
+
+
+# --------------------------------------------------------------------------- the registry, read
+
+
+def _hashes_from_mlflow(config: Config, ids: Iterable[str]) -> dict[str, dict[str, str | None]]:
+    """id -> semver -> registered content hash, through the MLflow client."""
+    client = _client(config)
+    return {i: {v: mv.tags.get("content_hash") for v, mv in _registered_versions(client, i).items()} for i in sorted(ids)}
+
+
+_DELETED_STAGE = "Deleted_Internal"  # mlflow.entities.model_registry.model_version_stages.STAGE_DELETED_INTERNAL
+_DEFAULT_WORKSPACE = "default"  # what MLflow's single-tenant sqlite store reads and writes
+
+
+def _hashes_from_sqlite(config: Config, ids: Iterable[str]) -> dict[str, dict[str, str | None]] | None:
+    """``_hashes_from_mlflow`` read straight from a local sqlite store, without importing MLflow.
+
+    None when the tracking URI is not a plain local sqlite file or its tables are not the ones
+    MLflow's model registry writes (the caller then asks MLflow). A missing file registers nothing.
+    """
+    uri = config.tracking_uri()
+    if not uri.startswith("sqlite:///") or "?" in uri:
+        return None
+    ids = sorted(ids)
+    path = Path(uri.removeprefix("sqlite:///"))
+    if not path.exists():
+        return {i: {} for i in ids}
+    names = {model_name(i): i for i in ids}
+    try:
+        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(model_versions)")}
+            if not {"name", "version", "current_stage"} <= columns:
+                return None
+            workspace = " AND v.workspace = ? AND t.workspace = v.workspace" if "workspace" in columns else ""
+            rows = db.execute(
+                "SELECT v.name, v.version, t.key, t.value FROM model_versions v JOIN model_version_tags t "
+                "ON t.name = v.name AND t.version = v.version "
+                f"WHERE v.name IN ({', '.join('?' * len(names))}) AND t.key IN ('semver', 'content_hash') "
+                f"AND (v.current_stage IS NULL OR v.current_stage != ?){workspace}",
+                [*names, _DELETED_STAGE, *([_DEFAULT_WORKSPACE] if workspace else [])]).fetchall()
+    except sqlite3.Error:
+        return None
+    tags: dict[tuple[str, int], dict[str, str]] = {}
+    for name, version, key, value in rows:
+        tags.setdefault((name, int(version)), {})[key] = value
+    found: dict[str, dict[str, str | None]] = {i: {} for i in ids}
+    for (name, _), t in sorted(tags.items(), key=lambda item: item[0][1]):  # the earliest model version wins
+        if t.get("semver"):
+            found[names[name]].setdefault(t["semver"], t.get("content_hash"))
+    return found
