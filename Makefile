@@ -33,7 +33,6 @@ delta-jars: $(STAMP)
 	@$(BIN)/python -m scope3plus.deltajars fetch
 
 DEMO_REVIEWER ?= scope3plus-methodology-maintainers
-SCENARIOS := secondhand_trade no_cutlery_order green_trip box_recycling green_product_sale
 
 demo: install
 	@# Runs publish only with registered methodology versions: register the shipped v1 specs
