@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import os
 import sys
 import tempfile
@@ -95,6 +97,7 @@ def build_parser() -> Parser:
                    help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
     r.add_argument("--from-bronze", action="store_true",
                    help="gate what `s3p ingest` already wrote to bronze instead of reading the landing files")
+    _add_result_format(r)
     _add_config_args(r)
     add_wait_argument(r)
 
@@ -110,6 +113,7 @@ def build_parser() -> Parser:
     rs.add_argument("--from", dest="start", type=_date, required=True, help="first event date, YYYY-MM-DD")
     rs.add_argument("--to", dest="end", type=_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
     rs.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who asks for the restatement (default $USER)")
+    _add_result_format(rs)
     _add_config_args(rs, landing=False)
     add_wait_argument(rs)
 
@@ -122,6 +126,7 @@ def build_parser() -> Parser:
                                     "for a past view use `s3p report --as-of`). `s3p run` already does this at its "
                                     "end; schedulers run it as its own step after the daily runs.")
     ru.add_argument("--as-of", dest="as_of", metavar="DATE", type=_date, help="as-of date, YYYY-MM-DD (default: latest run)")
+    _add_result_format(ru)
     _add_config_args(ru, landing=False)
     add_wait_argument(ru)
 
@@ -220,6 +225,7 @@ def _add_operations_parsers(sub) -> None:
     b.add_argument("--rerun", action="store_true",
                    help="run again the dates already published too (a rerun replaces a date's results: nothing is "
                         "counted twice)")
+    _add_result_format(b)
     _add_config_args(b)
     add_wait_argument(b)
 
@@ -238,6 +244,7 @@ def _add_operations_parsers(sub) -> None:
                         "profile's time_travel_retention_hours)")
     m.add_argument("--dry-run", action="store_true",
                    help="list the files vacuum would delete and how many files compaction would rewrite; change nothing")
+    _add_result_format(m)
     _add_config_args(m, landing=False)
     add_wait_argument(m)
 
@@ -272,6 +279,7 @@ def _add_ingest_parser(sub) -> None:
     i.add_argument("--date", dest="dates", metavar="DATE", type=_date, action="append",
                    help="batch mode: (re)ingest this delivery date, YYYY-MM-DD, even if bronze holds it; repeat "
                         "for several (default: every date with files that bronze does not hold yet)")
+    _add_result_format(i)
     _add_config_args(i)
     add_wait_argument(i)
 
@@ -280,6 +288,14 @@ def _config(args):
     from .config import config_from_args
 
     return config_from_args(args)
+
+
+def run_outcome(summary) -> dict:
+    """A daily run as ``s3p run --format json`` reports it: ids, dates, counts per scenario, seconds."""
+    return {"run_id": summary.run_id, "landing_date": summary.landing_date, "as_of": summary.as_of,
+            "status": "succeeded", "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id,
+            "gold_rows": summary.gold_rows, "seconds": round(summary.seconds, 3),
+            "scenarios": {s: {**dataclasses.asdict(c), "conserved": c.conserved} for s, c in summary.scenarios.items()}}
 
 
 def _say(message: str) -> None:
@@ -303,6 +319,7 @@ def cmd_run(args) -> int:
     from .pipeline.stream_ingest import check_bronze
     from .spark import config_session
 
+    args.outcome["runs"] = runs = []  # each day run, as it ends
     config = _config(args)
     if not args.from_bronze and not Path(config.landing).is_dir():
         raise S3PError(f"landing folder not found: {config.landing}")
@@ -314,6 +331,7 @@ def cmd_run(args) -> int:
     spark = config_session(config, "s3p-run")
     for day in days:
         summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
+        runs.append(run_outcome(summary))
         _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
     return 0
 
@@ -335,8 +353,11 @@ def cmd_restate(args) -> int:
     check_registered(approved, config)  # before Spark starts: an unregistered or changed spec fails in seconds
     hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
     spark = config_session(config, "s3p-restate")
+    run_id = new_run_id("restate", args.start)
+    args.outcome["run_id"] = run_id
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
-                     args.start, args.end, args.by, new_run_id("restate", args.start))
+                     args.start, args.end, args.by, run_id)
+    args.outcome["restatement"] = dataclasses.asdict(result)
     _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
          f"{result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t ({result.tco2e_after - result.tco2e_before:+,.6f} t)")
     return 0
@@ -356,7 +377,9 @@ def cmd_rollup(args) -> int:
     as_of = args.as_of or previous_as_of(lake)
     if as_of is None:
         raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
-    as_of, _ = refresh_progress(lake, config, as_of, new_run_id("rollup", as_of))
+    args.outcome["run_id"] = run_id = new_run_id("rollup", as_of)
+    as_of, _ = refresh_progress(lake, config, as_of, run_id)
+    args.outcome["as_of"] = as_of
     refresh_run_status(lake)
     _say(f"progress as of {as_of} refreshed (see: s3p progress)")
     return 0
@@ -466,7 +489,9 @@ def cmd_ingest(args) -> int:
         hold_lake_lock(args, config.lake, "ingest", f"{scenario} batch")
         lake = open_lake(config_session(config, "s3p-ingest"), config.lake, config.lake_backend)
         with si.ingest_run(config, lake, scenario, "batch", dates=",".join(map(str, dates))) as recorder:
+            args.outcome["run_id"] = recorder.run_id
             done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say, recorder=recorder)
+        args.outcome["landing_dates"] = done
         _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
              f"`s3p run --date DATE --from-bronze`; recorded in ops/job_runs (run id {recorder.run_id})")
         return 0
@@ -482,11 +507,14 @@ def cmd_ingest(args) -> int:
     # micro-batch is recorded in ops/job_runs as it ends
     with si.ingest_run(config, lake, scenario, "stream", trigger=trigger,
                        max_files_per_trigger=args.max_files_per_trigger) as recorder:
+        args.outcome["run_id"] = recorder.run_id
         result = si.ingest_stream(
             lake.spark, lake, config.landing, scenario, trigger, args.max_files_per_trigger, progress=_say,
             lock=(lambda label, wait: lake_lock(config.lake, "ingest", label, wait)) if continuous else None,
             recorder=recorder)
     dates = sorted({d for b in result.batches for d in b.landing_dates})
+    args.outcome.update(rows_added=result.rows_added, micro_batches=len(result.batches),
+                        replays_skipped=result.replays_skipped, landing_dates=dates, stopped_by=result.stopped_by)
     replays = f"; {result.replays_skipped} replayed batch(es) skipped" if result.replays_skipped else ""
     _say(f"ingested {result.rows_added:,} new line(s) of {scenario} into bronze in "
          f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
@@ -511,6 +539,7 @@ def cmd_backfill(args) -> int:
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
     result = run_backfill(config_session(config, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
+    args.outcome["backfill"] = dataclasses.asdict(result)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
     return 0
 
@@ -523,10 +552,12 @@ def cmd_maintain(args) -> int:
     retention = check_retention(config, args.retention_hours)
     names = find_tables(config.lake, args.table)
     if args.dry_run:  # reads the Delta logs only: no Spark, no lock, nothing written
-        dry_run(config, names, retention, report=print)
+        dry_run(config, names, retention, report=_say if args.format == "json" else print)
         return 0
     hold_lake_lock(args, config.lake, "maintain", f"{len(names)} table(s)")
-    results = maintain_lake(config_session(config, "s3p-maintain"), config, names, retention, report=print)
+    report = _say if args.format == "json" else print  # stdout is the JSON object's
+    results = maintain_lake(config_session(config, "s3p-maintain"), config, names, retention, report=report)
+    args.outcome["maintained"] = [dataclasses.asdict(r) for r in results]
     _say(f"maintained {len(results)} table(s), vacuum retention {retention} h; recorded in ops/job_runs")
     return 0
 
@@ -553,26 +584,58 @@ def _fails_as_a_program(run):
 
 @_fails_as_a_program
 def main(argv: list[str] | None = None) -> int:
+    from .lake import committed
+
     args = build_parser().parse_args(argv)
     args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)
+    args.outcome = {}  # what a command that writes the lake reports with --format json
+    mark, error = len(committed()), None
     try:
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
     except S3PError as exc:
+        code, error = exc.exit_code, str(exc)
         _say(f"s3p: error: {exc}")
-        return exc.exit_code
     except KeyboardInterrupt:
+        code, error = 130, "interrupted"
         _say("s3p: interrupted")
-        return 130
     except Exception as exc:  # an internal error: one line here, the traceback in a file
         if os.environ.get("S3P_DEBUG"):
             raise
         log = Path(tempfile.gettempdir()) / "s3p-last-error.log"
         log.write_text(traceback.format_exc(), encoding="utf-8")
         first = (str(exc).strip().splitlines() or [""])[0][:300]
-        _say(f"s3p: internal error: {type(exc).__name__}: {first} (traceback in {log})")
-        return 1
+        code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
+        _say(f"s3p: {error}")
     finally:
         args.held_locks.close()
+    if args.command in WRITE_COMMANDS and getattr(args, "format", "text") == "json":
+        print(json.dumps(write_result(args, code, error, committed(mark)), default=str), flush=True)
+    return code
+
+
+#: Commands that write the lake: each takes ``--format json`` and then prints one object (write_result).
+WRITE_COMMANDS = ("run", "backfill", "restate", "ingest", "maintain", "rollup")
+
+
+def _add_result_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: print one object on stdout when the command ends, also when it fails: status, "
+                        "exit_code, error, run ids and counts, and every table committed with its Delta version "
+                        "(progress lines stay on stderr)")
+
+
+def write_result(args, code: int, error: str | None, commits: list) -> dict:
+    """The one object a lake-writing command prints with ``--format json``, for an orchestrator."""
+    tables: dict[str, dict] = {}
+    for c in commits:  # per table: its last version, and what every commit of this command did to it
+        entry = tables.setdefault(c.table, {"table": c.table, "version": c.version, "commits": 0, "rows_added": 0,
+                                            "rows_removed": 0})
+        entry["version"] = max(entry["version"], c.version) if None not in (entry["version"], c.version) else c.version
+        entry["commits"] += 1
+        entry["rows_added"] += c.rows_added
+        entry["rows_removed"] += c.rows_removed
+    return {"command": args.command, "status": "succeeded" if code == 0 else "failed", "exit_code": code,
+            "error": error, **args.outcome, "tables": sorted(tables.values(), key=lambda t: t["table"])}
 
 
 if __name__ == "__main__":

@@ -45,3 +45,43 @@ def test_a_day_with_no_deliveries_is_a_clear_error(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (f"s3p: error: no landing files for 2026-11-01 under {tmp_path / 'landing'} "
                                   "(expected <landing>/<scenario>/2026-11-01*.jsonl)")
+
+
+def test_write_commands_print_one_json_object_for_an_orchestrator(spark, tmp_path, capsys):
+    """`s3p run --format json`: one object on stdout with the run id, the counts per scenario and every
+    table committed with its Delta version; a failure prints one too, with its exit code and error."""
+    import datetime as dt
+    import json
+
+    from scope3plus.cli import main
+    from scope3plus.config import load_config
+    from scope3plus.generate import generate
+    from scope3plus.lake import open_lake
+    from scope3plus.pipeline import tables
+
+    from .support import register_approved
+
+    day = dt.date(2026, 11, 1)
+    config = load_config(None, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"))
+    generate(spark, day, 1, 200, tmp_path / "landing", seed=3)
+    register_approved(config)
+    capsys.readouterr()
+    code = main(["run", "--date", str(day), "--landing", config.landing, "--lake", config.lake, "--format", "json"])
+    out = json.loads(capsys.readouterr().out)  # the whole of stdout is the one object
+    assert code == 0 and (out["command"], out["status"], out["exit_code"], out["error"]) == ("run", "succeeded", 0, None)
+    [run] = out["runs"]
+    lake = open_lake(spark, config.lake)
+    job_runs = {r.run_id for r in lake.read(tables.JOB_RUNS).select("run_id").distinct().collect()}
+    assert job_runs == {run["run_id"]} and run["landing_date"] == str(day)
+    landed = sum(len(p.read_bytes().splitlines()) for p in (tmp_path / "landing").glob(f"*/{day}*.jsonl"))
+    assert sum(c["landed_lines"] for c in run["scenarios"].values()) == landed
+    assert all(c["conserved"] for c in run["scenarios"].values()) and len(run["scenarios"]) == 5
+    committed = {t["table"]: t for t in out["tables"]}
+    for name in (tables.GOLD_AVOIDED, tables.GOLD_PROGRESS, tables.silver("green_trip"), tables.bronze("green_trip")):
+        assert committed[name]["version"] == lake.version(name), name  # the version the command left
+    assert committed[tables.GOLD_AVOIDED]["rows_added"] == run["gold_rows"]
+
+    code = main(["run", "--date", "2026-12-01", "--landing", config.landing, "--lake", config.lake, "--format", "json"])
+    failed = json.loads(capsys.readouterr().out)
+    assert code == 2 and failed["status"] == "failed" and failed["exit_code"] == 2
+    assert "no landing files" in failed["error"] and failed["tables"] == [] and failed["runs"] == []

@@ -39,6 +39,23 @@ class CommitResult:
     skipped: bool = False  # an application transaction that had already been committed
 
 
+#: Every commit this process made, in order (``committed()``): what a command reports as the tables and
+#: Delta versions it wrote (``s3p ... --format json``). A few entries per table per run.
+_JOURNAL: list[CommitResult] = []
+
+
+def journal(result: CommitResult) -> CommitResult:
+    """Record ``result`` in the process's journal of commits (a replay that committed nothing is not one)."""
+    if not result.skipped:
+        _JOURNAL.append(result)
+    return result
+
+
+def committed(since: int = 0) -> list[CommitResult]:
+    """The commits this process made, from the ``since``-th on (``len(committed())`` marks a point)."""
+    return list(_JOURNAL[since:])
+
+
 def replayed(committed_version: int | None, app_version: int) -> bool:
     """Whether an application transaction already committed ``app_version`` (version 0 counts)."""
     return committed_version is not None and committed_version >= app_version
@@ -159,14 +176,14 @@ class Lake(ABC):
         """What the commit carrying ``token`` did, from the ``s3p.*`` counts it records."""
         entry = self._commit_with_token(name, token)
         meta = {**_user_metadata(entry), **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
-        return CommitResult(
+        return journal(CommitResult(
             table=name,
             version=entry.get("version"),
             rows_added=int(meta.get("s3p.rows_added", 0)),
             files_added=int(meta.get("s3p.files_added", 0)),
             rows_removed=int(meta.get("s3p.rows_removed", 0)),
             skipped=meta.get("s3p.skipped") == "true",
-        )
+        ))
 
     def staging_path(self, name: str) -> str:
         """A scratch folder for one job's intermediate files (removed by the job; ``s3p maintain``

@@ -15,7 +15,7 @@ import json
 from pyspark.sql import functions as F
 
 from ..errors import S3PError
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, replayed
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, journal, replayed
 
 
 def _replace_where(values: dict[str, list]) -> str:
@@ -65,8 +65,8 @@ class DeltaSparkLake(Lake):
         if "numOutputRows" not in metrics:
             raise S3PError(f"the Delta commit {entry.get('version')} of {name} reports no numOutputRows "
                            f"(operationMetrics: {sorted(metrics)}); is spark.databricks.delta.history.metricsEnabled off?")
-        return CommitResult(name, entry.get("version"), int(metrics["numOutputRows"]), int(metrics.get("numFiles", 0)),
-                            rows_removed)
+        return journal(CommitResult(name, entry.get("version"), int(metrics["numOutputRows"]),
+                                    int(metrics.get("numFiles", 0)), rows_removed))
 
     def _rows_in_log(self, name, partitions=None) -> int:
         """Rows of the table (or of ``partitions``) from the Delta log's per-file record counts: no data read."""
