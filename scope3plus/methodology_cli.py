@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .argtypes import date as _date
 from .errors import S3PError
-from .paths import METHODOLOGIES_DIR
+from .paths import methodologies_dir
 
 __all__ = ["add_parser", "run", "parse_ref"]
 
@@ -123,7 +123,7 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
 
 
 def _add_root_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--methodologies", metavar="DIR", type=Path, default=METHODOLOGIES_DIR,
+    p.add_argument("--methodologies", metavar="DIR", type=Path,
                    help="the methodologies folder (default: the project's methodologies/)")
 
 
@@ -142,7 +142,7 @@ def _registry(args):
 
 
 def _root(args) -> Path:
-    root = Path(args.methodologies)
+    root = Path(args.methodologies) if args.methodologies else methodologies_dir()
     if not root.is_dir():
         raise S3PError(f"methodologies folder not found: {root}")
     return root

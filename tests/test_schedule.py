@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from scope3plus.cli import build_parser
-from scope3plus.paths import PROJECT_ROOT
 
-SPEC = PROJECT_ROOT / "jobs" / "databricks_job.json"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+
+SPEC = ROOT / "jobs" / "databricks_job.json"
 SAMPLE = {"delivery_date": "2026-11-01", "profile": "conf/cluster.yaml"}
 
 
@@ -33,8 +35,8 @@ def test_every_task_retries_and_runs_a_command_s3p_accepts():
     for key, task in tasks().items():
         assert task["max_retries"] >= 1 and task["min_retry_interval_millis"] > 0, key
         python_task = task["spark_python_task"]
-        assert (PROJECT_ROOT / python_task["python_file"]).is_file()
+        assert (ROOT / python_task["python_file"]).is_file()
         argv = [re.sub(r"\{\{job\.parameters\.(\w+)\}\}", lambda m: SAMPLE[m.group(1)], a) for a in python_task["parameters"]]
         args = build_parser().parse_args(argv)  # argparse exits (SystemExit) on anything it does not accept
         assert args.command == expected[key]
-        assert args.conf == "conf/cluster.yaml" and (PROJECT_ROOT / args.conf).is_file()
+        assert args.conf == "conf/cluster.yaml" and (ROOT / args.conf).is_file()
