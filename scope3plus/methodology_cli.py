@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .argtypes import date as _date
 from .errors import S3PError
-from .paths import methodologies_dir
+from .paths import in_installed_package, methodologies_dir
 
 __all__ = ["add_parser", "run", "parse_ref"]
 
@@ -209,9 +209,12 @@ def cmd_diff(args) -> int:
 def cmd_approve(args) -> int:
     from .config import load_config
     from .methodology.approval import approve_and_register
-    from .methodology.review import DEFAULT_APPROVAL_NOTE
+    from .methodology.review import DEFAULT_APPROVAL_NOTE, approved_by
 
     m = _find(args, args.ref)
+    if in_installed_package(m.path) and not approved_by(m, args.reviewer.strip()):  # the approval edits the spec
+        raise S3PError(f"{m.id}@{m.version} is shipped inside the installed package ({m.path}): approve it in a "
+                       "project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
     config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
     changed, entry = approve_and_register(m.path, args.reviewer, config, dt.date.today(),
                                           args.note or DEFAULT_APPROVAL_NOTE)

@@ -67,6 +67,11 @@ def shipped_root() -> Path:
     return packaged if packaged.is_dir() else _PACKAGE.parent
 
 
+def in_installed_package(path: str | Path) -> bool:
+    """True for a file of the shipped data inside an installed wheel (not to be edited: use a project)."""
+    return Path(path).resolve().is_relative_to(_PACKAGE / SHIPPED_PACKAGE_DIR)
+
+
 def shipped_dir(name: str) -> Path:
     return shipped_root() / _known(name)
 

@@ -98,31 +98,23 @@ def test_the_profile_and_its_reported_aggregates_come_from_the_project(elsewhere
 
 
 @pytest.mark.parametrize("how", ["option", "env"])
-def test_a_project_that_does_not_exist_is_one_line_and_exit_2(elsewhere, tmp_path, monkeypatch, capsys, how):
-    missing = tmp_path / "missing"
-    argv = ["methodology", "list"]
-    if how == "option":
-        argv = ["--project", str(missing), *argv]
-    else:
-        monkeypatch.setenv(paths.PROJECT_ENV, str(missing))
-    named_by = "--project" if how == "option" else "$S3P_PROJECT"
-    assert one_error_line(capsys, 2, argv) == (
-        f"s3p: error: project folder not found: {missing} (named by {named_by}); create one with `s3p init {missing}`")
-
-
-@pytest.mark.parametrize("how", ["option", "env"])
-def test_a_folder_without_the_marker_is_no_project_one_line_and_exit_2(elsewhere, tmp_path, monkeypatch, capsys, how):
-    unmarked = tmp_path / "unmarked"
-    shutil.copytree(paths.shipped_dir("conf"), unmarked / "conf")
+@pytest.mark.parametrize("kind", ["missing", "unmarked"])
+def test_a_project_that_is_missing_or_unmarked_is_one_line_and_exit_2(elsewhere, tmp_path, monkeypatch, capsys, how, kind):
+    folder = tmp_path / kind
+    if kind == "unmarked":  # the folders, but not the marker
+        shutil.copytree(paths.shipped_dir("conf"), folder / "conf")
     argv = ["progress", "--lake", str(tmp_path / "lake")]
     if how == "option":
-        argv = ["--project", str(unmarked), *argv]
+        argv = ["--project", str(folder), *argv]
     else:
-        monkeypatch.setenv(paths.PROJECT_ENV, str(unmarked))
+        monkeypatch.setenv(paths.PROJECT_ENV, str(folder))
     named_by = "--project" if how == "option" else "$S3P_PROJECT"
-    assert one_error_line(capsys, 2, argv) == (
-        f"s3p: error: {unmarked} (named by {named_by}) is not a project folder: it has no scope3plus_project.yaml "
-        "(create one with `s3p init NEW_DIR`)")
+    assert one_error_line(capsys, 2, argv) == {
+        "missing": f"s3p: error: project folder not found: {folder} (named by {named_by}); "
+                   f"create one with `s3p init {folder}`",
+        "unmarked": f"s3p: error: {folder} (named by {named_by}) is not a project folder: it has no "
+                    "scope3plus_project.yaml (create one with `s3p init NEW_DIR`)",
+    }[kind]
 
 
 def test_the_python_api_raises_the_same_error_for_a_bad_project(elsewhere, tmp_path, monkeypatch):
@@ -193,3 +185,10 @@ def test_importing_the_package_imports_no_spark_and_exports_its_api():
 def test_progress_api_reports_a_missing_lake_as_the_cli_does(tmp_path):
     with pytest.raises(S3PError, match="no progress table at"):
         scope3plus.progress(tmp_path / "lake")
+
+
+def test_only_the_data_inside_an_installed_wheel_counts_as_not_to_be_edited(elsewhere, tmp_path):
+    package = Path(scope3plus.__file__).resolve().parent
+    assert paths.in_installed_package(package / paths.SHIPPED_PACKAGE_DIR / "methodologies" / "green_trip" / "1.0.0.yaml")
+    assert not paths.in_installed_package(CHECKOUT / "methodologies" / "green_trip" / "1.0.0.yaml")
+    assert not paths.in_installed_package(tmp_path / "proj" / "methodologies" / "green_trip" / "1.0.0.yaml")

@@ -113,6 +113,9 @@ def test_the_installed_wheel_runs_a_day_from_an_empty_folder(venv, tmp_path):
     # "config file not found")
     listed = json.loads(_run([s3p, "methodology", "list", "--format", "json"], work, env).stdout)
     assert {row["id"] for row in listed} == set(SCENARIOS)
+    edit = _run([s3p, "methodology", "approve", "green_trip@1.0.0", "--reviewer", "Jane Doe"], work, env, expect=2)
+    assert edit.stderr.startswith("s3p: error: green_trip@1.0.0 is shipped inside the installed package (")
+    assert edit.stderr.strip().endswith("approve it in a project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
     missing = _run([s3p, "progress"], work, env, expect=2)
     assert missing.stderr.strip() == "s3p: error: no progress table at data/lake/gold/progress: run `s3p run --date YYYY-MM-DD` first"
 
