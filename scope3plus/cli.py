@@ -37,7 +37,8 @@ examples:
 Configuration comes from the project's conf/local.yaml unless --conf names another profile;
 --landing and --lake override the profile's paths. The project folder (conf/, methodologies/,
 schemas/, quality/) is --project DIR, else $S3P_PROJECT, else the current folder when it holds
-scope3plus_project.yaml; a folder the project lacks comes from the data shipped with s3p. Set S3P_DEBUG=1 to see tracebacks.
+scope3plus_project.yaml; a folder the project lacks comes from the data shipped with s3p.
+Set S3P_DEBUG=1 to see tracebacks.
 Commands that write the lake take the lake lock; one that finds it held stops (exit 4)
 unless --wait SECONDS lets it wait. Exit codes: 0 done, 1 internal error or a table
 maintain could not maintain, 2 bad argument or missing path, 3 failed data-quality gate
@@ -435,9 +436,9 @@ def cmd_aggregates(args) -> int:
     return 0
 
 
-COMMANDS = {"init": cmd_init, "generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
+COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
             "rollup": cmd_rollup, "progress": cmd_progress, "report": cmd_report, "aggregates": cmd_aggregates}
-COMMANDS["quarantine"] = quarantine_cli.run
+COMMANDS["quarantine"], COMMANDS["init"] = quarantine_cli.run, cmd_init
 
 
 def cmd_bench(args) -> int:
