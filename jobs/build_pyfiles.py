@@ -2,8 +2,9 @@
 
     python jobs/build_pyfiles.py [OUT]
 
-Only the package's source and resources go in (no caches); the specs, contracts and
-configuration stay in the checkout the driver runs from (``S3P_HOME``).
+Only the package's source and resources go in (no caches); the specs, contracts, suites and
+profiles stay in the checkout the driver runs from, the project folder that ``jobs/s3p_job.py``
+names in ``$S3P_PROJECT``.
 """
 
 from __future__ import annotations

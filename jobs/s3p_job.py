@@ -6,16 +6,21 @@ COMMAND and args are those of the ``s3p`` CLI, e.g.::
         jobs/s3p_job.py run --date 2026-11-01 --conf conf/cluster.yaml
 
 All logic lives in the scope3plus package (ship it with ``--py-files``, see jobs/build_pyfiles.py).
+The checkout this script is in is the project folder (``$S3P_PROJECT``, unless already set): the
+zip holds the code only, the driver reads the specs, contracts, suites and profiles from here.
+Without the checkout around it (the script alone, the wheel installed) the usual resolution applies.
 """
 
 import os
 import sys
 from pathlib import Path
 
-# The driver reads specs, contracts and config from the checkout this script is in.
-os.environ.setdefault("S3P_HOME", str(Path(__file__).resolve().parents[1]))
+from scope3plus.cli import main
+from scope3plus.paths import MARKER, PROJECT_ENV
 
-from scope3plus.cli import main  # noqa: E402 - after S3P_HOME is set
+CHECKOUT = Path(__file__).resolve().parents[1]
+if (CHECKOUT / MARKER).is_file():
+    os.environ.setdefault(PROJECT_ENV, str(CHECKOUT))
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -17,7 +17,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import methodology_cli, quarantine_cli
+from . import methodology_cli, paths, quarantine_cli
 from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least
 from .errors import S3PError
 from .lake import LAKE_BACKENDS
@@ -25,6 +25,7 @@ from .lock import add_wait_argument, hold_lake_lock
 
 EPILOG = """\
 examples:
+  s3p init my-project && cd my-project
   s3p generate --start 2026-11-01 --days 7 --events-per-day 100000 --landing data/landing
   s3p run --date 2026-11-01
   s3p ingest --scenario green_trip && s3p run --date 2026-11-01 --from-bronze
@@ -36,8 +37,11 @@ examples:
   s3p backfill --from 2026-11-01 --to 2026-11-30
   s3p maintain --dry-run
 
-Configuration comes from conf/local.yaml unless --conf names another profile;
---landing and --lake override the profile's paths. Set S3P_DEBUG=1 to see tracebacks.
+Configuration comes from the project's conf/local.yaml unless --conf names another profile;
+--landing and --lake override the profile's paths. The project folder (conf/, methodologies/,
+schemas/, quality/) is --project DIR, else $S3P_PROJECT, else the current folder when it holds
+scope3plus_project.yaml; a folder the project lacks comes from the data shipped with s3p.
+Set S3P_DEBUG=1 to see tracebacks.
 Commands that write the lake take the lake lock; one that finds it held stops (exit 4)
 unless --wait SECONDS lets it wait. Exit codes: 0 done, 1 internal error or a table
 maintain could not maintain, 2 bad argument or missing path, 3 failed data-quality gate
@@ -71,8 +75,20 @@ def build_parser() -> Parser:
                     "(events → Delta bronze/silver/gold → progress toward 1.5 Gt CO2e by 2035).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("-V", "--version", action="version", version=f"s3p {_version()}")
+    parser.add_argument("--project", metavar="DIR",
+                        help=f"project folder holding {paths.MARKER} and the team's conf/, methodologies/, schemas/, "
+                             f"quality/ (default: ${paths.PROJECT_ENV}, else the current folder if it holds "
+                             f"{paths.MARKER}, else the data shipped with s3p)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
+
+    n = sub.add_parser("init", help="write a project folder: conf/, methodologies/, schemas/, quality/ to version",
+                       description=f"Write into DIR (new or empty) a project folder a team can version: {paths.MARKER}, "
+                                   "a README.md, and copies of the conf/, methodologies/, schemas/ and quality/ shipped "
+                                   "with s3p. s3p uses it when run inside DIR, or with --project DIR or $S3P_PROJECT; "
+                                   "a folder deleted from it falls back to the shipped one.")
+    n.add_argument("dir", metavar="DIR", help="the folder to write (created if missing; refused if not empty)")
 
     g = sub.add_parser("generate", help="write a reproducible sample of platform events as JSON Lines",
                        description="Generate realistic, reproducible event files for all five scenarios: "
@@ -284,6 +300,12 @@ def _add_ingest_parser(sub) -> None:
     add_wait_argument(i)
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def _config(args):
     from .config import config_from_args
 
@@ -300,6 +322,16 @@ def run_outcome(summary) -> dict:
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def cmd_init(args) -> int:
+    from .project import init_project
+
+    for path in init_project(args.dir):
+        files = sum(1 for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+        _say(f"wrote {path}" + (f"/ ({files} files)" if path.is_dir() else ""))
+    _say(f"project folder ready: run s3p inside {args.dir}, or pass --project {args.dir}")
+    return 0
 
 
 def cmd_generate(args) -> int:
@@ -441,7 +473,7 @@ def cmd_aggregates(args) -> int:
 
 COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
             "rollup": cmd_rollup, "progress": cmd_progress, "report": cmd_report, "aggregates": cmd_aggregates}
-COMMANDS["quarantine"] = quarantine_cli.run
+COMMANDS["quarantine"], COMMANDS["init"] = quarantine_cli.run, cmd_init
 
 
 def cmd_bench(args) -> int:
@@ -590,7 +622,10 @@ def main(argv: list[str] | None = None) -> int:
     args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)
     args.outcome = {}  # what a command that writes the lake reports with --format json
     mark, error = len(committed()), None
+    paths.select_project(args.project)
     try:
+        if args.command != "init":  # init writes a project from the shipped data: it needs none in force
+            paths.project_root()  # a --project or $S3P_PROJECT that names no project fails here, in a second
         code = COMMANDS[args.command](args)
     except S3PError as exc:
         code, error = exc.exit_code, str(exc)
@@ -608,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"s3p: {error}")
     finally:
         args.held_locks.close()
+        paths.select_project(None)
     if args.command in WRITE_COMMANDS and getattr(args, "format", "text") == "json":
         print(json.dumps(write_result(args, code, error, committed(mark)), default=str), flush=True)
     return code

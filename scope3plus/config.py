@@ -11,9 +11,12 @@ from pathlib import Path
 from .errors import S3PError
 from .lakeuri import local_path
 from .yamlio import read_yaml_mapping
-from .paths import CONF_DIR, METHODOLOGIES_DIR
+from . import paths
 
-REPORTED_AGGREGATES_FILE = CONF_DIR / "reported_aggregates.yaml"
+
+def reported_aggregates_file() -> Path:
+    """The project's (or the shipped) ``conf/reported_aggregates.yaml``: a profile's ``reported_aggregates: null``."""
+    return paths.conf_dir() / "reported_aggregates.yaml"
 
 
 @dataclass(frozen=True)
@@ -35,9 +38,11 @@ class Config:
     mlflow_experiment: str
     spark: dict = field(default_factory=dict)
     source: str = ""
-    methodologies_dir: str = str(METHODOLOGIES_DIR)  # the reviewed specs in force; tests point it at a copy
+    # the reviewed specs in force (the project's methodologies/); tests point it at a copy
+    methodologies_dir: str = field(default_factory=lambda: str(paths.methodologies_dir()))
     fiscal_year_start_month: int = 4  # Alibaba's fiscal year runs April-March
-    reported_aggregates: str = str(REPORTED_AGGREGATES_FILE)  # totals published before event-level data
+    # totals published before event-level data
+    reported_aggregates: str = field(default_factory=lambda: str(reported_aggregates_file()))
     time_travel_retention_hours: int = 168  # `s3p maintain` keeps every version of this window readable
     scenarios_in_parallel: int = 2  # a daily run ingests and gates this many scenarios side by side
 
@@ -109,8 +114,8 @@ def config_from_args(args) -> Config:
 
 
 def load_config(path: str | Path | None = None, **overrides) -> Config:
-    """Load a profile (default ``conf/local.yaml``); non-None ``overrides`` (landing, lake, ...) win."""
-    source = Path(path) if path else CONF_DIR / "local.yaml"
+    """Load a profile (default: the project's ``conf/local.yaml``); non-None ``overrides`` (landing, lake, ...) win."""
+    source = Path(path) if path else paths.conf_dir() / "local.yaml"
     if not source.exists():
         raise S3PError(f"config file not found: {source}")
     raw = read_yaml_mapping(source, "config file", empty={})
@@ -136,7 +141,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         spark={str(k): str(v) for k, v in (raw.get("spark") or {}).items()},
         source=str(source),
         fiscal_year_start_month=_month(raw.get("fiscal_year_start_month", 4), source),
-        reported_aggregates=str(raw.get("reported_aggregates") or REPORTED_AGGREGATES_FILE),
+        reported_aggregates=str(raw.get("reported_aggregates") or reported_aggregates_file()),
         time_travel_retention_hours=_hours(raw.get("time_travel_retention_hours", 168), source),
         scenarios_in_parallel=_scenarios_in_parallel(raw.get("scenarios_in_parallel", 2), source),
     )

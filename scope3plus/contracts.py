@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import S3PError
 from .yamlio import read_yaml_mapping
-from .paths import SCHEMAS_DIR
+from .paths import schemas_dir as _schemas_dir
 
 SCENARIOS = (
     "secondhand_trade",
@@ -115,10 +115,14 @@ def _read_yaml(path: Path) -> dict:
     return read_yaml_mapping(path, "contract")
 
 
+def load_contracts(schemas_dir: Path | None = None) -> dict[str, Contract]:
+    """All scenario contracts, common fields first, in the order of SCENARIOS (default: the project's schemas/)."""
+    return _load_contracts(Path(schemas_dir) if schemas_dir else _schemas_dir())
+
+
 @lru_cache(maxsize=None)
-def load_contracts(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, Contract]:
-    """All scenario contracts, common fields first, in the order of SCENARIOS."""
-    events = Path(schemas_dir) / "events"
+def _load_contracts(schemas_dir: Path) -> dict[str, Contract]:
+    events = schemas_dir / "events"
     common_path = events / "_common.yaml"
     common = _read_yaml(common_path)
     common_fields = [_field(n, r, common_path) for n, r in common["fields"].items()]

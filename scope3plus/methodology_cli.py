@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .argtypes import date as _date
 from .errors import S3PError
-from .paths import METHODOLOGIES_DIR
+from .paths import in_installed_package, methodologies_dir
 
 __all__ = ["add_parser", "run", "parse_ref"]
 
@@ -132,7 +132,7 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
 
 
 def _add_root_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--methodologies", metavar="DIR", type=Path, default=METHODOLOGIES_DIR,
+    p.add_argument("--methodologies", metavar="DIR", type=Path,
                    help="the methodologies folder (default: the project's methodologies/)")
 
 
@@ -151,7 +151,7 @@ def _registry(args):
 
 
 def _root(args) -> Path:
-    root = Path(args.methodologies)
+    root = Path(args.methodologies) if args.methodologies else methodologies_dir()
     if not root.is_dir():
         raise S3PError(f"methodologies folder not found: {root}")
     return root
@@ -218,11 +218,14 @@ def cmd_diff(args) -> int:
 def cmd_approve(args) -> int:
     from .config import load_config
     from .methodology.approval import approve_and_register
-    from .methodology.review import DEFAULT_APPROVAL_NOTE
+    from .methodology.review import DEFAULT_APPROVAL_NOTE, approved_by
 
     if args.all_shipped:
         return _approve_all_shipped(args)
     m = _find(args, args.ref)
+    if in_installed_package(m.path) and not approved_by(m, args.reviewer.strip()):  # the approval edits the spec
+        raise S3PError(f"{m.id}@{m.version} is shipped inside the installed package ({m.path}): approve it in a "
+                       "project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
     config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
     changed, entry = approve_and_register(m.path, args.reviewer, config, dt.date.today(),
                                           args.note or DEFAULT_APPROVAL_NOTE)

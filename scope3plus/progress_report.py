@@ -277,6 +277,15 @@ def as_csv(rows: list[dict]) -> str:
     return out.getvalue().rstrip("\n")
 
 
+def progress(lake: str | Path | None = None, conf: str | Path | None = None) -> dict:
+    """The progress of ``s3p progress --format json``, as that JSON's dict (dates as ISO strings):
+    of ``lake``, by default the lake of the profile ``conf`` (default: the project's conf/local.yaml)."""
+    from .config import load_config
+
+    lake_root = lake if lake is not None else load_config(conf).lake
+    return json.loads(render(load_progress(lake_root), "json"))
+
+
 def render(rows: list[dict], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(as_json(rows), indent=2, default=str)

@@ -30,7 +30,7 @@ from scope3plus.generate import generate
 from scope3plus.lake import LAKE_BACKENDS, open_lake
 from scope3plus.maintain import find_tables
 from scope3plus.methodology import load_registry
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.pipeline.quarantine import run_release
@@ -63,7 +63,7 @@ def deliveries(spark, landing: Path, streamed: Path) -> None:
 
 def life_of_a_lake(spark, root: Path, landing: Path, streamed: Path, backend: str):
     specs = root / "methodologies"
-    shutil.copytree(METHODOLOGIES_DIR, specs)
+    shutil.copytree(methodologies_dir(), specs)
     config = load_config(None, landing=str(landing), lake=str(root / "lake"), mlflow_dir=str(root / "mlflow"),
                          methodologies_dir=str(specs), lake_backend=backend)
     register_approved(config)

@@ -23,12 +23,13 @@ from scope3plus import deltajars
 from scope3plus.config import load_config
 from scope3plus.generate import generate
 from scope3plus.lake import open_lake
-from scope3plus.paths import PROJECT_ROOT
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.spark import ensure_java
 
 from .support import register_approved
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: jobs/ and conf/
 
 pytestmark = pytest.mark.cluster
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -133,7 +134,7 @@ def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishe
     generate(spark, DAY, 1, 2000, landing, seed=5, dirty=0.02)
     local = load_config(None, landing=str(landing), lake=str(tmp_path / "local" / "lake"), lake_backend="delta-rs")
     profile = tmp_path / "cluster.yaml"  # the local profile, tracked by the MLflow server
-    profile.write_text((PROJECT_ROOT / "conf" / "local.yaml").read_text(encoding="utf-8").replace(
+    profile.write_text((ROOT / "conf" / "local.yaml").read_text(encoding="utf-8").replace(
         "  tracking_uri: null", f"  tracking_uri: {mlflow_server}"), encoding="utf-8")
     remote = load_config(str(profile), landing=str(landing), lake=str(tmp_path / "cluster" / "lake"))
     assert remote.tracking_uri() == mlflow_server
@@ -142,14 +143,14 @@ def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishe
     run_day(spark, local, DAY)
 
     zip_path = tmp_path / "scope3plus.zip"
-    subprocess.run([sys.executable, str(PROJECT_ROOT / "jobs" / "build_pyfiles.py"), str(zip_path)], check=True)
+    subprocess.run([sys.executable, str(ROOT / "jobs" / "build_pyfiles.py"), str(zip_path)], check=True)
     delta = [arg for key, value in deltajars.SESSION_CONF.items() for arg in ("--conf", f"{key}={value}")]
     submit = subprocess.run(
         [str(SPARK_HOME / "bin" / "spark-submit"), "--master", cluster["master"], "--py-files", str(zip_path),
          "--jars", ",".join(deltajars.local_jars()), *delta,  # Delta Lake on Spark, as --packages gives it
          "--conf", f"spark.pyspark.python={sys.executable}", "--conf", "spark.executor.memory=1g",
          "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
-         str(PROJECT_ROOT / "jobs" / "s3p_job.py"), "run", "--date", DAY.isoformat(), "--conf", str(profile),
+         str(ROOT / "jobs" / "s3p_job.py"), "run", "--date", DAY.isoformat(), "--conf", str(profile),
          "--landing", str(landing), "--lake", remote.lake, "--backend", "delta-spark"],
         env={**cluster["env"], "PYSPARK_PYTHON": sys.executable}, capture_output=True, text=True, timeout=600)
     # spark-submit's PythonRunner merges the driver's stderr into its stdout; Spark's INFO chatter aside

@@ -9,7 +9,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from scope3plus.methodology import load_registry
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline.compute import KG, QUANTITY, avoided_emissions
 
 D1 = dt.date(2026, 11, 1)
@@ -26,7 +26,7 @@ def box_silver(spark, box_counts):
 
 def gold(spark, box_counts):
     return avoided_emissions(box_silver(spark, box_counts), "box_recycling",
-                             load_registry(METHODOLOGIES_DIR).approved("box_recycling"), "r")
+                             load_registry(methodologies_dir()).approved("box_recycling"), "r")
 
 
 def test_gold_amounts_are_exact_18_digit_decimals(spark):

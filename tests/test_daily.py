@@ -9,7 +9,7 @@ import pytest
 
 from scope3plus.config import load_config
 from scope3plus.errors import S3PError
-from scope3plus.paths import CONF_DIR
+from scope3plus.paths import conf_dir
 from scope3plus.pipeline.daily import for_each_scenario
 
 
@@ -68,4 +68,4 @@ def test_a_bad_scenarios_in_parallel_is_one_clear_error(tmp_path, value):
 
 
 def test_the_shipped_profiles_gate_two_scenarios_at_a_time():
-    assert [load_config(CONF_DIR / f"{p}.yaml").scenarios_in_parallel for p in ("local", "cluster")] == [2, 2]
+    assert [load_config(conf_dir() / f"{p}.yaml").scenarios_in_parallel for p in ("local", "cluster")] == [2, 2]

@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 
 from scope3plus.contracts import load_contracts
 from scope3plus.methodology import load_registry
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline.gate import GateSettings, hmac_sha256, parse_and_check, route
 
 DAY = dt.date(2026, 11, 1)
@@ -30,7 +30,7 @@ def check(spark, scenario: str, lines: list[str]):
     """Reasons and event_date per input line, in input order."""
     bronze = spark.createDataFrame(
         [(DAY, f"f{i:03d}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
-    methodologies = load_registry(METHODOLOGIES_DIR).approved(scenario)
+    methodologies = load_registry(methodologies_dir()).approved(scenario)
     out = parse_and_check(bronze, load_contracts()[scenario], methodologies, SETTINGS)
     return [(r.reasons, r.event_date) for r in out.orderBy("source_file").collect()]
 
@@ -91,7 +91,7 @@ def sale(**changes) -> str:
 ])
 def test_fields_read_the_same_on_the_fast_and_the_text_parse(spark, scenario, line, field, value, reasons):
     bronze = spark.createDataFrame([(DAY, "f", line)], "landing_date date, source_file string, value string")
-    out = parse_and_check(bronze, load_contracts()[scenario], load_registry(METHODOLOGIES_DIR).approved(scenario),
+    out = parse_and_check(bronze, load_contracts()[scenario], load_registry(methodologies_dir()).approved(scenario),
                           SETTINGS).first()
     assert (out[field], out.reasons) == (value, reasons)
 
@@ -104,7 +104,7 @@ def test_unknown_factor_table_key_is_quarantined(spark):
 def test_bom_is_not_an_error_and_default_quantity_applies(spark):
     bronze = spark.createDataFrame([(DAY, "f", "\ufeff" + sale())], "landing_date date, source_file string, value string")
     out = parse_and_check(bronze, load_contracts()["secondhand_trade"],
-                          load_registry(METHODOLOGIES_DIR).approved("secondhand_trade"), SETTINGS).first()
+                          load_registry(methodologies_dir()).approved("secondhand_trade"), SETTINGS).first()
     assert out.reasons == [] and out.quantity == 1
 
 
@@ -122,7 +122,7 @@ def test_user_ids_are_replaced_by_hmac_sha256(spark):
     expected = [hmac.new(b"secret", u.encode(), hashlib.sha256).hexdigest() for u in ("u0012345", "用户")]
     assert got == expected
     bronze = spark.createDataFrame([(DAY, "f", trip())], "landing_date date, source_file string, value string")
-    out = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS)
+    out = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"), SETTINGS)
     assert "user_id" not in out.columns
     assert out.first().user_id_key == hmac.new(b"test-key", b"u1", hashlib.sha256).hexdigest()
 
@@ -131,7 +131,7 @@ def test_route_keeps_the_first_copy_and_drops_duplicates_of_history(spark):
     lines = [trip(event_id="a"), trip(event_id="a"), trip(event_id="b"), trip(event_id="c"), trip(event_id="d", mode="x")]
     bronze = spark.createDataFrame(
         [(DAY, f"f{i}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
-    checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS)
+    checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"), SETTINGS)
     history = spark.createDataFrame([("c",)], "event_id string")
     routed = {(r.source_file, r.disposition) for r in route(checked, history).collect()}
     assert routed == {("f0", "silver"), ("f1", "duplicate"), ("f2", "silver"), ("f3", "duplicate"), ("f4", "quarantine")}
@@ -143,7 +143,7 @@ def test_an_invalid_copy_first_does_not_hide_the_valid_one(spark):
     lines = [trip(event_id="a", mode="x"), trip(event_id="a"), trip(event_id="a")]
     bronze = spark.createDataFrame(
         [(DAY, f"f{i}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
-    checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS)
+    checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"), SETTINGS)
     routed = {(r.source_file, r.disposition) for r in route(checked, spark.createDataFrame([], "event_id string")).collect()}
     assert routed == {("f0", "quarantine"), ("f1", "silver"), ("f2", "duplicate")}
 
@@ -164,7 +164,7 @@ def test_gate_writes_the_batch_once_and_silver_shows_only_its_columns(spark, tmp
                                    "landing_date date, source_file string, value string, run_id string")
     lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
     contract = load_contracts()["green_trip"]
-    result = gate(lake, contract, load_registry(METHODOLOGIES_DIR).approved("green_trip"), SETTINGS, "r1")
+    result = gate(lake, contract, load_registry(methodologies_dir()).approved("green_trip"), SETTINGS, "r1")
     assert (result.silver_rows, result.quarantined_rows, result.duplicates_removed) == (2, 2, 1)
     declared = ["landing_date", "event_date", *silver_fields(contract), "source_file", "run_id"]
     silver = lake.read(tables.silver("green_trip"))
@@ -192,7 +192,7 @@ def test_gate_drops_duplicates_of_earlier_deliveries(spark, tmp_path, monkeypatc
 
     lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
     contract = load_contracts()["green_trip"]
-    approved = load_registry(METHODOLOGIES_DIR).approved("green_trip")
+    approved = load_registry(methodologies_dir()).approved("green_trip")
     deliveries = {DAY: [trip(event_id="a"), trip(event_id="b")],
                   DAY + dt.timedelta(days=1): [trip(event_id="a"), "\ufeff" + trip(event_id="a"), trip(event_id="b"),
                                                trip(event_id="c"), trip(event_id="d")]}

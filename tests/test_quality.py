@@ -23,7 +23,7 @@ from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
 from scope3plus.errors import GateFailed
 from scope3plus.lake import open_lake, read_small_table
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline import quality as q, tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.pipeline.gate import REASON_PREFIXES
@@ -196,7 +196,7 @@ def write_corpus(landing: Path) -> dict[str, list[tuple[str, str, str]]]:
 def corpus(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("corpus")
     specs = root / "methodologies"
-    shutil.copytree(METHODOLOGIES_DIR, specs)
+    shutil.copytree(methodologies_dir(), specs)
     config = load_config(None, landing=str(root / "landing"), lake=str(root / "lake"), methodologies_dir=str(specs))
     expected = write_corpus(Path(config.landing))
     register_approved(config)

@@ -24,7 +24,7 @@ from scope3plus import cli
 from scope3plus.config import load_config
 from scope3plus.faults import RELEASE_POINTS
 from scope3plus.lake import open_lake
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.pipeline.quarantine import release, run_release, show, summary
@@ -52,7 +52,7 @@ def add_secondhand_v1_1_with_e_bikes(specs: Path) -> None:
 def deliver(spark, root: Path):
     """One delivery of second-hand trades (see the module docstring), run; its config."""
     specs = root / "methodologies"
-    shutil.copytree(METHODOLOGIES_DIR, specs)
+    shutil.copytree(methodologies_dir(), specs)
     config = load_config(None, landing=str(root / "landing"), lake=str(root / "lake"), methodologies_dir=str(specs))
     folder = Path(config.landing) / "secondhand_trade"
     folder.mkdir(parents=True)

@@ -14,7 +14,7 @@ from scope3plus.config import load_config
 from scope3plus.generate import generate
 from scope3plus.lake import open_lake, read_small_table
 from scope3plus.methodology import load_registry
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.compute import avoided_emissions
 from scope3plus.pipeline.daily import run_day
@@ -47,7 +47,7 @@ def add_green_trip_v1_1(root: Path, effective_from: dt.date, status: str) -> Non
 @pytest.fixture()
 def specs(tmp_path):
     root = tmp_path / "methodologies"
-    shutil.copytree(METHODOLOGIES_DIR, root)
+    shutil.copytree(methodologies_dir(), root)
     return root
 
 

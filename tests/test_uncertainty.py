@@ -6,11 +6,11 @@ import pytest
 from pyspark.sql import functions as F
 
 from scope3plus.methodology import load_registry
-from scope3plus.paths import METHODOLOGIES_DIR
+from scope3plus.paths import methodologies_dir
 
 
 def test_no_cutlery_range_comes_from_the_published_per_order_figures(spark):
-    m = load_registry(METHODOLOGIES_DIR).get("no_cutlery_order", "1.0.0")
+    m = load_registry(methodologies_dir()).get("no_cutlery_order", "1.0.0")
     assert set(m.bounds) == {"low", "high"}
     cols = m.columns()
     orders = spark.createDataFrame([(True,), (True,)], "no_cutlery boolean").withColumn("event_date", F.current_date())
@@ -21,7 +21,7 @@ def test_no_cutlery_range_comes_from_the_published_per_order_figures(spark):
 
 
 def test_without_ranged_parameters_low_and_high_equal_the_central_value(spark):
-    m = load_registry(METHODOLOGIES_DIR).get("box_recycling", "1.0.0")
+    m = load_registry(methodologies_dir()).get("box_recycling", "1.0.0")
     assert m.bounds == {}
     cols = m.columns()
     boxes = spark.createDataFrame([("reuse_ship", 3)], "action string, box_count long").withColumn("event_date", F.current_date())

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 
 from ..errors import GateFailed, S3PError
-from ..paths import QUALITY_DIR
+from ..paths import quality_dir as _quality_dir
 from ..yamlio import read_yaml_mapping
 from . import tables
 
@@ -151,10 +151,14 @@ def load_suite(path: Path) -> Suite:
                  description=str(raw.get("description") or ""), expectations=expectations, path=str(path))
 
 
+def load_suites(quality_dir: Path | None = None) -> dict[tuple[str, str], Suite]:
+    """Every suite (default: the project's quality/), as {(scenario, layer): Suite}; each scenario needs
+    both layers, and its silver suite must map every reason code the gate can give to a quarantine expectation."""
+    return _load_suites(Path(quality_dir) if quality_dir else _quality_dir())
+
+
 @lru_cache(maxsize=None)
-def load_suites(quality_dir: Path = QUALITY_DIR) -> dict[tuple[str, str], Suite]:
-    """Every suite, as {(scenario, layer): Suite}; each scenario needs both layers, and its silver
-    suite must map every reason code the gate can give to a quarantine expectation."""
+def _load_suites(quality_dir: Path) -> dict[tuple[str, str], Suite]:
     from ..contracts import SCENARIOS
     from .gate import REASON_PREFIXES
 
