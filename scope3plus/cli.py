@@ -16,7 +16,7 @@ import traceback
 from pathlib import Path
 
 from . import methodology_cli, quarantine_cli
-from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least
+from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least, remote as _remote
 from .errors import S3PError
 from .lake import LAKE_BACKENDS
 from .lock import add_wait_argument, hold_lake_lock
@@ -69,6 +69,12 @@ def build_parser() -> Parser:
                     "(events → Delta bronze/silver/gold → progress toward 1.5 Gt CO2e by 2035).",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--remote", metavar="sc://HOST:PORT", type=_remote,
+                        help="run Spark through the Spark Connect server at this address instead of a local session "
+                             "(default: $SPARK_REMOTE when set); goes before the command, e.g. "
+                             "s3p --remote sc://127.0.0.1:15002 run --date 2026-11-01. The server needs Delta Lake's "
+                             "jars and settings for --backend delta-spark, and the client's filesystem for delta-rs "
+                             "(README: Spark Connect)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -468,6 +474,7 @@ def cmd_ingest(args) -> int:
         return 0
     if args.dates:
         raise S3PError("--date goes with --mode batch (a stream takes every new file)")
+    si.check_stream_session()  # before Spark starts
     trigger = args.trigger or si.AVAILABLE_NOW
     continuous = "processingTime" in si.parse_trigger(trigger)  # before Spark starts: a bad trigger fails in a second
     si.landing_folder(config.landing, scenario)
@@ -531,6 +538,8 @@ COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)
+    if args.remote:  # every session this process builds is then a Spark Connect session (spark.build_session)
+        os.environ["SPARK_REMOTE"] = args.remote
     try:
         return COMMANDS[args.command](args)
     except S3PError as exc:

@@ -14,6 +14,8 @@ Table metadata (version, history, commit info) is read with delta-rs on both bac
 from __future__ import annotations
 
 import json
+import os
+import re
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -61,6 +63,14 @@ class Staged:
                 .select(*self.schema.fieldNames()))
 
 
+def absolute_root(root: str | Path) -> str:
+    """A lake root as the paths handed to Spark need it: a local path made absolute, without a trailing
+    slash (a URI such as s3://bucket/lake stays as it is). Spark resolves a relative path against its
+    driver's working directory, which under Spark Connect is the server's, not this process's."""
+    root = str(root)
+    return root.rstrip("/") if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:", root) else os.path.abspath(root)
+
+
 def partition_filters(values: dict[str, list]) -> list[tuple[str, str, list[str]]]:
     """Delta partition filters (conjunction of ``col IN values``) from a ``{col: [values]}`` map."""
     return [(col, "in", [str(v) for v in vals]) for col, vals in values.items()]
@@ -73,7 +83,7 @@ class Lake(ABC):
 
     def __init__(self, spark, root: str | Path):
         self.spark = spark
-        self.root = str(root).rstrip("/")
+        self.root = absolute_root(root)
 
     # ---- naming and metadata (delta-rs on both backends) ----
     def path(self, name: str) -> str:
