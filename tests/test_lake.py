@@ -71,6 +71,16 @@ def test_replace_with_empty_frame_empties_the_partition(spark, lake):
     assert ("b", D2) not in after and ("b", D3) not in after and after[("b", D1)] == 50
 
 
+def test_replacing_an_empty_partition_with_no_rows_is_still_one_commit(spark, lake):
+    """A day whose scenario quarantines nothing, after a day that did: its quarantine partition is
+    empty before and after (Delta Lake on Spark skips recording such an empty commit by default, and
+    the write's commit must still be found)."""
+    lake.append("t", frame(spark), PARTS)
+    result = lake.replace_partitions("t", frame(spark).limit(0), PARTS, {"scenario": ["c"], "event_date": [D1]})
+    assert (result.version, result.rows_added, result.rows_removed) == (1, 0, 0)
+    assert lake.read("t").count() == 300
+
+
 def test_replace_refuses_rows_outside_its_partitions_and_leaves_the_table_alone(spark, lake):
     lake.append("t", frame(spark), PARTS)
     version = lake.version("t")
