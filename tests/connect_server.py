@@ -18,14 +18,10 @@ from scope3plus import deltajars
 from scope3plus.paths import PROJECT_ROOT
 from scope3plus.spark import JVM_OPTIONS, ensure_java
 
+from .support import free_port
+
 SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def server_command(port: int) -> list[str]:

@@ -48,12 +48,11 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(args, message):
 def test_a_spark_connect_server_that_is_not_there_is_a_clear_error_at_once(tmp_path):
     """``s3p --remote`` and ``$SPARK_REMOTE`` alike: one line, without the Connect client's minutes of retries."""
     import os
-    import socket
     import time
 
-    with socket.socket() as s:  # a port where nothing listens
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from .support import free_port
+
+    port = free_port()
     (tmp_path / "landing" / "green_trip").mkdir(parents=True)
     (tmp_path / "landing" / "green_trip" / "2026-11-01-part-00000.jsonl").write_text("{}\n", encoding="utf-8")
     args = ["run", "--date", "2026-11-01", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake")]

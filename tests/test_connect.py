@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -139,7 +140,7 @@ def test_progress_report_and_quarantine_list_through_spark_connect(spark, server
                                           "--lake", lakes["configs"]["classic"].lake],
                                          capture_output=True, text=True, check=True, timeout=120).stdout)
     assert progress["as_of"] == str(day2) and progress["events"] > 0 and len(progress["scenarios"]) == 5
-    assert _without_lineage(progress) == _without_lineage(expected)
+    assert_same(progress, expected)
 
     # --as-of recomputes progress from the daily summary with Spark: on the server
     out = tmp_path / "report"
@@ -147,7 +148,7 @@ def test_progress_report_and_quarantine_list_through_spark_connect(spark, server
     assert all(f"wrote {out / f}" in said for f in ("progress.html", "progress.png", "progress.csv"))
     local = report_from_lake(spark, lakes["configs"]["classic"], DAY, tmp_path / "classic-report")
     assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert _csv_without_lineage(out / "progress.csv") == _csv_without_lineage(local["csv"])
+    assert_same(_csv(out / "progress.csv"), _csv(local["csv"]))
     assert "2026-11-01" in (out / "progress.csv").read_text(encoding="utf-8")
 
     listing = s3p("--remote", server, "quarantine", "list", "--lake", config.lake).stdout
@@ -165,19 +166,39 @@ def test_progress_report_and_quarantine_list_through_spark_connect(spark, server
     assert lines == quarantined and sum(lines.values()) > 0, listing
 
 
-def _without_lineage(value):
-    """``value`` (JSON: objects, lists) without the LINEAGE keys, at any depth."""
+def _leaves(value, path=""):
+    """(path, value) of every leaf of ``value`` (JSON-like: dicts, lists), LINEAGE keys left out; a
+    string that is a number as that number."""
     if isinstance(value, dict):
-        return {k: _without_lineage(v) for k, v in value.items() if k not in LINEAGE}
-    if isinstance(value, list):
-        return [_without_lineage(v) for v in value]
-    return value
+        for key in sorted(value):
+            if key not in LINEAGE:
+                yield from _leaves(value[key], f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        yield path, value
 
 
-def _csv_without_lineage(path: Path) -> list[list[str]]:
+def assert_same(actual, expected) -> None:
+    """The same leaves, numbers equal to 1e-9 (sums of doubles may add up in another order)."""
+    got, want = list(_leaves(actual)), list(_leaves(expected))
+    assert [p for p, _ in got] == [p for p, _ in want]
+
+    def same(a, b) -> bool:
+        numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (a, b))
+        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) if numbers else a == b
+
+    assert [(p, a, b) for (p, a), (_, b) in zip(got, want) if not same(a, b)] == []
+
+
+def _csv(path: Path) -> list[dict]:
     import csv
 
     with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    keep = [i for i, c in enumerate(rows[0]) if c not in LINEAGE]
-    return [[r[i] for i in keep] for r in rows]
+        return list(csv.DictReader(f))
