@@ -37,3 +37,14 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1: {text!r}")
     return value
+
+
+def remote(text: str) -> str:
+    """A Spark Connect address, ``sc://HOST[:PORT][/;param=value...]``."""
+    from .spark import connect_address
+
+    try:
+        connect_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

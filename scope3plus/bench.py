@@ -179,6 +179,9 @@ def bench(events: int, days: int = 1, root: Path | None = None, keep: bool = Fal
     from .pipeline.daily import run_day
     from .spark import build_session
 
+    if os.environ.get("SPARK_REMOTE"):  # before anything is generated: it reads the driver JVM's memory
+        raise S3PError("s3p bench measures a session of its own (its driver JVM's memory among others) and does not "
+                       "run on Spark Connect: run it without --remote, with $SPARK_REMOTE unset")
     work = Path(root) if root else Path(tempfile.mkdtemp(prefix="s3p-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

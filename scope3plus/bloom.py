@@ -13,6 +13,10 @@ would get twelve hash functions for its 8 MB and ~11 % false positives instead o
 A Bloom filter answers "maybe" or "certainly not": it has false positives (about 1 % at the
 sizes used here, more above the cap) and never a false negative, so it can only narrow a join,
 never decide one.
+
+A Spark Connect session has no JVM gateway, and Spark Connect offers neither expression (no
+function, SQL or Python, names them): ``available`` says so, and callers then leave the filter out
+(the join it would have narrowed gives the same rows).
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ import math
 from pyspark.sql import Column, DataFrame, functions as F
 
 FALSE_POSITIVE_RATE = 0.01
+
+
+def available(spark) -> bool:
+    """Whether ``spark`` can build and probe these filters: not a Spark Connect session (no JVM gateway)."""
+    from .spark import is_connect
+
+    return not is_connect(spark)
 
 
 def _jvm_expressions(spark):

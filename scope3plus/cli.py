@@ -18,7 +18,7 @@ import traceback
 from pathlib import Path
 
 from . import methodology_cli, paths, quarantine_cli
-from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least
+from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least, remote as _remote
 from .errors import S3PError
 from .lake import LAKE_BACKENDS
 from .lock import add_wait_argument, hold_lake_lock
@@ -80,6 +80,12 @@ def build_parser() -> Parser:
                         help=f"project folder holding {paths.MARKER} and the team's conf/, methodologies/, schemas/, "
                              f"quality/ (default: ${paths.PROJECT_ENV}, else the current folder if it holds "
                              f"{paths.MARKER}, else the data shipped with s3p)")
+    parser.add_argument("--remote", metavar="sc://HOST:PORT", type=_remote,
+                        help="run Spark through the Spark Connect server at this address instead of a local session "
+                             "(default: $SPARK_REMOTE when set); goes before the command, e.g. "
+                             "s3p --remote sc://127.0.0.1:15002 run --date 2026-11-01. The server needs Delta Lake's "
+                             "jars and settings for --backend delta-spark, and the client's filesystem for delta-rs "
+                             "(README: Spark Connect)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
 
@@ -529,6 +535,7 @@ def cmd_ingest(args) -> int:
         return 0
     if args.dates:
         raise S3PError("--date goes with --mode batch (a stream takes every new file)")
+    si.check_stream_session()  # before Spark starts
     trigger = args.trigger or si.AVAILABLE_NOW
     continuous = "processingTime" in si.parse_trigger(trigger)  # before Spark starts: a bad trigger fails in a second
     si.landing_folder(config.landing, scenario)
@@ -623,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
     args.outcome = {}  # what a command that writes the lake reports with --format json
     mark, error = len(committed()), None
     paths.select_project(args.project)
+    if args.remote:  # every session this process builds is then a Spark Connect session (spark.build_session)
+        os.environ["SPARK_REMOTE"] = args.remote
     try:
         if args.command != "init":  # init writes a project from the shipped data: it needs none in force
             paths.project_root()  # a --project or $S3P_PROJECT that names no project fails here, in a second

@@ -586,7 +586,7 @@ def _write_scenario(spark, run: _Run, contract, n: int) -> dict:
     try:
         if n > 0:
             frame = _scenario_frame(spark, run, contract, n, files_per_day)
-            frame.select("line").write.text(str(tmp))
+            frame.select("line").write.text(str(tmp.absolute()))  # Spark's (a Connect server's) working directory is not ours
             counts = _count_lines(frame, run)
         for day in run.dates:
             _clear_day(directory, day)

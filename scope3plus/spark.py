@@ -170,11 +170,51 @@ def delta_conf(backend: str) -> dict:
     return {}
 
 
+#: The port of a Spark Connect address without one (Spark's default).
+CONNECT_DEFAULT_PORT = 15002
+
+
+def connect_address(remote: str) -> tuple[str, int]:
+    """(host, port) of a Spark Connect address ``sc://HOST[:PORT][/;param=value...]``; ValueError when it is not one."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(remote)
+    try:
+        port = parts.port or CONNECT_DEFAULT_PORT
+    except ValueError:
+        port = None
+    if parts.scheme != "sc" or not parts.hostname or port is None:
+        raise ValueError(f"not a Spark Connect address sc://HOST[:PORT]: {remote!r}")
+    return parts.hostname, port
+
+
+def check_reachable(remote: str, timeout: float = 10.0) -> None:
+    """S3PError, at once, when nothing listens at the Spark Connect address ``remote`` (the client
+    itself would retry for minutes before giving up)."""
+    import socket
+
+    try:
+        host, port = connect_address(remote)
+    except ValueError as exc:
+        raise S3PError(f"$SPARK_REMOTE: {exc}") from None
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise S3PError(f"cannot reach the Spark Connect server at {remote}: {exc.strerror or exc}") from None
+
+
 def connect_session(remote: str, spark_conf: dict | None = None, app_name: str = "scope3plus"):
     """A Spark Connect session to ``remote`` (``sc://host:port``), with the session settings of
-    :data:`CONNECT_SESSION_CONF` taken from the defaults and the profile."""
+    :data:`CONNECT_SESSION_CONF` taken from the defaults and the profile. Nothing on s3p's data path
+    needs the JVM gateway such a session lacks; the Bloom pre-filter of the gate's deduplication
+    (``scope3plus.bloom``) is left out (``bloom.available``), which changes no table."""
     from pyspark.sql import SparkSession
 
+    try:
+        import pyspark.sql.connect.session  # noqa: F401 - checks the Connect client's own dependencies (gRPC)
+    except ImportError as exc:
+        raise S3PError(f"Spark Connect needs pyspark's connect extra (pip install 'pyspark[connect]'): {exc}") from None
+    check_reachable(remote)
     spark = SparkSession.builder.remote(remote).appName(app_name).getOrCreate()
     wanted = {"spark.sql.session.timeZone": "UTC", "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
               **{k: str(v) for k, v in (spark_conf or {}).items()}}

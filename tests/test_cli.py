@@ -17,6 +17,7 @@ def test_help_lists_the_commands():
     assert out.returncode == 0
     for command in ("generate", "run", "progress"):
         assert command in out.stdout
+    assert "--remote sc://HOST:PORT" in out.stdout and "$SPARK_REMOTE" in out.stdout
 
 
 @pytest.mark.parametrize("args, message", [
@@ -29,6 +30,11 @@ def test_help_lists_the_commands():
     (("progress", "--format", "xml"), "invalid choice: 'xml'"),
     (("generate", "--start", "2026-11-01", "--landing", "x", "--dirty", "2"), "must be between 0 and 1: '2'"),
     (("generate", "--start", "2026-11-01", "--landing", "x", "--days", "0"), "must be at least 1: '0'"),
+    (("--remote", "http://x:15002", "progress"), "argument --remote: not a Spark Connect address sc://HOST[:PORT]: "
+                                                 "'http://x:15002'"),
+    (("--remote", "sc://127.0.0.1:1", "bench", "--events", "10"), "s3p bench measures a session of its own"),
+    (("--remote", "sc://127.0.0.1:1", "ingest", "--scenario", "green_trip"),
+     "s3p ingest --mode stream does not run on Spark Connect"),
 ])
 def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(args, message):
     out = s3p(*args)
@@ -37,6 +43,27 @@ def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(args, message):
     assert len(lines) == 1, out.stderr
     assert lines[0].startswith("s3p") and message in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_a_spark_connect_server_that_is_not_there_is_a_clear_error_at_once(tmp_path):
+    """``s3p --remote`` and ``$SPARK_REMOTE`` alike: one line, without the Connect client's minutes of retries."""
+    import os
+    import time
+
+    from .support import free_port
+
+    port = free_port()
+    (tmp_path / "landing" / "green_trip").mkdir(parents=True)
+    (tmp_path / "landing" / "green_trip" / "2026-11-01-part-00000.jsonl").write_text("{}\n", encoding="utf-8")
+    args = ["run", "--date", "2026-11-01", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake")]
+    for command, env in ((["--remote", f"sc://127.0.0.1:{port}", *args], os.environ),
+                         (args, {**os.environ, "SPARK_REMOTE": f"sc://127.0.0.1:{port}"})):
+        started = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "scope3plus.cli", *command], capture_output=True, text=True,
+                             env=env, timeout=120)
+        assert out.returncode == 2 and time.monotonic() - started < 60
+        assert out.stderr.strip().splitlines()[-1].startswith(
+            f"s3p: error: cannot reach the Spark Connect server at sc://127.0.0.1:{port}: "), out.stderr
 
 
 def test_a_day_with_no_deliveries_is_a_clear_error(tmp_path):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from scope3plus.pipeline import tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.spark import ensure_java
 
-from .support import register_approved
+from .support import free_port, register_approved
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout: jobs/ and conf/
 
@@ -35,12 +34,6 @@ pytestmark = pytest.mark.cluster
 SPARK_HOME = Path(pyspark.__file__).parent
 DAY = dt.date(2026, 11, 1)
 LINEAGE = ("run_id", "latest_run_id")  # which run wrote a row: differs between any two runs
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def master_state(ui_port: int) -> dict:

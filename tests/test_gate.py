@@ -206,3 +206,5 @@ def test_gate_drops_duplicates_of_earlier_deliveries(spark, tmp_path, monkeypatc
     second = results[1]
     assert (second.silver_rows, second.duplicates_removed, second.stats.duplicates_of_history) == (2, 3, 3)
     assert sorted(r.event_id for r in lake.read(tables.silver("green_trip")).collect()) == ["a", "b", "c", "d"]
+    assert [r.history_path for r in results] == [gate_module.HISTORY_NONE,
+                                                 gate_module.HISTORY_BLOOM if bloom_from == 0 else gate_module.HISTORY_JOIN]

@@ -14,6 +14,7 @@ Table metadata (version, history, commit info) is read with delta-rs on both bac
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass

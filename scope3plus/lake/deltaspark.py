@@ -25,8 +25,19 @@ def _replace_where(values: dict[str, list]) -> str:
     return " AND ".join(f"`{col}` IN ({', '.join(literal(v) for v in vals)})" for col, vals in values.items())
 
 
+#: Delta Lake on Spark records no commit for a write that adds and removes nothing (a partition with no
+#: rows replaced by none, e.g. a day with nothing quarantined) by default: every s3p write is one commit,
+#: found again by its token, as with delta-rs. A runtime SQL setting, so it is set on Spark Connect too.
+RECORD_EMPTY_COMMITS = {"spark.databricks.delta.skipRecordingEmptyCommits": "false"}
+
+
 class DeltaSparkLake(Lake):
     backend = "delta-spark"
+
+    def __init__(self, spark, root):
+        super().__init__(spark, root)
+        for key, value in RECORD_EMPTY_COMMITS.items():
+            spark.conf.set(key, value)
 
     def read(self, name, partitions=None, ranges=None):
         self._delta_table(name)  # a clear error when the table does not exist
@@ -52,12 +63,7 @@ class DeltaSparkLake(Lake):
             writer = writer.partitionBy(*partition_by)
         for key, value in options.items():
             writer = writer.option(key, value)
-        before = self.version(name)
         writer.save(self.path(name))
-        if rows_removed == 0 and before is not None and self.version(name) == before:
-            # Delta Lake on Spark records no commit for a write that adds and removes nothing
-            # (spark.databricks.delta.skipRecordingEmptyCommits): an empty partition emptied again
-            return CommitResult(name, before, 0, 0, 0)
         entry = self._commit_with_token(name, token)
         metrics = entry.get("operationMetrics") or {}
         if "numOutputRows" not in metrics and metrics.get("numFiles") == "0":

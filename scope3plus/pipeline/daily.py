@@ -24,7 +24,7 @@ from ..methodology import load_registry
 from ..methodology.approval import verify
 from ..tracking import mlflow_run, new_run_id, record_job_runs
 from .compute import GoldSlice, compute
-from .gate import GateSettings, gate
+from .gate import HISTORY_JOIN_CONNECT, GateSettings, gate
 from .ingest import ingest, landing_files
 from .quality import DataQuality
 from .rollup import (progress_metrics, refresh_daily_summary, refresh_delivery_summary, refresh_progress,
@@ -192,7 +192,10 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                         f"routed {result.bronze_rows} = silver {c.silver_rows} + quarantine {c.quarantined_rows} "
                         f"+ duplicates {c.duplicates_removed}; nothing was published")
                 progress(f"[{day}] {scenario}: {c.landed_lines:,} lines → {c.silver_rows:,} silver, "
-                         f"{c.quarantined_rows:,} quarantined, {c.duplicates_removed:,} duplicates ({c.seconds:.1f} s)")
+                         f"{c.quarantined_rows:,} quarantined, {c.duplicates_removed:,} duplicates ({c.seconds:.1f} s)"
+                         + ("; earlier deliveries' event ids matched by the exact join, without the Bloom pre-filter "
+                            "(a Spark Connect session cannot build it; the same rows are routed)"
+                            if result.history_path == HISTORY_JOIN_CONNECT else ""))
             with summary.stage("scenarios"):  # wall clock of stage 1: the scenarios may run side by side
                 for_each_scenario(ingest_and_gate, list(SCENARIOS), config.scenarios_in_parallel)
             if dq:

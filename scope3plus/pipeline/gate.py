@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,6 +29,7 @@ from ..faults import fault_point
 from ..lake import CommitResult, Lake
 from . import tables
 
+log = logging.getLogger(__name__)
 OFFSET_PATTERN = r"(Z|[+-]\d{2}:?\d{2})$"
 SILVER, QUARANTINE, DUPLICATE = "silver", "quarantine", "duplicate"
 KEYS_COLUMN = "_keys"  # top-level keys of the line's JSON object (schema drift), when asked for
@@ -82,6 +84,7 @@ class GateResult:
     silver_commit: CommitResult
     quarantine_commit: CommitResult
     stats: BatchStats | None = None
+    history_path: str = ""  # how the earlier deliveries' ids were found (``history_ids``: HISTORY_*)
 
     @property
     def conserved(self) -> bool:
@@ -361,34 +364,48 @@ def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
 #: costs ~0.6 s per million earlier ids; with the filter from day 2 on, days 2-4 ran ~2 s slower).
 BLOOM_FROM_HISTORY_PER_LINE = 4
 BLOOM_FROM_HISTORY_ROWS = 1_000_000
+#: How ``history_ids`` found the ids: none within the horizon; all of them, for the join; narrowed by
+#: a Bloom filter of the batch's ids first; all of them because the filter was due but the session is a
+#: Spark Connect one, which cannot build it (``bloom.available``): the same rows, without the pre-filter.
+HISTORY_NONE, HISTORY_JOIN, HISTORY_BLOOM = "none", "join", "bloom"
+HISTORY_JOIN_CONNECT = "join without the Bloom pre-filter (Spark Connect)"
 
 
-def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFrame, line_count: int | None) -> DataFrame | None:
+def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFrame,
+                line_count: int | None) -> tuple[DataFrame | None, str]:
     """Event ids of the earlier deliveries' silver rows that a row of the batch ``lines`` (bronze
     rows: ``value``) could duplicate, or None when there are none: any valid event is dated within
-    the late-data horizon, and was delivered on or after its date.
+    the late-data horizon, and was delivered on or after its date; with the way they were found
+    (``HISTORY_*``, also logged).
 
     When the earlier deliveries hold many rows per line of the batch, a Bloom filter of the batch's
     ids (one narrow pass: the lines parsed for ``event_id`` alone) drops the ids that cannot match
     before they reach the join, so its shuffle carries the batch and ~1 % of the history instead of
     every id within the horizon. A filter never drops a true match (no false negatives), a row
     that passes is matched exactly by the join, and the same parse as the gate's (``parsed_line``)
-    gives a well-formed line the same id."""
+    gives a well-formed line the same id. A Spark Connect session cannot build the filter: the join
+    then takes every id within the horizon, and routes every row as it would have."""
     name = tables.silver(scenario)
     days = (settings.landing_date - settings.earliest_event_date).days
     if not days or not lake.exists(name):
-        return None
+        return None, HISTORY_NONE
     earlier = {"landing_date": [settings.earliest_event_date + dt.timedelta(days=i) for i in range(days)]}
     rows = lake.partition_rows(name, earlier)
     if rows == 0:
-        return None
+        return None, HISTORY_NONE
     ids = lake.read(name, earlier).select("event_id")
     if rows is not None and line_count is not None and rows < max(BLOOM_FROM_HISTORY_PER_LINE * line_count,
                                                                   BLOOM_FROM_HISTORY_ROWS):
-        return ids
-    batch_ids = lines.select(parsed_line(StructType([StructField("event_id", StringType())]))["event_id"].alias("event_id"))
-    batch_filter = bloom.bloom_filter(batch_ids, F.xxhash64("event_id"), line_count or rows or 1)
-    return ids.filter(bloom.might_contain(lake.spark, batch_filter, F.xxhash64("event_id")))
+        path = HISTORY_JOIN
+    elif not bloom.available(lake.spark):
+        path = HISTORY_JOIN_CONNECT
+    else:
+        batch_ids = lines.select(parsed_line(StructType([StructField("event_id", StringType())]))["event_id"].alias("event_id"))
+        batch_filter = bloom.bloom_filter(batch_ids, F.xxhash64("event_id"), line_count or rows or 1)
+        ids, path = ids.filter(bloom.might_contain(lake.spark, batch_filter, F.xxhash64("event_id"))), HISTORY_BLOOM
+    log.info("%s %s: %s earlier id(s) within the horizon, %s line(s): history ids by %s",
+             scenario, settings.landing_date, rows, line_count, path)
+    return ids, path
 
 
 def dates_in_batch(lake: Lake, scenario: str, day: dt.date) -> list[dt.date]:
@@ -419,7 +436,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     bronze = lake.read(tables.bronze(scenario), {"landing_date": [day]})
     checked = parse_and_check(bronze, contract, methodologies, settings, drift=drift, drift_one_in=one_in,
                               pseudonymised=False)  # hashed after the dedupe shuffle, below
-    history = history_ids(lake, scenario, settings, bronze, lines)
+    history, history_path = history_ids(lake, scenario, settings, bronze, lines)
     if history is None:
         history = spark.createDataFrame([], "event_id string")
     old_dates = dates_in_batch(lake, scenario, day)
@@ -473,6 +490,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         silver_commit=silver_commit,
         quarantine_commit=quarantine_commit,
         stats=stats,
+        history_path=history_path,
     )
     if silver_commit.rows_added != result.silver_rows or quarantine_commit.rows_added != result.quarantined_rows:
         raise GateFailed(

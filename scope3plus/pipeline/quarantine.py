@@ -45,7 +45,8 @@ from ..faults import fault_point
 from ..lake import Lake
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
-from .gate import DUPLICATE, QUARANTINE, SILVER, GateSettings, history_ids, parse_and_check, quarantine_rows, route, silver_rows
+from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, history_ids, parse_and_check,
+                   quarantine_rows, route, silver_rows)
 from .quality import DataQuality, load_suites
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -175,7 +176,11 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     if resumed:  # its released rows are in silver already: route as it did, then keep them
         delivery_silver = delivery_silver.filter(F.col("run_id") != resumed)
     seen = [delivery_silver.select("event_id")]
-    earlier = history_ids(lake, scenario, settings, quarantined, lake.partition_rows(name, {"landing_date": [day]}))
+    earlier, history_path = history_ids(lake, scenario, settings, quarantined,
+                                        lake.partition_rows(name, {"landing_date": [day]}))
+    if history_path == HISTORY_JOIN_CONNECT:
+        progress(f"{scenario} {day}: earlier deliveries' event ids matched by the exact join, without the Bloom "
+                 "pre-filter (a Spark Connect session cannot build it; the same rows are released)")
     if earlier is not None:
         seen.append(earlier.select("event_id"))
     history = seen[0] if len(seen) == 1 else seen[0].unionByName(seen[1])

@@ -56,6 +56,20 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def check_stream_session(spark=None) -> None:
+    """S3PError when the stream would run on Spark Connect (``s3p --remote``, ``$SPARK_REMOTE``, or a
+    Connect ``spark``): its ``foreachBatch`` function keeps its state in this process (the micro-batches
+    done, the lake lock, progress lines, the failure to raise), and under Spark Connect the server runs
+    that function in a Python worker of its own instead. Batch mode has no such function."""
+    import os
+
+    from ..spark import is_connect
+
+    if (spark is None and os.environ.get("SPARK_REMOTE")) or (spark is not None and is_connect(spark)):
+        raise S3PError("s3p ingest --mode stream does not run on Spark Connect (its micro-batch function keeps "
+                       "its state in this process): use --mode batch, or run without --remote / $SPARK_REMOTE")
+
+
 def app_id(scenario: str) -> str:
     """The Delta application transaction id of ``scenario``'s ingest stream."""
     return f"s3p-ingest-{scenario}"
@@ -419,6 +433,7 @@ def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger
     around each micro-batch's write (for a long-running stream, rather than for its whole life).
     Each micro-batch is recorded in ``ops/job_runs`` by ``recorder`` (by default one of its own,
     without an MLflow run), whose run id the bronze rows carry as ``ingest_run_id``."""
+    check_stream_session(spark)
     trigger_args = parse_trigger(trigger)
     folder = landing_folder(landing, scenario)
     result = StreamResult(scenario, checkpoint_location(lake.root, scenario))
