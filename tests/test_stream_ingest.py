@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from scope3plus import cli
 from scope3plus.config import load_config
-from scope3plus.lake import open_lake
+from scope3plus.lake import commit_metadata, open_lake
 from scope3plus.pipeline import daily, tables
 from scope3plus.errors import S3PError
 from scope3plus.pipeline import stream_ingest
@@ -151,7 +151,7 @@ def test_a_replayed_batch_is_skipped_and_new_files_land_exactly_once(spark, tmp_
     assert per_date(lake) == {D1: 6, D2: 6, D3: 3} and lake.app_version(BRONZE, APP) == 1
     bronze = lake.read(BRONZE)
     assert bronze.count() == bronze.select("value").distinct().count()  # no line twice
-    commit = lake.history(BRONZE, 1)[0]
+    commit = commit_metadata(lake.history(BRONZE, 1)[0])
     assert commit["s3p.batch_id"] == "1" and commit["s3p.mode"] == "stream"
     latest = ingest_runs(lake)[-2:]  # the late D1 file and D3 in one micro-batch, one row per date
     assert counts(latest) == {D1: (2, 2, "succeeded"), D3: (3, 3, "succeeded")}

@@ -169,14 +169,14 @@ class Lake(ABC):
     def _commit_with_token(self, name: str, token: str) -> dict:
         """The history entry of the commit carrying ``token`` (among the 20 most recent)."""
         for entry in self.history(name, 20):
-            if entry.get(COMMIT_TOKEN_KEY) == token or _user_metadata(entry).get(COMMIT_TOKEN_KEY) == token:
+            if commit_metadata(entry).get(COMMIT_TOKEN_KEY) == token:
                 return entry
         raise S3PError(f"write to {name} finished but its commit was not found in the table history")
 
     def _result_for_token(self, name: str, token: str) -> CommitResult:
         """What the commit carrying ``token`` did, from the ``s3p.*`` counts it records."""
         entry = self._commit_with_token(name, token)
-        meta = {**_user_metadata(entry), **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
+        meta = commit_metadata(entry)
         return journal(CommitResult(
             table=name,
             version=entry.get("version"),
@@ -365,14 +365,18 @@ def check_fits(table, path: str, schema, mode: str, partition_by: list[str]) -> 
                        f"nothing was written: {REBUILD}")
 
 
-def _user_metadata(entry: dict) -> dict:
+def commit_metadata(entry: dict) -> dict:
+    """The ``s3p.*`` metadata of a history entry, wherever its writer put it: delta-rs keeps custom
+    commit metadata beside the commit info, Delta Lake on Spark in ``userMetadata`` (JSON)."""
     raw = entry.get("userMetadata")
     if isinstance(raw, str):
         try:
-            return json.loads(raw)
+            raw = json.loads(raw)
         except ValueError:
-            return {}
-    return raw if isinstance(raw, dict) else {}
+            raw = {}
+    user = raw if isinstance(raw, dict) else {}
+    return {**{k: v for k, v in user.items() if k.startswith("s3p.")},
+            **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
 
 
 def read_small_table(path: str):
