@@ -15,7 +15,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import methodology_cli, quarantine_cli
+from . import catalog_cli, methodology_cli, quarantine_cli
 from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least
 from .errors import S3PError
 from .lake import LAKE_BACKENDS
@@ -33,6 +33,7 @@ examples:
   s3p quarantine list --date 2026-11-01
   s3p backfill --from 2026-11-01 --to 2026-11-30
   s3p maintain --dry-run
+  s3p sql "SELECT scope, cumulative_t FROM scope3plus.gold_progress" --format json
 
 Configuration comes from conf/local.yaml unless --conf names another profile;
 --landing and --lake override the profile's paths. Set S3P_DEBUG=1 to see tracebacks.
@@ -202,6 +203,7 @@ def build_parser() -> Parser:
                             description="Print each loaded reported aggregate: id, period, tCO2e, source and note.")
     _add_config_args(ls, landing=False)
     _add_operations_parsers(sub)
+    catalog_cli.add_parser(sub, Parser, _add_config_args)
     return parser
 
 
@@ -313,6 +315,7 @@ def cmd_run(args) -> int:
     for day in days:
         summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
         _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
+    catalog_cli.register_after_write(spark, config)
     return 0
 
 
@@ -333,6 +336,7 @@ def cmd_restate(args) -> int:
     spark = config_session(config, "s3p-restate")
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
                      args.start, args.end, args.by, new_run_id("restate", args.start))
+    catalog_cli.register_after_write(spark, config)
     _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
          f"{result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t ({result.tco2e_after - result.tco2e_before:+,.6f} t)")
     return 0
@@ -354,6 +358,7 @@ def cmd_rollup(args) -> int:
         raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
     as_of, _ = refresh_progress(lake, config, as_of, new_run_id("rollup", as_of))
     refresh_run_status(lake)
+    catalog_cli.register_after_write(lake.spark, config)
     _say(f"progress as of {as_of} refreshed (see: s3p progress)")
     return 0
 
@@ -409,6 +414,7 @@ def cmd_aggregates(args) -> int:
     if as_of is not None:
         refresh_progress(lake, config, as_of, run_id)
         _say(f"progress as of {as_of} refreshed (see: s3p progress)")
+    catalog_cli.register_after_write(lake.spark, config)
     return 0
 
 
@@ -465,6 +471,7 @@ def cmd_ingest(args) -> int:
             done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say, recorder=recorder)
         _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
              f"`s3p run --date DATE --from-bronze`; recorded in ops/job_runs (run id {recorder.run_id})")
+        catalog_cli.register_after_write(lake.spark, config)
         return 0
     if args.dates:
         raise S3PError("--date goes with --mode batch (a stream takes every new file)")
@@ -488,6 +495,7 @@ def cmd_ingest(args) -> int:
          f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
          + (f"; landing dates {', '.join(map(str, dates))} (gate each with `s3p run --date DATE --from-bronze`)"
             if dates else "") + f"; recorded in ops/job_runs (run id {recorder.run_id})")
+    catalog_cli.register_after_write(lake.spark, config)
     if result.stopped_by:
         _say(f"stopped on {result.stopped_by}; the next `s3p ingest --scenario {scenario}` resumes from the "
              f"checkpoint {result.checkpoint}")
@@ -504,7 +512,9 @@ def cmd_backfill(args) -> int:
     config = _config(args)
     landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
-    result = run_backfill(config_session(config, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
+    spark = config_session(config, "s3p-backfill")
+    result = run_backfill(spark, config, args.start, args.end, rerun=args.rerun)
+    catalog_cli.register_after_write(spark, config)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
     return 0
 
@@ -526,6 +536,7 @@ def cmd_maintain(args) -> int:
 
 
 COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
+COMMANDS["sql"] = COMMANDS["catalog"] = catalog_cli.run
 
 
 def main(argv: list[str] | None = None) -> int:
