@@ -110,6 +110,19 @@ def spark_type(name: str):
     raise S3PError(f"unknown column type {name!r} in the table catalogue (schemas/tables)")
 
 
+def _contract_comment(field) -> str:
+    """A contract field's description, with the values it may take (the gate quarantines the others)."""
+    rules = []
+    if field.enum:
+        rules.append(f"one of {', '.join(map(str, field.enum))}")
+    if field.min is not None:
+        rules.append(f"{'>' if field.min_exclusive else '>='} {field.min}")
+    if field.max is not None:
+        rules.append(f"<= {field.max}")
+    return "; ".join([field.description, *rules] if field.description else rules) or (
+        "required" if field.required else "optional")
+
+
 def _columns(raw: dict, source: Path, scenario: str | None) -> list[Column]:
     from .contracts import load_contracts
 
@@ -117,7 +130,7 @@ def _columns(raw: dict, source: Path, scenario: str | None) -> list[Column]:
     for key, spec in raw.items():
         if key == "contract":  # the scenario contract's fields; personal data as its keyed hash, after the others
             contract = load_contracts()[scenario]
-            columns += [Column(f.name, _CONTRACT_TYPES[f.type], f.description) for f in contract.fields if not f.pii]
+            columns += [Column(f.name, _CONTRACT_TYPES[f.type], _contract_comment(f)) for f in contract.fields if not f.pii]
             columns += [Column(f"{f.name}_key", "string", f"HMAC-SHA256 of {f.name} with the pseudonymisation key "
                                                            "(personal data never reaches silver)")
                         for f in contract.fields if f.pii]
