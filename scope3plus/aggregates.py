@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from .catalog import table
 from .config import Config
+from .pipeline import tables
 from .errors import S3PError
 from .yamlio import read_yaml_mapping
 from .lake import CommitResult, Lake, read_small_table
 
-REPORTED_AGGREGATES = "gold/reported_aggregates"  # belongs with the other names in pipeline/tables.py
-SCHEMA = ("aggregate_id string, period_start date, period_end date, tco2e double, source string, note string, "
-          "loaded_from string, file_sha256 string, loaded_at timestamp, run_id string")
+REPORTED_AGGREGATES = tables.REPORTED_AGGREGATES
+SCHEMA = table(REPORTED_AGGREGATES).ddl  # declared in schemas/tables/gold.yaml
 
 
 @dataclass(frozen=True)

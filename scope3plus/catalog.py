@@ -71,6 +71,9 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def type_of(self, column: str) -> str:
+        return next(c.type for c in self.columns if c.name == column)
+
     @property
     def ddl(self) -> str:
         """The columns as a DDL string (``"run_id string, job string, ..."``)."""
@@ -129,11 +132,10 @@ def _columns(raw: dict, source: Path, scenario: str | None) -> list[Column]:
     columns: list[Column] = []
     for key, spec in raw.items():
         if key == "contract":  # the scenario contract's fields; personal data as its keyed hash, after the others
-            contract = load_contracts()[scenario]
-            columns += [Column(f.name, _CONTRACT_TYPES[f.type], _contract_comment(f)) for f in contract.fields if not f.pii]
-            columns += [Column(f"{f.name}_key", "string", f"HMAC-SHA256 of {f.name} with the pseudonymisation key "
-                                                           "(personal data never reaches silver)")
-                        for f in contract.fields if f.pii]
+            columns += [Column(name, "string", f"HMAC-SHA256 of {f.name} with the pseudonymisation key (personal data "
+                                               "never reaches silver)") if f.pii else
+                        Column(name, _CONTRACT_TYPES[f.type], _contract_comment(f))
+                        for name, f in load_contracts()[scenario].silver_fields()]
             continue
         if not isinstance(spec, dict) or "type" not in spec:
             raise S3PError(f"{source}: column {key!r} needs a type")

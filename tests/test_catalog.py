@@ -52,11 +52,11 @@ def progress_rows(spark, scope: str):
 # ---- the declaration ----
 def test_every_table_is_declared_with_its_partitioning():
     declared = load_catalogue()
-    expected = {tables.GOLD_AVOIDED: tables.GOLD_PARTITION, tables.GOLD_DELIVERY: tables.DELIVERY_PARTITION,
-                tables.GOLD_DAILY: tables.EVENT_PARTITION, tables.GOLD_PROGRESS: [], tables.JOB_RUNS: ["job"],
-                tables.RESTATEMENTS: [], tables.DQ_RESULTS: [], "gold/reported_aggregates": [],
-                **{f(s): tables.BATCH_PARTITION for s in SCENARIOS
-                   for f in (tables.bronze, tables.silver, tables.quarantine)}}
+    expected = {tables.GOLD_AVOIDED: ["scenario", "event_date", "landing_date"],
+                tables.GOLD_DELIVERY: ["scenario", "landing_date"], tables.GOLD_DAILY: ["scenario", "event_date"],
+                tables.GOLD_PROGRESS: [], tables.JOB_RUNS: ["job"], tables.RESTATEMENTS: [], tables.DQ_RESULTS: [],
+                tables.REPORTED_AGGREGATES: [],
+                **{f(s): ["landing_date"] for s in SCENARIOS for f in (tables.bronze, tables.silver, tables.quarantine)}}
     assert {n: list(t.partition_by) for n, t in declared.items()} == expected
     assert table("silver/green_trip").sql_name() == "scope3plus.silver_green_trip"
     assert table("gold/progress").sql_name("analytics", "main") == "main.analytics.gold_progress"
@@ -154,7 +154,7 @@ def ran(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("catalog")
     profile = root / "profile.yaml"
     profile.write_text(f"landing: {root / 'landing'}\nlake: {root / 'lake'}\nmlflow: {{mlflow_dir: {root / 'mlflow'}}}\n"
-                       "spark: {spark.master: 'local[2]'}\n")
+                       "pseudonymisation: {dev_key: test-key}\nspark: {spark.master: 'local[2]'}\n")
     generate(spark, DAY, 1, 100, root / "landing", seed=3)
     register_approved(load_config(profile))
     assert main(["run", "--date", str(DAY), "--conf", str(profile)]) == 0  # registers what it wrote when it ends
@@ -189,7 +189,7 @@ def test_sql_prints_a_table_csv_and_json(ran, capsys):
 
 
 @pytest.mark.parametrize("statement, message", [
-    ("SELEC scope FROM gold_progress", r"bad SQL: \[PARSE_SYNTAX_ERROR\]"),
+    ("SELECT scope FROM gold_progress WHERE", r"bad SQL: \[PARSE_SYNTAX_ERROR\]"),
     ("SELECT nope FROM gold_progress", r"bad SQL: \[UNRESOLVED_COLUMN"),
     ("DROP TABLE scope3plus.gold_progress", r"runs queries only"),
 ])
