@@ -25,7 +25,7 @@ from .config import Config
 from .pipeline import tables
 from .errors import S3PError
 from .yamlio import read_yaml_mapping
-from .lake import CommitResult, Lake, read_small_table
+from .lake import CommitResult, Lake, read_small_table, table_exists, table_path
 
 REPORTED_AGGREGATES = tables.REPORTED_AGGREGATES
 SCHEMA = table(REPORTED_AGGREGATES).ddl  # declared in schemas/tables/gold.yaml
@@ -126,12 +126,9 @@ def load(lake: Lake, path: str | Path, config: Config, run_id: str) -> tuple[lis
 
 def read_table(lake_root: str | Path) -> list[ReportedAggregate]:
     """The loaded aggregates (none when nothing was loaded), ordered by period; no Spark needed."""
-    from deltalake import DeltaTable
-
-    path = f"{str(lake_root).rstrip('/')}/{REPORTED_AGGREGATES}"
-    if not DeltaTable.is_deltatable(path):
+    if not table_exists(lake_root, REPORTED_AGGREGATES):
         return []
-    rows = read_small_table(path).to_pylist()
+    rows = read_small_table(table_path(lake_root, REPORTED_AGGREGATES)).to_pylist()
     return sorted((ReportedAggregate(r["aggregate_id"], r["period_start"], r["period_end"], float(r["tco2e"]),
                                      r["source"], r["note"] or "") for r in rows), key=lambda a: a.period_start)
 

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import re
 import sys
 from decimal import Decimal
@@ -73,7 +74,7 @@ def run(args) -> int:
     _check_lake(config.lake)
     hold_lake_lock(args, config.lake, "catalog", "register")  # documenting a table is a Delta commit
     lake = open_lake(config_session(config, "s3p-catalog"), config.lake, config.lake_backend)
-    for r in _registering(lambda: register(lake, config), config):
+    for r in _registering(lambda: register(lake, config, force=True), config):
         print(f"{r.sql_name:45} {r.action:10} {r.name}")
     return 0
 
@@ -154,6 +155,8 @@ def run_sql(args, config) -> int:
     _registering(lambda: register(lake, config, document=False), config)
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if args.format == "table" else None)
     current = spark.catalog.currentCatalog(), spark.catalog.currentDatabase()
+    query_log = logging.getLogger("SQLQueryContextLogger")  # pyspark logs a failed query's error on stderr too
+    query_log_was, query_log.disabled = query_log.disabled, True
     try:
         spark.sql(f"USE {namespace(config)}")
         df = spark.sql(statement)
@@ -162,6 +165,7 @@ def run_sql(args, config) -> int:
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise S3PError(f"bad SQL: {first.strip()[:400]}") from exc
     finally:
+        query_log.disabled = query_log_was
         spark.catalog.setCurrentCatalog(current[0])
         spark.catalog.setCurrentDatabase(current[1])
     more = limit is not None and len(rows) > limit

@@ -343,13 +343,14 @@ def cmd_restate(args) -> int:
 
 
 def cmd_rollup(args) -> int:
-    from .lake import open_lake
+    from .lake import open_lake, table_exists
+    from .pipeline import tables
     from .pipeline.rollup import previous_as_of, refresh_progress, refresh_run_status
     from .spark import config_session
     from .tracking import new_run_id
 
     config = _config(args)
-    if not (Path(config.lake) / "gold" / "daily_summary" / "_delta_log").is_dir():  # before Spark starts
+    if not table_exists(config.lake, tables.GOLD_DAILY):  # before Spark starts
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
     hold_lake_lock(args, config.lake, "rollup", str(args.as_of or "latest"))
     lake = open_lake(config_session(config, "s3p-rollup"), config.lake, config.lake_backend)
@@ -372,8 +373,7 @@ def cmd_progress(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from deltalake import DeltaTable
-
+    from .lake import table_exists
     from .pipeline import tables
     from .progress_report import load_progress
     from .report import report_from_lake
@@ -382,7 +382,7 @@ def cmd_report(args) -> int:
     config = _config(args)
     if args.as_of is None:
         load_progress(config.lake)  # before Spark starts: no progress table fails in a second
-    elif not DeltaTable.is_deltatable(f"{config.lake.rstrip('/')}/{tables.GOLD_DAILY}"):
+    elif not table_exists(config.lake, tables.GOLD_DAILY):
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
     spark = config_session(config, "s3p-report")
     paths = report_from_lake(spark, config, args.as_of, Path(args.out))

@@ -23,7 +23,7 @@ from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from .. import bloom
 from ..catalog import table
-from ..contracts import CORRUPT_COLUMN, NATIVE_TYPES, Contract, FieldSpec
+from ..contracts import CORRUPT_COLUMN, NATIVE_TYPES, SCENARIOS, Contract, FieldSpec
 from ..errors import GateFailed
 from ..faults import fault_point
 from ..lake import CommitResult, Lake
@@ -343,9 +343,9 @@ def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
     """Quarantine rows of ``rows`` (routed rows, or staged quarantined rows without a disposition)."""
     if "disposition" in rows.columns:
         rows = rows.filter(F.col("disposition") == QUARANTINE)
-    return rows.select(
-        "landing_date", "source_file", "value", "reasons", F.lit(run_id).alias("run_id"),
-        F.current_timestamp().alias("quarantined_at"))
+    values = {"landing_date": F.col("landing_date"), "source_file": F.col("source_file"), "value": F.col("value"),
+              "reasons": F.col("reasons"), "run_id": F.lit(run_id), "quarantined_at": F.current_timestamp()}
+    return rows.select(*[values[c].alias(c) for c in table(tables.quarantine(SCENARIOS[0])).column_names])  # alike
 
 
 # ---------------------------------------------------------------------------------------
