@@ -169,6 +169,26 @@ def test_a_run_registers_its_tables_by_name(spark, ran):
     assert describe(spark, "scope3plus.silver_green_trip")["navigation_verified"][1] == "trip recorded with navigation on"
 
 
+def test_what_a_run_writes_is_what_the_catalogue_declares(ran):
+    from scope3plus.lake import spark_schema
+
+    _, lake = ran
+    written = [t for t in load_catalogue().values() if DeltaTable.is_deltatable(str(lake / t.name))]
+    assert len(written) == 3 * len(SCENARIOS) + 6  # all but ops/restatements and gold/reported_aggregates
+    for t in written:
+        delta = DeltaTable(str(lake / t.name))
+        assert [(f.name, f.dataType.simpleString()) for f in spark_schema(delta).fields] == \
+            [(c.name, spark_type_string(c.type)) for c in t.columns], t.name
+        assert list(delta.metadata().partition_columns) == list(t.partition_by), t.name
+        # every write carried the declared column comments into the Delta schema
+        assert {f.name: f.metadata.get("comment") for f in delta.schema().fields} == \
+            {c.name: c.comment for c in t.columns}, t.name
+
+
+def spark_type_string(declared: str) -> str:
+    return catalog.spark_type(declared).simpleString()
+
+
 def test_sql_prints_a_table_csv_and_json(ran, capsys):
     profile, _ = ran
     query = "SELECT scope, as_of, events FROM gold_progress ORDER BY scope"
