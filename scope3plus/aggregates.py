@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from .catalog import table
 from .config import Config
+from .pipeline import tables
 from .errors import S3PError
 from .yamlio import read_yaml_mapping
-from .lake import CommitResult, Lake, read_small_table
+from .lake import CommitResult, Lake, read_small_table, table_exists, table_path
 
-REPORTED_AGGREGATES = "gold/reported_aggregates"  # belongs with the other names in pipeline/tables.py
-SCHEMA = ("aggregate_id string, period_start date, period_end date, tco2e double, source string, note string, "
-          "loaded_from string, file_sha256 string, loaded_at timestamp, run_id string")
+REPORTED_AGGREGATES = tables.REPORTED_AGGREGATES
+SCHEMA = table(REPORTED_AGGREGATES).ddl  # declared in schemas/tables/gold.yaml
 
 
 @dataclass(frozen=True)
@@ -125,12 +126,9 @@ def load(lake: Lake, path: str | Path, config: Config, run_id: str) -> tuple[lis
 
 def read_table(lake_root: str | Path) -> list[ReportedAggregate]:
     """The loaded aggregates (none when nothing was loaded), ordered by period; no Spark needed."""
-    from deltalake import DeltaTable
-
-    path = f"{str(lake_root).rstrip('/')}/{REPORTED_AGGREGATES}"
-    if not DeltaTable.is_deltatable(path):
+    if not table_exists(lake_root, REPORTED_AGGREGATES):
         return []
-    rows = read_small_table(path).to_pylist()
+    rows = read_small_table(table_path(lake_root, REPORTED_AGGREGATES)).to_pylist()
     return sorted((ReportedAggregate(r["aggregate_id"], r["period_start"], r["period_end"], float(r["tco2e"]),
                                      r["source"], r["note"] or "") for r in rows), key=lambda a: a.period_start)
 

@@ -17,7 +17,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import methodology_cli, paths, quarantine_cli
+from . import catalog_cli, methodology_cli, paths, quarantine_cli
 from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least, remote as _remote
 from .errors import S3PError
 from .lake import LAKE_BACKENDS
@@ -36,6 +36,7 @@ examples:
   s3p quarantine list --date 2026-11-01
   s3p backfill --from 2026-11-01 --to 2026-11-30
   s3p maintain --dry-run
+  s3p sql "SELECT scope, cumulative_t FROM scope3plus.gold_progress" --format json
 
 Configuration comes from the project's conf/local.yaml unless --conf names another profile;
 --landing and --lake override the profile's paths. The project folder (conf/, methodologies/,
@@ -229,6 +230,7 @@ def build_parser() -> Parser:
                             description="Print each loaded reported aggregate: id, period, tCO2e, source and note.")
     _add_config_args(ls, landing=False)
     _add_operations_parsers(sub)
+    catalog_cli.add_parser(sub, Parser, _add_config_args)
     return parser
 
 
@@ -371,6 +373,7 @@ def cmd_run(args) -> int:
         summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
         runs.append(run_outcome(summary))
         _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
+    catalog_cli.register_after_write(spark, config)
     return 0
 
 
@@ -396,19 +399,21 @@ def cmd_restate(args) -> int:
     result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
                      args.start, args.end, args.by, run_id)
     args.outcome["restatement"] = dataclasses.asdict(result)
+    catalog_cli.register_after_write(spark, config)
     _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
          f"{result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t ({result.tco2e_after - result.tco2e_before:+,.6f} t)")
     return 0
 
 
 def cmd_rollup(args) -> int:
-    from .lake import open_lake
+    from .lake import open_lake, table_exists
+    from .pipeline import tables
     from .pipeline.rollup import previous_as_of, refresh_progress, refresh_run_status
     from .spark import config_session
     from .tracking import new_run_id
 
     config = _config(args)
-    if not (Path(config.lake) / "gold" / "daily_summary" / "_delta_log").is_dir():  # before Spark starts
+    if not table_exists(config.lake, tables.GOLD_DAILY):  # before Spark starts
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
     hold_lake_lock(args, config.lake, "rollup", str(args.as_of or "latest"))
     lake = open_lake(config_session(config, "s3p-rollup"), config.lake, config.lake_backend)
@@ -419,6 +424,7 @@ def cmd_rollup(args) -> int:
     as_of, _ = refresh_progress(lake, config, as_of, run_id)
     args.outcome["as_of"] = as_of
     refresh_run_status(lake)
+    catalog_cli.register_after_write(lake.spark, config)
     _say(f"progress as of {as_of} refreshed (see: s3p progress)")
     return 0
 
@@ -432,8 +438,7 @@ def cmd_progress(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from deltalake import DeltaTable
-
+    from .lake import table_exists
     from .pipeline import tables
     from .progress_report import load_progress
     from .report import report_from_lake
@@ -442,7 +447,7 @@ def cmd_report(args) -> int:
     config = _config(args)
     if args.as_of is None:
         load_progress(config.lake)  # before Spark starts: no progress table fails in a second
-    elif not DeltaTable.is_deltatable(f"{config.lake.rstrip('/')}/{tables.GOLD_DAILY}"):
+    elif not table_exists(config.lake, tables.GOLD_DAILY):
         raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
     spark = config_session(config, "s3p-report")
     paths = report_from_lake(spark, config, args.as_of, Path(args.out))
@@ -474,6 +479,7 @@ def cmd_aggregates(args) -> int:
     if as_of is not None:
         refresh_progress(lake, config, as_of, run_id)
         _say(f"progress as of {as_of} refreshed (see: s3p progress)")
+    catalog_cli.register_after_write(lake.spark, config)
     return 0
 
 
@@ -532,6 +538,7 @@ def cmd_ingest(args) -> int:
         args.outcome["landing_dates"] = done
         _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
              f"`s3p run --date DATE --from-bronze`; recorded in ops/job_runs (run id {recorder.run_id})")
+        catalog_cli.register_after_write(lake.spark, config)
         return 0
     if args.dates:
         raise S3PError("--date goes with --mode batch (a stream takes every new file)")
@@ -559,6 +566,7 @@ def cmd_ingest(args) -> int:
          f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
          + (f"; landing dates {', '.join(map(str, dates))} (gate each with `s3p run --date DATE --from-bronze`)"
             if dates else "") + f"; recorded in ops/job_runs (run id {recorder.run_id})")
+    catalog_cli.register_after_write(lake.spark, config)
     if result.stopped_by:
         _say(f"stopped on {result.stopped_by}; the next `s3p ingest --scenario {scenario}` resumes from the "
              f"checkpoint {result.checkpoint}")
@@ -577,8 +585,10 @@ def cmd_backfill(args) -> int:
     landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
-    result = run_backfill(config_session(config, "s3p-backfill"), config, args.start, args.end, rerun=args.rerun)
+    spark = config_session(config, "s3p-backfill")
+    result = run_backfill(spark, config, args.start, args.end, rerun=args.rerun)
     args.outcome["backfill"] = dataclasses.asdict(result)
+    catalog_cli.register_after_write(spark, config)
     _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
     return 0
 
@@ -602,6 +612,7 @@ def cmd_maintain(args) -> int:
 
 
 COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
+COMMANDS["sql"] = COMMANDS["catalog"] = catalog_cli.run
 
 
 def _fails_as_a_program(run):

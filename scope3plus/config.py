@@ -45,6 +45,8 @@ class Config:
     reported_aggregates: str = field(default_factory=lambda: str(reported_aggregates_file()))
     time_travel_retention_hours: int = 168  # `s3p maintain` keeps every version of this window readable
     scenarios_in_parallel: int = 2  # a daily run ingests and gates this many scenarios side by side
+    catalog_schema: str = "scope3plus"  # tables by name: [catalog_name.]catalog_schema.<layer>_<table>
+    catalog_name: str | None = None  # a catalog for 3-part names (Unity Catalog); None: the session's own
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -107,6 +109,19 @@ def _scenarios_in_parallel(value, source) -> int:
     raise S3PError(f"{source}: scenarios_in_parallel must be a whole number, at least 1, got {value!r}")
 
 
+def _catalog(value, source) -> dict:
+    """``catalog: {schema: scope3plus, name: null}``: where the lake's tables are named (scope3plus.catalog)."""
+    from .catalog import DEFAULT_SCHEMA, check_identifier
+
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or set(value) - {"schema", "name"}:
+        raise S3PError(f"{source}: catalog takes schema and name, got {value!r}")
+    name = value.get("name")
+    return {"catalog_schema": check_identifier(value.get("schema") or DEFAULT_SCHEMA, "catalog.schema", source),
+            "catalog_name": check_identifier(name, "catalog.name", source) if name is not None else None}
+
+
 def config_from_args(args) -> Config:
     """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake`` and ``--backend``."""
     return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
@@ -144,6 +159,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         reported_aggregates=str(raw.get("reported_aggregates") or reported_aggregates_file()),
         time_travel_retention_hours=_hours(raw.get("time_travel_retention_hours", 168), source),
         scenarios_in_parallel=_scenarios_in_parallel(raw.get("scenarios_in_parallel", 2), source),
+        **_catalog(raw.get("catalog"), source),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config(**values)

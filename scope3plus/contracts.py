@@ -56,6 +56,11 @@ class Contract:
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
 
+    def silver_fields(self) -> list[tuple[str, FieldSpec]]:
+        """The fields as silver holds them, by column name: each personal-data field (``pii``) as its
+        keyed hash ``<name>_key``, after the others."""
+        return [(f.name, f) for f in self.fields if not f.pii] + [(f"{f.name}_key", f) for f in self.fields if f.pii]
+
     def get(self, name: str) -> FieldSpec:
         for f in self.fields:
             if f.name == name:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .contracts import SCENARIOS
 from .errors import S3PError
-from .lake import read_small_table
+from .lake import read_small_table, table_exists, table_path
 from .pipeline import tables
 from .pipeline.rollup import PROGRESS_COLUMNS, TOTAL
 
@@ -54,10 +54,8 @@ SCENARIO_KEYS = (
 
 def load_progress(lake_root: str | Path) -> list[dict]:
     """Progress rows, scenarios in their usual order and the total last."""
-    from deltalake import DeltaTable
-
-    path = f"{str(lake_root).rstrip('/')}/{tables.GOLD_PROGRESS}"
-    if not DeltaTable.is_deltatable(path):
+    path = table_path(lake_root, tables.GOLD_PROGRESS)
+    if not table_exists(lake_root, tables.GOLD_PROGRESS):
         raise S3PError(f"no progress table at {path}: run `s3p run --date YYYY-MM-DD` first")
     rows = ordered(read_small_table(path).to_pylist())
     missing = [c for c in COLUMNS if rows and c not in rows[0]]

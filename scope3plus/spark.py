@@ -138,8 +138,13 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus", 
 
 
 def config_session(config, app_name: str):
-    """The session for a command run with profile ``config``: its Spark settings and lake backend."""
-    return build_session(config.spark, app_name, config.lake_backend)
+    """The session for a command run with profile ``config``: its Spark settings and lake backend, and
+    for a local lake the embedded metastore that names its tables (``catalog.catalog_conf``; unless the
+    profile names a catalog of its own, ``catalog: {name: ...}``, or sets these settings itself)."""
+    from .catalog import catalog_conf
+
+    local_catalog = catalog_conf(config.lake) if not getattr(config, "catalog_name", None) else {}
+    return build_session({**local_catalog, **config.spark}, app_name, config.lake_backend)
 
 
 def launched_by_spark_submit() -> bool:

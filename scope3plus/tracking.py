@@ -10,18 +10,13 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from .catalog import table
 from .config import Config
 from .lake import Lake
 from .pipeline import tables
 
-JOB_RUNS_SCHEMA = (
-    "run_id string, job string, stage string, scenario string, landing_date date, status string, "
-    "started_at timestamp, ended_at timestamp, seconds double, landed_lines long, bronze_rows long, "
-    "silver_rows long, quarantined_rows long, duplicates_removed long, gold_rows long, "
-    "touched_dates string, conservation_ok boolean, methodology_versions string, lake_backend string, "
-    "mlflow_run_id string, message string"
-)
-JOB_RUNS_COLUMNS = [c.split()[0] for c in JOB_RUNS_SCHEMA.split(", ")]
+JOB_RUNS_SCHEMA = table(tables.JOB_RUNS).ddl  # declared in schemas/tables/ops.yaml
+JOB_RUNS_COLUMNS = table(tables.JOB_RUNS).column_names
 
 
 def new_run_id(job: str, day: dt.date | None = None) -> str:
@@ -51,7 +46,7 @@ def record_job_runs(lake: Lake, rows: list[dict]) -> None:
         return
     data = [tuple(row.get(c) for c in JOB_RUNS_COLUMNS) for row in rows]
     df = lake.spark.createDataFrame(data, JOB_RUNS_SCHEMA)
-    lake.append(tables.JOB_RUNS, df, partition_by=["job"])
+    lake.append(tables.JOB_RUNS, df, partition_by=table(tables.JOB_RUNS).partition_by)
     try:
         lake.compact_if_fragmented(tables.JOB_RUNS, JOB_RUNS_MAX_FILES, rows[0].get("run_id"))
     except Exception as exc:  # noqa: BLE001 - the record is written; compaction is retried next time

@@ -15,10 +15,11 @@ from pathlib import Path
 import pyspark
 
 from scope3plus import deltajars
-from scope3plus.paths import PROJECT_ROOT
 from scope3plus.spark import JVM_OPTIONS, ensure_java
 
 from .support import free_port
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 
 SPARK_HOME = Path(pyspark.__file__).parent
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -54,7 +55,7 @@ def connect_server(work: Path, timeout: float = 180):
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = work / "connect-server.log"
-    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "JAVA_HOME": ensure_java(), "SPARK_HOME": str(SPARK_HOME), "PYSPARK_PYTHON": sys.executable,
            "PYTHONPATH": path, "SPARK_LOG_DIR": str(work)}
     env.pop("SPARK_REMOTE", None)

@@ -105,12 +105,10 @@ class Lake(ABC):
 
     # ---- naming and metadata (delta-rs on both backends) ----
     def path(self, name: str) -> str:
-        return join(self.root, name)
+        return table_path(self.root, name)
 
     def exists(self, name: str) -> bool:
-        from deltalake import DeltaTable
-
-        return DeltaTable.is_deltatable(self.path(name))
+        return table_exists(self.root, name)
 
     def _delta_table(self, name: str):
         from deltalake import DeltaTable
@@ -308,6 +306,19 @@ class Lake(ABC):
     @abstractmethod
     def overwrite(self, name: str, df, partition_by: list[str] | tuple = (), metadata: dict | None = None) -> CommitResult:
         """Replace the whole table's content in one commit (small tables: progress)."""
+
+
+def table_path(root: str | Path, name: str) -> str:
+    """Where table ``name`` (``gold/progress``) of the lake at ``root`` lives; no Spark needed."""
+    return join(normalise(str(root)), name)
+
+
+def table_exists(root: str | Path, name: str) -> bool:
+    """Whether the lake at ``root`` holds table ``name`` (a Delta log); no Spark needed (a command checks
+    it before its session starts)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable.is_deltatable(table_path(root, name))
 
 
 def spark_schema(delta_table):

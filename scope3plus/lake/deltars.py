@@ -24,6 +24,7 @@ from urllib.parse import unquote
 
 from ..errors import S3PError
 from ..faults import fault_point
+from ..catalog import with_comments
 from ..lakeuri import local_path
 from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, partition_filters, replayed, spark_schema
 
@@ -120,6 +121,7 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
     replace (partition filters from ``replace``) or overwrite. Returns False, committing nothing,
     when application transaction ``app_id`` already reached ``app_version`` (a replay). ``table``:
     the table as the caller opened it (``open_table``) and checked the write against (``check_fits``)."""
+    import pyarrow as pa
     from deltalake.schema import Schema as DeltaSchema
     from deltalake.transaction import AddAction, CommitProperties, Transaction, create_table_with_add_actions
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -131,7 +133,10 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
         "s3p.files_added": str(len(files)),
         **{f"s3p.{k}": str(v) for k, v in (metadata or {}).items()},
     }
-    delta_schema = DeltaSchema.from_arrow(to_arrow_schema(schema))
+    arrow = to_arrow_schema(schema)  # which drops the fields' metadata: the column comments are put back
+    arrow = pa.schema([f.with_metadata({"comment": s.metadata["comment"]}) if (s.metadata or {}).get("comment") else f
+                       for f, s in zip(arrow, schema.fields)])
+    delta_schema = DeltaSchema.from_arrow(arrow)
     txns = [Transaction(app_id, app_version)] if app_id else None
     table = table if table is not None else open_table(path)
     if table is None:
@@ -286,6 +291,7 @@ class DeltaRsLake(Lake):
     def _commit(self, staged, mode, replace=None, app_id=None, app_version=None, metadata=None):
         """Move the staged files into the table and commit them in one Delta transaction."""
         name, partition_by = staged.name, list(staged.partition_by)
+        schema = with_comments(name, staged.schema)  # the catalogue's column comments, kept by every commit
         # the staging folder's token (a split stage commits a sub-folder of it)
         token = next(p for p in staged.path.split(os.sep) if p.startswith(STAGING_PREFIX)).removeprefix(STAGING_PREFIX)
         table_path = self.path(name)
@@ -299,7 +305,7 @@ class DeltaRsLake(Lake):
         finally:
             self.discard(staged)
         fault_point("lake.before_commit")
-        committed = commit_files(table_path, staged.schema, files, mode, partition_by, replace, app_id, app_version,
+        committed = commit_files(table_path, schema, files, mode, partition_by, replace, app_id, app_version,
                                  metadata, token, table)
         if not committed:  # a replayed application transaction: the table stays as it is
             for f in files:

@@ -14,6 +14,7 @@ import json
 
 from pyspark.sql import functions as F
 
+from ..catalog import commented
 from ..errors import S3PError
 from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, journal, replayed
 
@@ -51,7 +52,7 @@ class DeltaSparkLake(Lake):
     def _write(self, name, df, mode, partition_by, options, metadata, rows_removed):
         """One ``format("delta")`` write, found again in the history by its token. The rows and files it
         added come from Delta's own commit metrics (``operationMetrics``), not from a pass over ``df``."""
-        df = self.in_table_types(name, df)
+        df = commented(name, self.in_table_types(name, df))  # the catalogue's column comments, kept by every commit
         if self.exists(name):  # the same refusals as the delta-rs backend, before anything is written
             whole = mode == "overwrite" and "replaceWhere" not in options
             check_fits(self._delta_table(name), self.path(name), df.schema, "overwrite" if whole else "replace", partition_by)

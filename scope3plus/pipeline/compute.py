@@ -15,6 +15,7 @@ from typing import Callable
 
 from pyspark.sql import DataFrame, functions as F
 
+from ..catalog import table
 from ..faults import fault_point
 from ..lake import CommitResult, Lake
 from . import tables
@@ -26,16 +27,12 @@ from . import tables
 # (1 Mt) for one event, and 10^12 units of activity: a value beyond fails the run (Spark's ANSI
 # overflow error) before anything is written. Sums are wider (gold.delivery_summary: 38 digits).
 # Gold tables created by earlier versions keep their decimal(28,9) / (28,6) (``Lake.in_table_types``).
-KG = "decimal(18,9)"
-QUANTITY = "decimal(18,6)"
-GOLD_SCHEMA = (
-    "scenario string, event_date date, event_id string, event_time timestamp, city string, "
-    f"activity_quantity {QUANTITY}, activity_unit string, "
-    f"baseline_kg {KG}, project_kg {KG}, avoided_kg {KG}, avoided_low_kg {KG}, avoided_high_kg {KG}, "
-    "methodology_id string, methodology_version string, methodology_hash string, "
-    "landing_date date, source_file string, run_id string"
-)
-GOLD_COLUMNS = [c.split()[0] for c in GOLD_SCHEMA.split(", ")]
+# The columns and their types are declared in the table catalogue (schemas/tables/gold.yaml).
+GOLD = table(tables.GOLD_AVOIDED)
+KG = GOLD.type_of("baseline_kg")  # decimal(18,9)
+QUANTITY = GOLD.type_of("activity_quantity")  # decimal(18,6)
+GOLD_SCHEMA = GOLD.ddl
+GOLD_COLUMNS = GOLD.column_names
 
 
 def in_force(event_date, methodology):

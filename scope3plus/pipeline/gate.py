@@ -23,7 +23,8 @@ from pyspark.sql import Column, DataFrame, Observation, Window, functions as F
 from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 
 from .. import bloom
-from ..contracts import CORRUPT_COLUMN, NATIVE_TYPES, Contract, FieldSpec
+from ..catalog import table
+from ..contracts import CORRUPT_COLUMN, NATIVE_TYPES, SCENARIOS, Contract, FieldSpec
 from ..errors import GateFailed
 from ..faults import fault_point
 from ..lake import CommitResult, Lake
@@ -337,22 +338,17 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
             .drop("_rank", "_seen", "_line_hash"))
 
 
-def silver_fields(contract: Contract) -> list[str]:
-    """The contract's fields as silver holds them: PII replaced by ``<name>_key``."""
-    return [s.name for s in contract.fields if not s.pii] + [f"{s.name}_key" for s in contract.fields if s.pii]
-
-
 def silver_rows(routed: DataFrame, contract: Contract, run_id: str) -> DataFrame:
-    return routed.filter(F.col("disposition") == SILVER).select(*silver_columns(silver_fields(contract), run_id))
+    return routed.filter(F.col("disposition") == SILVER).select(*silver_columns(contract.scenario, run_id))
 
 
 def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
     """Quarantine rows of ``rows`` (routed rows, or staged quarantined rows without a disposition)."""
     if "disposition" in rows.columns:
         rows = rows.filter(F.col("disposition") == QUARANTINE)
-    return rows.select(
-        "landing_date", "source_file", "value", "reasons", F.lit(run_id).alias("run_id"),
-        F.current_timestamp().alias("quarantined_at"))
+    values = {"landing_date": F.col("landing_date"), "source_file": F.col("source_file"), "value": F.col("value"),
+              "reasons": F.col("reasons"), "run_id": F.lit(run_id), "quarantined_at": F.current_timestamp()}
+    return rows.select(*[values[c].alias(c) for c in table(tables.quarantine(SCENARIOS[0])).column_names])  # alike
 
 
 # ---------------------------------------------------------------------------------------
@@ -450,12 +446,12 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         F.count_if((disposition == DUPLICATE) & (F.col("duplicate_of") == "history")).alias("duplicate_of_history"),
         F.collect_set(F.when(disposition == SILVER, F.col("event_date"))).alias("silver_dates"),
     ]
-    fields = silver_fields(contract)
+    columns = table(tables.silver(scenario)).column_names  # the catalogue's: schemas/tables/events.yaml + the contract
     # One write of the routed batch (duplicates left out), split by disposition: the silver files are
     # committed to silver as they are (they also hold the quarantine-only columns, all null there,
     # which the silver table does not declare: readers never see them); the few quarantined rows
     # are read back and written to quarantine with their own columns.
-    staged_columns = ["disposition", *silver_columns(fields, run_id), F.when(disposition == QUARANTINE, F.col("value")).alias("value"),
+    staged_columns = ["disposition", *silver_columns(scenario, run_id), F.when(disposition == QUARANTINE, F.col("value")).alias("value"),
                       F.when(disposition == QUARANTINE, F.col("reasons")).alias("reasons")]
     if drift:
         keys = F.col(KEYS_COLUMN)
@@ -467,7 +463,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         staged_columns.append("_extra_keys")
     kept = routed.observe(observed, *metrics).filter(disposition != DUPLICATE)
     batch = pseudonymise(kept, contract, settings.pseudonym_key).select(*staged_columns)
-    silver_schema = batch.select(*silver_column_names(fields)).schema  # the table's columns
+    silver_schema = batch.select(*columns).schema  # the table's columns
     staged = lake.stage_split(tables.silver(scenario), batch, "disposition",
                               {SILVER: silver_schema, QUARANTINE: batch.drop("disposition").schema}, tables.BATCH_PARTITION)
     try:
@@ -501,12 +497,9 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     return result
 
 
-def silver_column_names(fields: list[str]) -> list[str]:
-    return ["landing_date", "event_date", *fields, "source_file", "run_id"]
-
-
-def silver_columns(fields: list[str], run_id: str) -> list:
-    return [*silver_column_names(fields)[:-1], F.lit(run_id).alias("run_id")]
+def silver_columns(scenario: str, run_id: str) -> list:
+    """Silver's columns (the table catalogue's) from routed rows, stamped with ``run_id``."""
+    return [F.lit(run_id).alias(c) if c == "run_id" else c for c in table(tables.silver(scenario)).column_names]
 
 
 def _batch_stats(m, spark, staged: dict, contract: Contract, drift: bool, drift_one_in: int) -> BatchStats:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, Observation, functions as F
 
+from ..catalog import table
+from ..contracts import SCENARIOS
 from ..faults import fault_point
 from ..lake import CommitResult, Lake
 from . import tables
@@ -58,13 +60,9 @@ def delivery_dates(landing: str | Path, scenario: str) -> list[dt.date]:
 def to_bronze(lines: DataFrame, landing_date: dt.date | Column, run_id: str) -> DataFrame:
     """Bronze rows: the line untouched plus ingest metadata. Malformed lines are kept.
     ``landing_date`` is a date, or a column such as ``landing_date_of(F.col("source_file"))``."""
-    return lines.select(
-        F.lit(landing_date).alias("landing_date"),
-        "source_file",
-        "value",
-        F.lit(run_id).alias("ingest_run_id"),
-        F.current_timestamp().alias("ingested_at"),
-    )
+    values = {"landing_date": F.lit(landing_date), "source_file": F.col("source_file"), "value": F.col("value"),
+              "ingest_run_id": F.lit(run_id), "ingested_at": F.current_timestamp()}
+    return lines.select(*[values[c].alias(c) for c in table(tables.bronze(SCENARIOS[0])).column_names])  # bronze's, alike
 
 
 def empty_lines(spark) -> DataFrame:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+from ..catalog import table
 from ..errors import GateFailed, S3PError
 from ..paths import quality_dir as _quality_dir
 from ..yamlio import read_yaml_mapping
@@ -51,13 +52,8 @@ CHECKS = {
     "gx": {SILVER, GOLD},         # a Great Expectations expectation on the layer's rows
     "day_total": {GOLD},          # tCO2e per scenario and event day vs the trailing median day
 }
-DQ_RESULTS_SCHEMA = (
-    "run_id string, job string, landing_date date, checked_at timestamp, suite string, suite_version int, "
-    "scenario string, layer string, expectation string, check_kind string, severity string, success boolean, "
-    "observed_value string, element_count long, unexpected_count long, unexpected_percent double, "
-    "details string, mlflow_run_id string"
-)
-DQ_RESULTS_COLUMNS = [c.split()[0] for c in DQ_RESULTS_SCHEMA.split(", ")]
+DQ_RESULTS_SCHEMA = table(tables.DQ_RESULTS).ddl  # declared in schemas/tables/ops.yaml
+DQ_RESULTS_COLUMNS = table(tables.DQ_RESULTS).column_names
 GX_SEVERITY = {WARN: "warning", FAIL: "critical"}
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 
 from pyspark.sql import DataFrame, functions as F
 
+from ..catalog import table
 from ..config import Config
 from ..errors import S3PError
 from ..lake import Lake
@@ -26,11 +27,7 @@ from .compute import GoldSlice, compute, credited, silver_days
 from .quality import DataQuality
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
-RESTATEMENTS_SCHEMA = (
-    "restatement_id string, scenario string, from_date date, to_date date, requested_by string, "
-    "restated_at timestamp, versions_before string, versions_after string, "
-    "tco2e_before decimal(38,12), tco2e_after decimal(38,12), run_id string"
-)
+RESTATEMENTS_SCHEMA = table(tables.RESTATEMENTS).ddl  # declared in schemas/tables/ops.yaml
 
 
 @dataclass(frozen=True)

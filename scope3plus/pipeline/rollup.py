@@ -27,6 +27,7 @@ from typing import Sequence
 from pyspark.sql import DataFrame, functions as F
 
 from ..aggregates import ReportedAggregate, counted_as_of, read_table as read_reported
+from ..catalog import table
 from ..config import Config
 from ..contracts import SCENARIOS
 from ..lake import CommitResult, Lake, read_small_table
@@ -34,25 +35,10 @@ from . import tables
 
 TOTAL = "total"
 DAILY_KEYS = ["scenario", "event_date", "city", "methodology_id", "methodology_version", "methodology_hash", "activity_unit"]
-DAILY_SCHEMA = (
-    "scenario string, event_date date, city string, methodology_id string, methodology_version string, "
-    "methodology_hash string, activity_unit string, events long, activity_quantity decimal(38,6), "
-    "baseline_kg decimal(38,9), project_kg decimal(38,9), avoided_kg decimal(38,9), avoided_t decimal(38,12), "
-    "avoided_low_t decimal(38,12), avoided_high_t decimal(38,12), run_id string"
-)
-DAILY_COLUMNS = [c.split()[0] for c in DAILY_SCHEMA.split(", ")]
-
-PROGRESS_COLUMNS = [
-    "scope", "as_of", "events",
-    "day_t", "month_to_date_t", "calendar_year_to_date_t", "fiscal_year", "fiscal_year_to_date_t",
-    "cumulative_t", "cumulative_low_t", "cumulative_high_t", "as_reported_cumulative_t", "restatement_change_t",
-    "reported_cumulative_t", "overlap_excluded_t", "combined_cumulative_t",
-    "trailing_365d_t", "trailing_365d_days_with_data",
-    "goal_t", "share_of_goal", "combined_share_of_goal", "remaining_t", "days_remaining", "required_t_per_year",
-    "projected_linear_t", "projected_growth_t", "growth_method", "growth_rate_per_year",
-    "growth_fitted_rate_t_per_year", "on_track", "on_track_growth",
-    "methodology_versions", "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id", "run_id",
-]
+# the tables' columns are declared in the table catalogue (schemas/tables/gold.yaml)
+DAILY_SCHEMA = table(tables.GOLD_DAILY).ddl
+DAILY_COLUMNS = table(tables.GOLD_DAILY).column_names
+PROGRESS_COLUMNS = table(tables.GOLD_PROGRESS).column_names
 RUN_STATUS_SCHEMA = "scope string, latest_run_landing_date date, latest_run_status string, latest_run_quarantined_share double, latest_run_id string"
 RUN_STATUS_COLUMNS = [c.split()[0] for c in RUN_STATUS_SCHEMA.split(", ")][1:]
 METRIC_COLUMNS = ("cumulative_t", "combined_cumulative_t", "share_of_goal", "combined_share_of_goal", "trailing_365d_t",
@@ -67,14 +53,9 @@ _NO_DATA = {"events": 0, "day_t": 0.0, "month_to_date_t": 0.0, "calendar_year_to
 
 
 SUMMED = ("activity_quantity", "baseline_kg", "project_kg", "avoided_kg", "avoided_low_kg", "avoided_high_kg")
-DELIVERY_SCHEMA = (
-    "scenario string, event_date date, landing_date date, city string, methodology_id string, methodology_version string, "
-    "methodology_hash string, activity_unit string, events long, activity_quantity decimal(38,6), "
-    "baseline_kg decimal(38,9), project_kg decimal(38,9), avoided_kg decimal(38,9), avoided_low_kg decimal(38,9), "
-    "avoided_high_kg decimal(38,9), run_id string"
-)
-DELIVERY_COLUMNS = [c.split()[0] for c in DELIVERY_SCHEMA.split(", ")]
-DELIVERY_TYPES = dict(c.split() for c in DELIVERY_SCHEMA.split(", "))  # the sums' types, whatever gold's precision
+DELIVERY_SCHEMA = table(tables.GOLD_DELIVERY).ddl
+DELIVERY_COLUMNS = table(tables.GOLD_DELIVERY).column_names
+DELIVERY_TYPES = {c.name: c.type for c in table(tables.GOLD_DELIVERY).columns}  # the sums' types, whatever gold's precision
 
 
 def delivery_summary(gold: DataFrame, run_id: str) -> DataFrame:

@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame, Observation, functions as F
 
 from ..contracts import SCENARIOS
 from ..errors import GateFailed, LakeBusy, S3PError
-from ..lake import Lake, replayed
+from ..lake import Lake, replayed, table_exists, table_path
 from ..tracking import job_row, mlflow_run, new_run_id, record_job_runs
 from . import tables
 from .ingest import (DATED_FILES, IngestResult, delivery_dates, ingest, landing_date_of, landing_files, to_bronze,
@@ -178,8 +178,8 @@ def dates_in_bronze(lake_root: str, scenario: str) -> set[dt.date]:
     import pyarrow as pa
     from deltalake import DeltaTable
 
-    path = f"{str(lake_root).rstrip('/')}/{tables.bronze(scenario)}"
-    if not DeltaTable.is_deltatable(path):
+    path = table_path(lake_root, tables.bronze(scenario))
+    if not table_exists(lake_root, tables.bronze(scenario)):
         return set()
     held = set()
     for action in pa.table(DeltaTable(path).get_add_actions(flatten=True)).to_pylist():
