@@ -401,4 +401,8 @@ def _document(lake, t: Table, sql_name: str, versions: str) -> bool:
     if stale:
         lake.spark.sql(f"ALTER TABLE {sql_name} ALTER COLUMN "
                        + ", ".join(f"`{c.name}` COMMENT {_quote(c.comment)}" for c in stale))
+    if changed or stale:  # a metadata commit: a command's --format json reports the version it left
+        from .lake import CommitResult, journal
+
+        journal(CommitResult(t.name, lake.version(t.name), 0, 0, 0))
     return bool(changed or stale)

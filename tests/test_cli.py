@@ -50,9 +50,12 @@ def test_a_spark_connect_server_that_is_not_there_is_a_clear_error_at_once(tmp_p
     import os
     import time
 
-    from .support import free_port
+    from scope3plus.config import load_config
+
+    from .support import free_port, register_approved
 
     port = free_port()
+    register_approved(load_config(None, lake=str(tmp_path / "lake")))  # past the registry check, to the session
     (tmp_path / "landing" / "green_trip").mkdir(parents=True)
     (tmp_path / "landing" / "green_trip" / "2026-11-01-part-00000.jsonl").write_text("{}\n", encoding="utf-8")
     args = ["run", "--date", "2026-11-01", "--landing", str(tmp_path / "landing"), "--lake", str(tmp_path / "lake")]
