@@ -117,7 +117,8 @@ def test_the_installed_wheel_runs_a_day_from_an_empty_folder(venv, tmp_path):
     assert edit.stderr.startswith("s3p: error: green_trip@1.0.0 is shipped inside the installed package (")
     assert edit.stderr.strip().endswith("approve it in a project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
     missing = _run([s3p, "progress"], work, env, expect=2)
-    assert missing.stderr.strip() == "s3p: error: no progress table at data/lake/gold/progress: run `s3p run --date YYYY-MM-DD` first"
+    assert missing.stderr.strip() == (f"s3p: error: no progress table at {work}/data/lake/gold/progress: "
+                                      "run `s3p run --date YYYY-MM-DD` first")  # the profile's lake, made absolute
 
     _run([s3p, "init", "proj"], work, env)
     proj = work / "proj"
