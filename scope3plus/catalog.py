@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import S3PError
+from .lakeuri import local_path, normalise
 from .paths import schemas_dir as _schemas_dir
 from .yamlio import read_yaml_mapping
 
@@ -241,12 +242,9 @@ def namespace(config) -> str:
     return ".".join(p for p in (getattr(config, "catalog_name", None), getattr(config, "catalog_schema", DEFAULT_SCHEMA)) if p)
 
 
-def is_local(lake_root: str) -> bool:
-    return "://" not in str(lake_root) or str(lake_root).startswith("file://")
-
-
-def local_path(path: str) -> str:
-    return os.path.abspath(str(path).removeprefix("file://").removeprefix("file:")) if is_local(path) else str(path)
+def _location(path: str) -> str:
+    """A table location as compared with the catalog's: a local path (``file:`` URIs too), else the URI."""
+    return local_path(path) or normalise(path)
 
 
 def catalog_conf(lake_root: str) -> dict:
@@ -254,11 +252,12 @@ def catalog_conf(lake_root: str) -> dict:
     beside the tables: ``<lake>/_catalog/metastore_db`` (Derby) and ``<lake>/_catalog/warehouse``.
     None for a lake on an object store (a cluster's own catalog names its tables: Unity Catalog,
     Glue, a Hive metastore service: set ``catalog:`` and the cluster's settings in the profile)."""
-    if not is_local(lake_root):
+    local = local_path(lake_root)
+    if local is None:
         return {}
     from .spark import JVM_OPTIONS
 
-    folder = os.path.join(local_path(lake_root), CATALOG_FOLDER)
+    folder = os.path.join(local, CATALOG_FOLDER)
     os.makedirs(folder, exist_ok=True)  # Derby writes its log there before it creates the database
     return {
         "spark.sql.catalogImplementation": "hive",
@@ -289,7 +288,7 @@ def _registered_locations(spark, ns: str) -> dict[str, str]:
             continue
         found = re.search(r"^Location: (.+)$", row["information"] or "", re.M)
         kind = re.search(r"^Type: (.+)$", row["information"] or "", re.M)
-        out[row["tableName"].lower()] = (local_path(found.group(1).strip()) if found else "",
+        out[row["tableName"].lower()] = (_location(found.group(1).strip()) if found else "",
                                          kind.group(1).strip() if kind else "")
     return out
 
@@ -318,14 +317,15 @@ REGISTERED_FILE = "registered.json"
 
 
 def _state_file(lake) -> Path | None:
-    return Path(local_path(lake.root)) / CATALOG_FOLDER / REGISTERED_FILE if is_local(lake.root) else None
+    local = local_path(lake.root)
+    return Path(local) / CATALOG_FOLDER / REGISTERED_FILE if local is not None else None
 
 
 def _fingerprints(present: list[Table], lake, config, versions: str) -> dict[str, str]:
     import hashlib
     import json
 
-    names = [(t.sql_name(config.catalog_schema, config.catalog_name), local_path(lake.path(t.name))) for t in present]
+    names = [(t.sql_name(config.catalog_schema, config.catalog_name), _location(lake.path(t.name))) for t in present]
     docs = [(t.comment, t.properties(versions), [(c.name, c.comment) for c in t.columns]) for t in present]
     digest = lambda value: hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()  # noqa: E731
     return {"names": digest(names), "documented": digest([names, docs])}
@@ -356,13 +356,13 @@ def register(lake, config, document: bool = True, force: bool = False) -> list[R
     done_before = json.loads(state.read_text()) if persistent and state.exists() else {}
     if not force and done_before.get("documented" if document else "names") == marks["documented" if document else "names"]:
         return [Registered(t.sql_name(config.catalog_schema, config.catalog_name), t.name,
-                           local_path(lake.path(t.name)), "unchanged") for t in present]
+                           _location(lake.path(t.name)), "unchanged") for t in present]
     ns = namespace(config)
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {ns}")
     known = _registered_locations(spark, ns)
     done = []
     for t in present:
-        sql_name, location = t.sql_name(config.catalog_schema, config.catalog_name), local_path(lake.path(t.name))
+        sql_name, location = t.sql_name(config.catalog_schema, config.catalog_name), _location(lake.path(t.name))
         registered, kind = known.get(t.sql_table.lower(), ("", ""))
         action = "unchanged"
         if registered and registered.rstrip("/") != location.rstrip("/"):

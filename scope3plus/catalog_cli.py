@@ -92,9 +92,10 @@ def list_tables(config, fmt: str) -> str:
 
 
 def _check_lake(lake: str) -> None:
-    from .catalog import is_local, local_path
+    from .lakeuri import local_path
 
-    if is_local(lake) and not Path(local_path(lake)).is_dir():  # before Spark starts
+    local = local_path(lake)
+    if local is not None and not Path(local).is_dir():  # before Spark starts
         raise S3PError(f"no lake at {lake}: run `s3p run --date YYYY-MM-DD` first")
 
 
