@@ -421,10 +421,12 @@ def open_lake(spark, root: str | Path, backend: str = "auto") -> Lake:
 
     if backend not in ("auto", *LAKE_BACKENDS):
         raise S3PError(f"unknown lake backend {backend!r}; expected auto, delta-rs or delta-spark")
-    if backend == "auto":
-        backend = "delta-spark" if delta_spark_available(spark) else "delta-rs"
+    if backend != "delta-rs":  # the probe asks the session once (a read of the delta source at worst)
+        available = delta_spark_available(spark)
+        if backend == "auto":
+            backend = "delta-spark" if available else "delta-rs"
     if backend == "delta-spark":
-        if not delta_spark_available(spark):
+        if not available:
             raise S3PError("lake backend delta-spark asked for, but the Delta Lake classes are not on the Spark classpath")
         from .deltaspark import DeltaSparkLake
 
