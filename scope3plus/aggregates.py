@@ -124,6 +124,17 @@ def load(lake: Lake, path: str | Path, config: Config, run_id: str) -> tuple[lis
     return aggregates, commit
 
 
+def load_and_refresh(lake: Lake, path: str | Path, config: Config, run_id: str) -> tuple[list[ReportedAggregate], dt.date | None]:
+    """``s3p aggregates load``: :func:`load`, then refresh gold.progress as of its current date (if any)."""
+    from .pipeline.rollup import previous_as_of, refresh_progress
+
+    loaded, _ = load(lake, path, config, run_id)
+    as_of = previous_as_of(lake)
+    if as_of is not None:
+        as_of, _ = refresh_progress(lake, config, as_of, run_id)
+    return loaded, as_of
+
+
 def read_table(lake_root: str | Path) -> list[ReportedAggregate]:
     """The loaded aggregates (none when nothing was loaded), ordered by period; no Spark needed."""
     if not table_exists(lake_root, REPORTED_AGGREGATES):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 
+from .errors import S3PError
+
 
 def date(text: str) -> dt.date:
     try:
@@ -48,3 +50,10 @@ def remote(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The dates ``--from start`` to ``--to end``, both included; a backwards range is one S3PError."""
+    if end < start:
+        raise S3PError(f"--to {end} is before --from {start}")
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
 import logging
 import re
-import sys
 from decimal import Decimal
 from pathlib import Path
 
+from .command import Context, command, say
 from .errors import S3PError
 
 #: ``s3p sql`` runs queries only: a statement that writes goes through the commands that take the lake lock.
@@ -48,34 +49,26 @@ def add_parser(sub, parser_class, add_config_args) -> None:
     add_config_args(ls, landing=False)
     rg = actions.add_parser("register", help="name the lake's tables in the catalog, with comments and properties")
     add_config_args(rg, landing=False)
-    from .lock import add_wait_argument
-
-    add_wait_argument(rg)
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+
+@command("catalog list")
+def cmd_list(ctx: Context) -> int:
+    print(list_tables(ctx.config, ctx.args.format))
+    return 0
 
 
-def run(args) -> int:
-    from .config import config_from_args
-
-    config = config_from_args(args)
-    if args.command == "sql":
-        return run_sql(args, config)
-    if args.catalog_command == "list":
-        print(list_tables(config, args.format))
-        return 0
+@command("catalog register", writes=True)
+def cmd_register(ctx: Context) -> int:
     from .catalog import register
-    from .lake import open_lake
-    from .lock import hold_lake_lock
-    from .spark import config_session
 
-    _check_lake(config.lake)
-    hold_lake_lock(args, config.lake, "catalog", "register")  # documenting a table is a Delta commit
-    lake = open_lake(config_session(config, "s3p-catalog"), config.lake, config.lake_backend)
-    for r in _registering(lambda: register(lake, config, force=True), config):
-        print(f"{r.sql_name:45} {r.action:10} {r.name}")
+    _check_lake(ctx.config.lake)
+    lake = ctx.lake("register")  # documenting a table is a Delta commit
+    done = _registering(lambda: register(lake, ctx.config, force=True), ctx.config)
+    ctx.outcome["registered"] = [dataclasses.asdict(r) for r in done]
+    report = ctx.say if ctx.args.format == "json" else print  # stdout is the JSON object's
+    for r in done:
+        report(f"{r.sql_name:45} {r.action:10} {r.name}")
     return 0
 
 
@@ -115,7 +108,7 @@ def _registering(work, config):
         raise
 
 
-def register_after_write(spark, config, say=_say) -> None:
+def register_after_write(spark, config, say=say) -> None:
     """Name (and document) the lake's tables at the end of a command that wrote them, so ``s3p sql`` and
     any session on the same catalog find them. A failure here is a warning: the data is written."""
     from .catalog import register
@@ -138,21 +131,21 @@ def _is_query(statement: str) -> bool:
     return bool(first) and first.group(0).upper() in QUERY_KEYWORDS
 
 
-def run_sql(args, config) -> int:
+@command("sql")
+def cmd_sql(ctx: Context) -> int:
     from pyspark.errors import PySparkException
 
     from .catalog import namespace, register
-    from .lake import open_lake
-    from .spark import config_session
 
+    args, config = ctx.args, ctx.config
     statement = args.statement.strip().rstrip(";")
     if not _is_query(statement):
         raise S3PError(f"s3p sql runs queries only ({', '.join(QUERY_KEYWORDS)}); got: {statement[:60]!r}")
     if args.limit is not None and args.limit < 0:
         raise S3PError(f"--limit must be 0 or more, got {args.limit}")
     _check_lake(config.lake)
-    spark = config_session(config, "s3p-sql")
-    lake = open_lake(spark, config.lake, config.lake_backend)
+    lake = ctx.lake()
+    spark = lake.spark
     _registering(lambda: register(lake, config, document=False), config)
     limit = args.limit if args.limit is not None else (DEFAULT_LIMIT if args.format == "table" else None)
     current = spark.catalog.currentCatalog(), spark.catalog.currentDatabase()
@@ -173,9 +166,9 @@ def run_sql(args, config) -> int:
     rows = rows[:limit] if limit is not None else rows
     print(render(df.columns, rows, args.format), flush=True)
     if args.format == "table":
-        _say(f"({len(rows)} row(s){f'; the first {limit} shown: --limit N for more' if more else ''})")
+        say(f"({len(rows)} row(s){f'; the first {limit} shown: --limit N for more' if more else ''})")
     elif more:
-        _say(f"(the first {limit} rows: --limit N for more)")
+        say(f"(the first {limit} rows: --limit N for more)")
     return 0
 
 

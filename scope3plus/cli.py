@@ -7,7 +7,6 @@ to stderr so that stdout stays clean for ``--format json|csv``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -18,10 +17,12 @@ import traceback
 from pathlib import Path
 
 from . import catalog_cli, methodology_cli, paths, quarantine_cli
-from .argtypes import date as _date, fraction as _fraction, int_at_least as _int_at_least, remote as _remote
+from .argtypes import (date as _date, date_range, fraction as _fraction, int_at_least as _int_at_least,
+                       remote as _remote)
+from .command import COMMANDS, Context, command, command_name, say
 from .errors import S3PError
 from .lake import LAKE_BACKENDS
-from .lock import add_wait_argument, hold_lake_lock
+from .lock import add_wait_argument
 
 EPILOG = """\
 examples:
@@ -120,9 +121,7 @@ def build_parser() -> Parser:
                    help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
     r.add_argument("--from-bronze", action="store_true",
                    help="gate what `s3p ingest` already wrote to bronze instead of reading the landing files")
-    _add_result_format(r)
     _add_config_args(r)
-    add_wait_argument(r)
 
     _add_ingest_parser(sub)
 
@@ -136,9 +135,7 @@ def build_parser() -> Parser:
     rs.add_argument("--from", dest="start", type=_date, required=True, help="first event date, YYYY-MM-DD")
     rs.add_argument("--to", dest="end", type=_date, required=True, help="last event date, YYYY-MM-DD (inclusive)")
     rs.add_argument("--by", default=os.environ.get("USER", "unknown"), help="who asks for the restatement (default $USER)")
-    _add_result_format(rs)
     _add_config_args(rs, landing=False)
-    add_wait_argument(rs)
 
     methodology_cli.add_parser(sub, Parser, _add_config_args)
     quarantine_cli.add_parser(sub, Parser, _add_config_args)
@@ -149,9 +146,7 @@ def build_parser() -> Parser:
                                     "for a past view use `s3p report --as-of`). `s3p run` already does this at its "
                                     "end; schedulers run it as its own step after the daily runs.")
     ru.add_argument("--as-of", dest="as_of", metavar="DATE", type=_date, help="as-of date, YYYY-MM-DD (default: latest run)")
-    _add_result_format(ru)
     _add_config_args(ru, landing=False)
-    add_wait_argument(ru)
 
     p = sub.add_parser("progress", help="print cumulative progress toward the 1.5 Gt goal",
                        description="Print the gold.progress table: avoided tCO2e per scenario and in total, "
@@ -225,12 +220,12 @@ def build_parser() -> Parser:
     al.add_argument("--file", metavar="PATH",
                     help="aggregates file (default: the profile's reported_aggregates, conf/reported_aggregates.yaml)")
     _add_config_args(al, landing=False)
-    add_wait_argument(al)
     ls = actions.add_parser("list", help="print the loaded reported aggregates with their sources",
                             description="Print each loaded reported aggregate: id, period, tCO2e, source and note.")
     _add_config_args(ls, landing=False)
     _add_operations_parsers(sub)
     catalog_cli.add_parser(sub, Parser, _add_config_args)
+    _add_command_arguments(parser)
     return parser
 
 
@@ -249,9 +244,7 @@ def _add_operations_parsers(sub) -> None:
     b.add_argument("--rerun", action="store_true",
                    help="run again the dates already published too (a rerun replaces a date's results: nothing is "
                         "counted twice)")
-    _add_result_format(b)
     _add_config_args(b)
-    add_wait_argument(b)
 
     m = sub.add_parser("maintain", help="compact, vacuum and checkpoint the lake's Delta tables, keeping time travel",
                        description="For every Delta table under the lake (bronze/, silver/, quarantine/, gold/, ops/: "
@@ -268,9 +261,7 @@ def _add_operations_parsers(sub) -> None:
                         "profile's time_travel_retention_hours)")
     m.add_argument("--dry-run", action="store_true",
                    help="list the files vacuum would delete and how many files compaction would rewrite; change nothing")
-    _add_result_format(m)
     _add_config_args(m, landing=False)
-    add_wait_argument(m)
 
 
 def _add_ingest_parser(sub) -> None:
@@ -303,21 +294,13 @@ def _add_ingest_parser(sub) -> None:
     i.add_argument("--date", dest="dates", metavar="DATE", type=_date, action="append",
                    help="batch mode: (re)ingest this delivery date, YYYY-MM-DD, even if bronze holds it; repeat "
                         "for several (default: every date with files that bronze does not hold yet)")
-    _add_result_format(i)
     _add_config_args(i)
-    add_wait_argument(i)
 
 
 def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-def _config(args):
-    from .config import config_from_args
-
-    return config_from_args(args)
 
 
 def run_outcome(summary) -> dict:
@@ -328,291 +311,250 @@ def run_outcome(summary) -> dict:
             "scenarios": {s: {**dataclasses.asdict(c), "conserved": c.conserved} for s, c in summary.scenarios.items()}}
 
 
-def _say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def cmd_init(args) -> int:
+@command("init")
+def cmd_init(ctx: Context) -> int:
     from .project import init_project
 
-    for path in init_project(args.dir):
+    target = ctx.args.dir
+    for path in init_project(target):
         files = sum(1 for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
-        _say(f"wrote {path}" + (f"/ ({files} files)" if path.is_dir() else ""))
-    _say(f"project folder ready: run s3p inside {args.dir}, or pass --project {args.dir}")
+        ctx.say(f"wrote {path}" + (f"/ ({files} files)" if path.is_dir() else ""))
+    ctx.say(f"project folder ready: run s3p inside {target}, or pass --project {target}")
     return 0
 
 
-def cmd_generate(args) -> int:
+@command("generate")
+def cmd_generate(ctx: Context) -> int:
     from .generate import generate
     from .spark import build_session
 
+    args = ctx.args
     spark = build_session({"spark.master": "local[*]"}, "s3p-generate", backend="delta-rs")
     summary = generate(spark, args.start, args.days, args.events_per_day, Path(args.landing),
-                       seed=args.seed, dirty=args.dirty, progress=_say)
-    _say(f"wrote {summary['totals']['lines']:,} lines for {args.days} day(s) under {args.landing}")
+                       seed=args.seed, dirty=args.dirty, progress=ctx.say)
+    ctx.say(f"wrote {summary['totals']['lines']:,} lines for {args.days} day(s) under {args.landing}")
     return 0
 
 
-def cmd_run(args) -> int:
+@command("run", writes=True, catalog=True)
+def cmd_run(ctx: Context) -> int:
     from .methodology.approval import check_shipped_registered
-    from .pipeline.daily import check_landing, run_day
-    from .pipeline.stream_ingest import check_bronze
-    from .spark import config_session
+    from .pipeline.daily import check_deliveries, run_day
 
-    args.outcome["runs"] = runs = []  # each day run, as it ends
-    config = _config(args)
-    if not args.from_bronze and not Path(config.landing).is_dir():
-        raise S3PError(f"landing folder not found: {config.landing}")
+    args, config = ctx.args, ctx.config
+    ctx.outcome["runs"] = runs = []  # each day run, as it ends
     days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
-    for day in days:  # before Spark starts: a missing delivery fails in a second
-        check_bronze(config.lake, day) if args.from_bronze else check_landing(config, day)
+    check_deliveries(config, days, from_bronze=args.from_bronze)  # a missing delivery fails in a second
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
-    hold_lake_lock(args, config.lake, "run", str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
-    spark = config_session(config, "s3p-run")
+    spark = ctx.session(str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     for day in days:
-        summary = run_day(spark, config, day, progress=_say, ingest_files=not args.from_bronze)
+        summary = run_day(spark, config, day, progress=ctx.say, ingest_files=not args.from_bronze)
         runs.append(run_outcome(summary))
-        _say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
-    catalog_cli.register_after_write(spark, config)
+        ctx.say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
     return 0
 
 
-def cmd_restate(args) -> int:
+@command("restate", writes=True, catalog=True)
+def cmd_restate(ctx: Context) -> int:
     from .contracts import check_scenario
-    from .lake import open_lake
     from .methodology import load_registry
     from .methodology.approval import check_registered
     from .pipeline.restate import restate
-    from .spark import config_session
     from .tracking import new_run_id
 
-    config = _config(args)
+    args, config = ctx.args, ctx.config
     scenario = check_scenario(args.scenario)
-    if args.end < args.start:
-        raise S3PError(f"--to {args.end} is before --from {args.start}")
+    date_range(args.start, args.end)
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
-    check_registered(approved, config)  # before Spark starts: an unregistered or changed spec fails in seconds
-    hold_lake_lock(args, config.lake, "restate", f"{scenario} {args.start}..{args.end}")
-    spark = config_session(config, "s3p-restate")
-    run_id = new_run_id("restate", args.start)
-    args.outcome["run_id"] = run_id
-    result = restate(open_lake(spark, config.lake, config.lake_backend), config, scenario, approved,
-                     args.start, args.end, args.by, run_id)
-    args.outcome["restatement"] = dataclasses.asdict(result)
-    catalog_cli.register_after_write(spark, config)
-    _say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → {result.versions_after or '-'}; "
-         f"{result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t ({result.tco2e_after - result.tco2e_before:+,.6f} t)")
+    check_registered(approved, config)  # an unregistered or changed spec fails in seconds
+    lake = ctx.lake(f"{scenario} {args.start}..{args.end}")
+    ctx.outcome["run_id"] = run_id = new_run_id("restate", args.start)
+    result = restate(lake, config, scenario, approved, args.start, args.end, args.by, run_id)
+    ctx.outcome["restatement"] = dataclasses.asdict(result)
+    ctx.say(f"restated {scenario} {args.start}..{args.end}: {result.versions_before or '-'} → "
+            f"{result.versions_after or '-'}; {result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t "
+            f"({result.tco2e_after - result.tco2e_before:+,.6f} t)")
     return 0
 
 
-def cmd_rollup(args) -> int:
-    from .lake import open_lake, table_exists
-    from .pipeline import tables
-    from .pipeline.rollup import previous_as_of, refresh_progress, refresh_run_status
-    from .spark import config_session
-    from .tracking import new_run_id
+@command("rollup", writes=True, catalog=True)
+def cmd_rollup(ctx: Context) -> int:
+    from .pipeline.rollup import check_daily_summary, rollup
 
-    config = _config(args)
-    if not table_exists(config.lake, tables.GOLD_DAILY):  # before Spark starts
-        raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
-    hold_lake_lock(args, config.lake, "rollup", str(args.as_of or "latest"))
-    lake = open_lake(config_session(config, "s3p-rollup"), config.lake, config.lake_backend)
-    as_of = args.as_of or previous_as_of(lake)
-    if as_of is None:
-        raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
-    args.outcome["run_id"] = run_id = new_run_id("rollup", as_of)
-    as_of, _ = refresh_progress(lake, config, as_of, run_id)
-    args.outcome["as_of"] = as_of
-    refresh_run_status(lake)
-    catalog_cli.register_after_write(lake.spark, config)
-    _say(f"progress as of {as_of} refreshed (see: s3p progress)")
+    check_daily_summary(ctx.config.lake)
+    lake = ctx.lake(str(ctx.args.as_of or "latest"))
+    as_of, ctx.outcome["run_id"] = rollup(lake, ctx.config, ctx.args.as_of)
+    ctx.outcome["as_of"] = as_of
+    ctx.say(f"progress as of {as_of} refreshed (see: s3p progress)")
     return 0
 
 
-def cmd_progress(args) -> int:
+@command("progress")
+def cmd_progress(ctx: Context) -> int:
     from .progress_report import load_progress, render
 
-    config = _config(args)
-    print(render(load_progress(config.lake), args.format))
+    print(render(load_progress(ctx.config.lake), ctx.args.format))
     return 0
 
 
-def cmd_report(args) -> int:
-    from .lake import table_exists
-    from .pipeline import tables
+@command("report")
+def cmd_report(ctx: Context) -> int:
+    from .pipeline.rollup import check_daily_summary
     from .progress_report import load_progress
     from .report import report_from_lake
-    from .spark import config_session
 
-    config = _config(args)
-    if args.as_of is None:
-        load_progress(config.lake)  # before Spark starts: no progress table fails in a second
-    elif not table_exists(config.lake, tables.GOLD_DAILY):
-        raise S3PError(f"no daily summary under {config.lake}: run `s3p run --date YYYY-MM-DD` first")
-    spark = config_session(config, "s3p-report")
-    paths = report_from_lake(spark, config, args.as_of, Path(args.out))
-    for path in paths.values():
-        _say(f"wrote {path}")
+    config, as_of = ctx.config, ctx.args.as_of
+    if as_of is None:
+        load_progress(config.lake)  # no progress table fails in a second
+    else:
+        check_daily_summary(config.lake)
+    for path in report_from_lake(ctx.session(), config, as_of, Path(ctx.args.out)).values():
+        ctx.say(f"wrote {path}")
     return 0
 
 
-def cmd_aggregates(args) -> int:
+@command("aggregates list")
+def cmd_aggregates_list(ctx: Context) -> int:
     from . import aggregates
 
-    config = _config(args)
-    if args.aggregates_command == "list":
-        print(aggregates.as_table(aggregates.read_table(config.lake)))
-        return 0
-    from .lake import open_lake
-    from .pipeline.rollup import previous_as_of, refresh_progress
-    from .spark import config_session
-    from .tracking import new_run_id
-
-    path = Path(args.file or config.reported_aggregates)
-    aggregates.read_file(path, config)  # before Spark starts: a bad file fails in a second
-    hold_lake_lock(args, config.lake, "aggregates", f"load {path.name}")
-    lake = open_lake(config_session(config, "s3p-aggregates"), config.lake, config.lake_backend)
-    run_id = new_run_id("aggregates")
-    loaded, _ = aggregates.load(lake, path, config, run_id)
-    _say(f"loaded {len(loaded)} reported aggregate(s) from {path} into {aggregates.REPORTED_AGGREGATES}")
-    as_of = previous_as_of(lake)
-    if as_of is not None:
-        refresh_progress(lake, config, as_of, run_id)
-        _say(f"progress as of {as_of} refreshed (see: s3p progress)")
-    catalog_cli.register_after_write(lake.spark, config)
+    print(aggregates.as_table(aggregates.read_table(ctx.config.lake)))
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "run": cmd_run, "restate": cmd_restate, "methodology": methodology_cli.run,
-            "rollup": cmd_rollup, "progress": cmd_progress, "report": cmd_report, "aggregates": cmd_aggregates}
-COMMANDS["quarantine"], COMMANDS["init"] = quarantine_cli.run, cmd_init
+@command("aggregates load", writes=True, catalog=True)
+def cmd_aggregates_load(ctx: Context) -> int:
+    from . import aggregates
+    from .tracking import new_run_id
+
+    config = ctx.config
+    path = Path(ctx.args.file or config.reported_aggregates)
+    aggregates.read_file(path, config)  # a bad file fails in a second
+    lake = ctx.lake(f"load {path.name}")
+    ctx.outcome["run_id"] = run_id = new_run_id("aggregates")
+    loaded, as_of = aggregates.load_and_refresh(lake, path, config, run_id)
+    ctx.outcome.update(loaded=len(loaded), as_of=as_of)
+    ctx.say(f"loaded {len(loaded)} reported aggregate(s) from {path} into {aggregates.REPORTED_AGGREGATES}"
+            + (f"; progress as of {as_of} refreshed (see: s3p progress)" if as_of else ""))
+    return 0
 
 
-def cmd_bench(args) -> int:
+@command("bench")
+def cmd_bench(ctx: Context) -> int:
     from . import bench
 
+    args = ctx.args
     result = bench.bench(args.events, args.days, Path(args.root) if args.root else None, quality=args.quality,
-                         driver_memory=args.driver_memory, progress=_say,
+                         driver_memory=args.driver_memory, progress=ctx.say,
                          event_log=Path(args.event_log) if args.event_log else None, dataflow=args.dataflow_floor,
                          backend=args.lake_backend)
     if args.event_log:
-        _say(f"bench: Spark event log under {args.event_log}; summarise it with `s3p eventlog {args.event_log}`")
+        ctx.say(f"bench: Spark event log under {args.event_log}; summarise it with `s3p eventlog {args.event_log}`")
     print(bench.as_json(result) if args.format == "json" else bench.as_text(result), flush=True)
     return 0
 
 
-COMMANDS["bench"] = cmd_bench
-
-
-def cmd_eventlog(args) -> int:
+@command("eventlog")
+def cmd_eventlog(ctx: Context) -> int:
     from . import eventlog
 
-    print(eventlog.as_text(eventlog.summarise(eventlog.read_events(args.path)), args.min_seconds), flush=True)
+    print(eventlog.as_text(eventlog.summarise(eventlog.read_events(ctx.args.path)), ctx.args.min_seconds), flush=True)
     return 0
 
 
-COMMANDS["eventlog"] = cmd_eventlog
-
-
-def cmd_ingest(args) -> int:
+@command("ingest", writes=True, catalog=True)
+def cmd_ingest(ctx: Context) -> int:
     from .contracts import check_scenario
-    from .lake import open_lake
+
+    scenario = check_scenario(ctx.args.scenario)
+    return (_ingest_batch if ctx.args.mode == "batch" else _ingest_stream)(ctx, scenario)
+
+
+def _ingest_batch(ctx: Context, scenario: str) -> int:
+    from .pipeline import stream_ingest as si
+
+    args, config = ctx.args, ctx.config
+    if args.trigger or args.max_files_per_trigger:
+        raise S3PError("--trigger and --max-files-per-trigger go with --mode stream")
+    dates = si.dates_to_ingest(config.lake, config.landing, scenario, args.dates)
+    if not dates:
+        ctx.say(f"nothing to ingest: bronze holds every delivery date under {Path(config.landing) / scenario}")
+        return 0
+    lake = ctx.lake(f"{scenario} batch")
+    with si.ingest_run(config, lake, scenario, "batch", dates=",".join(map(str, dates))) as recorder:
+        ctx.outcome["run_id"] = recorder.run_id
+        done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=ctx.say, recorder=recorder)
+    ctx.outcome["landing_dates"] = done
+    ctx.say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
+            f"`s3p run --date DATE --from-bronze`; recorded in ops/job_runs (run id {recorder.run_id})")
+    return 0
+
+
+def _ingest_stream(ctx: Context, scenario: str) -> int:
     from .lock import lake_lock
     from .pipeline import stream_ingest as si
-    from .spark import config_session
 
-    config = _config(args)
-    scenario = check_scenario(args.scenario)
-    if args.mode == "batch":
-        if args.trigger or args.max_files_per_trigger:
-            raise S3PError("--trigger and --max-files-per-trigger go with --mode stream")
-        dates = si.dates_to_ingest(config.lake, config.landing, scenario, args.dates)  # before Spark starts
-        if not dates:
-            _say(f"nothing to ingest: bronze holds every delivery date under {Path(config.landing) / scenario}")
-            return 0
-        hold_lake_lock(args, config.lake, "ingest", f"{scenario} batch")
-        lake = open_lake(config_session(config, "s3p-ingest"), config.lake, config.lake_backend)
-        with si.ingest_run(config, lake, scenario, "batch", dates=",".join(map(str, dates))) as recorder:
-            args.outcome["run_id"] = recorder.run_id
-            done = si.ingest_batch(lake.spark, lake, config.landing, scenario, dates, progress=_say, recorder=recorder)
-        args.outcome["landing_dates"] = done
-        _say(f"ingested {len(done)} delivery date(s) of {scenario} into bronze; gate each with "
-             f"`s3p run --date DATE --from-bronze`; recorded in ops/job_runs (run id {recorder.run_id})")
-        catalog_cli.register_after_write(lake.spark, config)
-        return 0
+    args, config = ctx.args, ctx.config
     if args.dates:
         raise S3PError("--date goes with --mode batch (a stream takes every new file)")
-    si.check_stream_session()  # before Spark starts
+    si.check_stream_session()
     trigger = args.trigger or si.AVAILABLE_NOW
-    continuous = "processingTime" in si.parse_trigger(trigger)  # before Spark starts: a bad trigger fails in a second
+    continuous = "processingTime" in si.parse_trigger(trigger)  # a bad trigger fails in a second
     si.landing_folder(config.landing, scenario)
-    if not continuous:  # a run that ends by itself holds the lock throughout, like every other job
-        hold_lake_lock(args, config.lake, "ingest", f"{scenario} stream")
-    lake = open_lake(config_session(config, "s3p-ingest"), config.lake, config.lake_backend)
+    # a run that ends by itself holds the lock throughout, like every other job; an interval stream
+    # takes it per micro-batch
+    lake = ctx.lake(f"{scenario} stream", lock=not continuous)
     # one MLflow run for the whole stream (an interval stream's lasts until it stops); each
     # micro-batch is recorded in ops/job_runs as it ends
     with si.ingest_run(config, lake, scenario, "stream", trigger=trigger,
                        max_files_per_trigger=args.max_files_per_trigger) as recorder:
-        args.outcome["run_id"] = recorder.run_id
+        ctx.outcome["run_id"] = recorder.run_id
         result = si.ingest_stream(
-            lake.spark, lake, config.landing, scenario, trigger, args.max_files_per_trigger, progress=_say,
+            lake.spark, lake, config.landing, scenario, trigger, args.max_files_per_trigger, progress=ctx.say,
             lock=(lambda label, wait: lake_lock(config.lake, "ingest", label, wait)) if continuous else None,
             recorder=recorder)
     dates = sorted({d for b in result.batches for d in b.landing_dates})
-    args.outcome.update(rows_added=result.rows_added, micro_batches=len(result.batches),
-                        replays_skipped=result.replays_skipped, landing_dates=dates, stopped_by=result.stopped_by)
+    ctx.outcome.update(rows_added=result.rows_added, micro_batches=len(result.batches),
+                       replays_skipped=result.replays_skipped, landing_dates=dates, stopped_by=result.stopped_by)
     replays = f"; {result.replays_skipped} replayed batch(es) skipped" if result.replays_skipped else ""
-    _say(f"ingested {result.rows_added:,} new line(s) of {scenario} into bronze in "
-         f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
-         + (f"; landing dates {', '.join(map(str, dates))} (gate each with `s3p run --date DATE --from-bronze`)"
-            if dates else "") + f"; recorded in ops/job_runs (run id {recorder.run_id})")
-    catalog_cli.register_after_write(lake.spark, config)
+    ctx.say(f"ingested {result.rows_added:,} new line(s) of {scenario} into bronze in "
+            f"{len(result.batches) - result.replays_skipped} micro-batch(es){replays}"
+            + (f"; landing dates {', '.join(map(str, dates))} (gate each with `s3p run --date DATE --from-bronze`)"
+               if dates else "") + f"; recorded in ops/job_runs (run id {recorder.run_id})")
     if result.stopped_by:
-        _say(f"stopped on {result.stopped_by}; the next `s3p ingest --scenario {scenario}` resumes from the "
-             f"checkpoint {result.checkpoint}")
+        ctx.say(f"stopped on {result.stopped_by}; the next `s3p ingest --scenario {scenario}` resumes from the "
+                f"checkpoint {result.checkpoint}")
     return 0
 
 
-COMMANDS["ingest"] = cmd_ingest
-
-
-def cmd_backfill(args) -> int:
+@command("backfill", writes=True, catalog=True)
+def cmd_backfill(ctx: Context) -> int:
     from .methodology.approval import check_shipped_registered
     from .pipeline.backfill import duration, landing_by_date, run_backfill
-    from .spark import config_session
 
-    config = _config(args)
-    landing_by_date(config, args.start, args.end)  # before Spark starts: a range with no deliveries fails in a second
+    args, config = ctx.args, ctx.config
+    landing_by_date(config, args.start, args.end)  # a range with no deliveries fails in a second
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
-    hold_lake_lock(args, config.lake, "backfill", f"{args.start}..{args.end}")
-    spark = config_session(config, "s3p-backfill")
-    result = run_backfill(spark, config, args.start, args.end, rerun=args.rerun)
-    args.outcome["backfill"] = dataclasses.asdict(result)
-    catalog_cli.register_after_write(spark, config)
-    _say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
+    result = run_backfill(ctx.session(f"{args.start}..{args.end}"), config, args.start, args.end, rerun=args.rerun)
+    ctx.outcome["backfill"] = dataclasses.asdict(result)
+    ctx.say(f"backfill {result.summary()}, in {duration(result.seconds)} (see: s3p progress)")
     return 0
 
 
-def cmd_maintain(args) -> int:
+@command("maintain", writes=True)
+def cmd_maintain(ctx: Context) -> int:
     from .maintain import check_retention, dry_run, find_tables, maintain_lake
-    from .spark import config_session
 
-    config = _config(args)
+    args, config = ctx.args, ctx.config
     retention = check_retention(config, args.retention_hours)
     names = find_tables(config.lake, args.table)
+    report = ctx.say if args.format == "json" else print  # stdout is the JSON object's
     if args.dry_run:  # reads the Delta logs only: no Spark, no lock, nothing written
-        dry_run(config, names, retention, report=_say if args.format == "json" else print)
+        dry_run(config, names, retention, report=report)
         return 0
-    hold_lake_lock(args, config.lake, "maintain", f"{len(names)} table(s)")
-    report = _say if args.format == "json" else print  # stdout is the JSON object's
-    results = maintain_lake(config_session(config, "s3p-maintain"), config, names, retention, report=report)
-    args.outcome["maintained"] = [dataclasses.asdict(r) for r in results]
-    _say(f"maintained {len(results)} table(s), vacuum retention {retention} h; recorded in ops/job_runs")
+    results = maintain_lake(ctx.session(f"{len(names)} table(s)"), config, names, retention, report=report)
+    ctx.outcome["maintained"] = [dataclasses.asdict(r) for r in results]
+    ctx.say(f"maintained {len(results)} table(s), vacuum retention {retention} h; recorded in ops/job_runs")
     return 0
-
-
-COMMANDS["backfill"], COMMANDS["maintain"] = cmd_backfill, cmd_maintain
-COMMANDS["sql"] = COMMANDS["catalog"] = catalog_cli.run
 
 
 def _fails_as_a_program(run):
@@ -637,8 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     from .lake import committed
 
     args = build_parser().parse_args(argv)
-    args.held_locks = contextlib.ExitStack()  # the lake lock, when a command takes it (lock.hold_lake_lock)
-    args.outcome = {}  # what a command that writes the lake reports with --format json
+    ctx = Context(args, COMMANDS[command_name(args)])
     mark, error = len(committed()), None
     paths.select_project(args.project)
     if args.remote:  # every session this process builds is then a Spark Connect session (spark.build_session)
@@ -646,13 +587,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command != "init":  # init writes a project from the shipped data: it needs none in force
             paths.project_root()  # a --project or $S3P_PROJECT that names no project fails here, in a second
-        code = COMMANDS[args.command](args)
+        code = ctx.run()
     except S3PError as exc:
         code, error = exc.exit_code, str(exc)
-        _say(f"s3p: error: {exc}")
+        say(f"s3p: error: {exc}")
     except KeyboardInterrupt:
         code, error = 130, "interrupted"
-        _say("s3p: interrupted")
+        say("s3p: interrupted")
     except Exception as exc:  # an internal error: one line here, the traceback in a file
         if os.environ.get("S3P_DEBUG"):
             raise
@@ -660,17 +601,36 @@ def main(argv: list[str] | None = None) -> int:
         log.write_text(traceback.format_exc(), encoding="utf-8")
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
-        _say(f"s3p: {error}")
+        say(f"s3p: {error}")
     finally:
-        args.held_locks.close()
         paths.select_project(None)
-    if args.command in WRITE_COMMANDS and getattr(args, "format", "text") == "json":
-        print(json.dumps(write_result(args, code, error, committed(mark)), default=str), flush=True)
+    if ctx.spec.writes and args.format == "json":
+        print(json.dumps(write_result(ctx, code, error, committed(mark)), default=str), flush=True)
     return code
 
 
-#: Commands that write the lake: each takes ``--format json`` and then prints one object (write_result).
-WRITE_COMMANDS = ("run", "backfill", "restate", "ingest", "maintain", "rollup")
+def _add_command_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a command's declaration (@command) implies for its parser: a command that writes the lake
+    takes ``--wait`` and ``--format json``. Every parsed command has exactly one registered function."""
+    leaves = _leaf_parsers(parser)
+    if set(leaves) != set(COMMANDS):
+        raise RuntimeError(f"s3p commands without a function: {sorted(set(leaves) - set(COMMANDS))}; "
+                           f"functions without a command: {sorted(set(COMMANDS) - set(leaves))}")
+    for name, spec in COMMANDS.items():
+        if spec.writes:
+            _add_result_format(leaves[name])
+            add_wait_argument(leaves[name])
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+    """Each command's parser by its full name ("run", "quarantine release")."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]  # noqa: SLF001 - argparse's only way
+    if not subs:
+        return {prefix.strip(): parser}
+    leaves = {}
+    for name, child in subs[0].choices.items():
+        leaves.update(_leaf_parsers(child, f"{prefix}{name} "))
+    return leaves
 
 
 def _add_result_format(p: argparse.ArgumentParser) -> None:
@@ -680,7 +640,7 @@ def _add_result_format(p: argparse.ArgumentParser) -> None:
                         "(progress lines stay on stderr)")
 
 
-def write_result(args, code: int, error: str | None, commits: list) -> dict:
+def write_result(ctx: Context, code: int, error: str | None, commits: list) -> dict:
     """The one object a lake-writing command prints with ``--format json``, for an orchestrator."""
     tables: dict[str, dict] = {}
     for c in commits:  # per table: its last version, and what every commit of this command did to it
@@ -690,8 +650,8 @@ def write_result(args, code: int, error: str | None, commits: list) -> dict:
         entry["commits"] += 1
         entry["rows_added"] += c.rows_added
         entry["rows_removed"] += c.rows_removed
-    return {"command": args.command, "status": "succeeded" if code == 0 else "failed", "exit_code": code,
-            "error": error, **args.outcome, "tables": sorted(tables.values(), key=lambda t: t["table"])}
+    return {"command": ctx.spec.name, "status": "succeeded" if code == 0 else "failed", "exit_code": code,
+            "error": error, **ctx.outcome, "tables": sorted(tables.values(), key=lambda t: t["table"])}
 
 
 if __name__ == "__main__":

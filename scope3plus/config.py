@@ -123,9 +123,9 @@ def _catalog(value, source) -> dict:
 
 
 def config_from_args(args) -> Config:
-    """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake`` and ``--backend``."""
+    """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake``, ``--backend`` and ``--mlflow-dir``."""
     return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
-                       lake_backend=getattr(args, "lake_backend", None))
+                       lake_backend=getattr(args, "lake_backend", None), mlflow_dir=getattr(args, "mlflow_dir", None))
 
 
 def load_config(path: str | Path | None = None, **overrides) -> Config:

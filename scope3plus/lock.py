@@ -1,7 +1,7 @@
 """The lake lock: one s3p job writes a lake at a time.
 
-Every command that writes the lake (run, backfill, restate, rollup, quarantine release,
-aggregates load, maintain, ingest) holds an exclusive ``fcntl.flock`` on ``<lake>/_s3p/lock``
+Every command that writes the lake (each ``@command(..., writes=True)``: run, backfill, restate,
+rollup, quarantine release, aggregates load, maintain, ingest, catalog register) holds an exclusive ``fcntl.flock`` on ``<lake>/_s3p/lock``
 for as long as it runs. The kernel drops the lock when the holder's process ends, however it
 ends (SIGKILL, out-of-memory, a crashed host's NFS lease expiring), so a killed job never
 leaves a stale lock behind. The file records who holds it (job, label, pid, host, since) so
@@ -10,11 +10,9 @@ that a second job can say who is in its way:
     s3p: error: another job holds the lake lock: run 2026-11-03 (pid 1234 on etl-1, since 07:30:02Z);
     rerun when it ends, or pass --wait SECONDS
 
-In a command (the lock is released when ``s3p``'s ``main`` returns)::
-
-    add_wait_argument(parser)                                   # --wait SECONDS
-    ...
-    hold_lake_lock(args, config.lake, "ingest", "green_trip")   # after the cheap checks, before Spark starts
+A command takes it through its context (``scope3plus.command``): ``ctx.session(label)`` or
+``ctx.lake(label)``, after the command's cheap checks and before Spark starts; the command's end
+releases it. Its parser gets ``--wait SECONDS`` (:func:`add_wait_argument`) from its declaration.
 
 Limitation: ``flock`` works on a local filesystem and on POSIX shared filesystems that support
 it (NFS v4 with locking). On object storage (``s3://``, ``abfss://`` ... lake roots) there is no
@@ -129,12 +127,3 @@ def add_wait_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", metavar="SECONDS", type=_seconds, default=0.0,
                         help="if another s3p job is writing the lake, wait up to SECONDS for it to end "
                              "(default 0: stop at once with exit code 4, saying which job holds the lake)")
-
-
-def hold_lake_lock(args: argparse.Namespace, lake_root: str | Path, job: str, run_label: str = "") -> None:
-    """Take the lake lock for the rest of the command (``--wait`` from ``args``); ``s3p``'s ``main``
-    releases it when the command returns. Call it after the cheap argument checks, before Spark starts."""
-    held = getattr(args, "held_locks", None)
-    if held is None:
-        raise RuntimeError("hold_lake_lock needs args.held_locks (an ExitStack that s3p's main sets)")
-    held.enter_context(lake_lock(lake_root, job, run_label, getattr(args, "wait", 0.0) or 0.0))

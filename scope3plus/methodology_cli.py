@@ -1,7 +1,7 @@
 """``s3p methodology``: list, show, validate, diff, impact and approve methodology specs.
 
-Wired into ``s3p`` by ``cli.py`` with ``add_parser(sub, Parser, _add_config_args)`` and
-``COMMANDS["methodology"] = run``. Errors are S3PError subclasses (one line, exit 2).
+``cli.py`` builds the parsers with ``add_parser(sub, Parser, _add_config_args)``; each action is a
+``@command`` (``scope3plus.command``). Errors are S3PError subclasses (one line, exit 2).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import re
 import sys
 from pathlib import Path
 
-from .argtypes import date as _date
+from .argtypes import date as _date, date_range
+from .command import Context, command
 from .errors import S3PError
 from .paths import in_installed_package, methodologies_dir
 
-__all__ = ["add_parser", "run", "parse_ref"]
+__all__ = ["add_parser", "parse_ref"]
 
 _REF = re.compile(r"^(?P<id>[^@\s]+?)(?:@(?P<version>[^@\s]*))?$")
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -136,11 +137,6 @@ def _add_root_arg(p: argparse.ArgumentParser) -> None:
                    help="the methodologies folder (default: the project's methodologies/)")
 
 
-def run(args) -> int:
-    """Run the ``methodology`` action named in ``args``; returns the exit code."""
-    return _ACTIONS[args.methodology_command](args)
-
-
 # --------------------------------------------------------------------------- actions
 
 
@@ -161,7 +157,9 @@ def _find(args, ref):
     return _find_in(_registry(args), ref)
 
 
-def cmd_list(args) -> int:
+@command("methodology list")
+def cmd_list(ctx: Context) -> int:
+    args = ctx.args
     from .methodology.review import format_rows, summary_rows
 
     rows = summary_rows(_registry(args))
@@ -169,14 +167,18 @@ def cmd_list(args) -> int:
     return 0
 
 
-def cmd_show(args) -> int:
+@command("methodology show")
+def cmd_show(ctx: Context) -> int:
+    args = ctx.args
     from .methodology.review import describe
 
     print(describe(_find(args, args.ref)))
     return 0
 
 
-def cmd_validate(args) -> int:
+@command("methodology validate")
+def cmd_validate(ctx: Context) -> int:
+    args = ctx.args
     from .methodology import MethodologyError
     from .methodology.review import validate
 
@@ -204,7 +206,9 @@ def _spec_paths(paths: list[Path], root: Path) -> list[Path]:
     return found
 
 
-def cmd_diff(args) -> int:
+@command("methodology diff")
+def cmd_diff(ctx: Context) -> int:
+    args = ctx.args
     from .methodology.review import diff, find
 
     registry = _registry(args)
@@ -215,18 +219,19 @@ def cmd_diff(args) -> int:
     return 0
 
 
-def cmd_approve(args) -> int:
-    from .config import load_config
+@command("methodology approve")
+def cmd_approve(ctx: Context) -> int:
+    args = ctx.args
     from .methodology.approval import approve_and_register
     from .methodology.review import DEFAULT_APPROVAL_NOTE, approved_by
 
     if args.all_shipped:
-        return _approve_all_shipped(args)
+        return _approve_all_shipped(args, ctx.config)
     m = _find(args, args.ref)
     if in_installed_package(m.path) and not approved_by(m, args.reviewer.strip()):  # the approval edits the spec
         raise S3PError(f"{m.id}@{m.version} is shipped inside the installed package ({m.path}): approve it in a "
                        "project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
-    config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
+    config = ctx.config
     changed, entry = approve_and_register(m.path, args.reviewer, config, dt.date.today(),
                                           args.note or DEFAULT_APPROVAL_NOTE)
     state = f"approved by {args.reviewer} in {m.path}" if changed else f"already approved by {args.reviewer}"
@@ -237,13 +242,11 @@ def cmd_approve(args) -> int:
     return 0
 
 
-def _approve_all_shipped(args) -> int:
-    from .config import load_config
+def _approve_all_shipped(args, config) -> int:
     from .methodology.approval import approve_all_shipped
     from .methodology.review import DEFAULT_APPROVAL_NOTE
 
     root = _root(args)
-    config = load_config(args.conf, lake=getattr(args, "lake", None), mlflow_dir=args.mlflow_dir)
     done = approve_all_shipped(root, args.reviewer, config, dt.date.today(), args.note or DEFAULT_APPROVAL_NOTE)
     for m, changed, entry in done:
         if entry is None:
@@ -257,21 +260,17 @@ def _approve_all_shipped(args) -> int:
     return 0
 
 
-def cmd_impact(args) -> int:
-    from .config import config_from_args
-    from .lake import open_lake
+@command("methodology impact")
+def cmd_impact(ctx: Context) -> int:
+    args = ctx.args
     from .pipeline.restate import impact
-    from .spark import config_session
 
     registry = _registry(args)
     old, new = _find_in(registry, args.old), _find_in(registry, args.new)
     if old.scenario != new.scenario:
         raise S3PError(f"{old.id}@{old.version} and {new.id}@{new.version} are for different scenarios")
-    if args.end < args.start:
-        raise S3PError(f"--to {args.end} is before --from {args.start}")
-    config = config_from_args(args)
-    spark = config_session(config, "s3p-impact")
-    days = impact(open_lake(spark, config.lake, config.lake_backend), old.scenario, old, new, args.start, args.end)
+    date_range(args.start, args.end)
+    days = impact(ctx.lake(), old.scenario, old, new, args.start, args.end)
     a, b = f"{old.id}@{old.version}", f"{new.id}@{new.version}"
     total_a, total_b = sum(d.tco2e_a for d in days), sum(d.tco2e_b for d in days)
     if args.format == "json":
@@ -294,6 +293,3 @@ def _find_in(registry, ref):
 
     return find(registry, *ref)
 
-
-_ACTIONS = {"list": cmd_list, "show": cmd_show, "validate": cmd_validate, "diff": cmd_diff, "impact": cmd_impact,
-            "approve": cmd_approve}

@@ -1,18 +1,19 @@
 """``s3p quarantine``: list, show and release quarantined rows.
 
-Wired into ``s3p`` by ``cli.py`` with ``add_parser(sub, Parser, _add_config_args)`` and
-``COMMANDS["quarantine"] = run``.
+``cli.py`` builds the parsers with ``add_parser(sub, Parser, _add_config_args)``; each action is a
+``@command`` (``scope3plus.command``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import sys
+from pathlib import Path
 
 from .argtypes import date as _date, int_at_least
+from .command import Context, command
 from .errors import S3PError
-from .lock import add_wait_argument, hold_lake_lock
 
 EPILOG = """\
 examples:
@@ -69,29 +70,18 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     p.add_argument("--scenario", required=True, help="scenario id, e.g. secondhand_trade")
     p.add_argument("--date", type=_date, required=True, help="delivery date, YYYY-MM-DD")
     add_config_args(p, landing=False)
-    add_wait_argument(p)
 
 
-def run(args) -> int:
-    return _ACTIONS[args.quarantine_command](args)
-
-
-def _setup(args, lock_job: str | None = None):
-    from .config import config_from_args
+def _check(ctx: Context) -> None:
+    """Before Spark starts: the scenario named and the lake folder exist."""
     from .contracts import check_scenario
-    from .lake import open_lake
-    from .spark import config_session
-    from pathlib import Path
+    from .lakeuri import local_path
 
-    config = config_from_args(args)
-    if getattr(args, "scenario", None):
-        check_scenario(args.scenario)
-    if not Path(config.lake).is_dir():
-        raise S3PError(f"lake folder not found: {config.lake}")
-    if lock_job:  # a command that writes the lake: take its lock before Spark starts
-        hold_lake_lock(args, config.lake, lock_job, f"{args.scenario} {args.date}")
-    spark = config_session(config, "s3p-quarantine")
-    return config, spark, open_lake(spark, config.lake, config.lake_backend)
+    if getattr(ctx.args, "scenario", None):
+        check_scenario(ctx.args.scenario)
+    local = local_path(ctx.config.lake)
+    if local is not None and not Path(local).is_dir():
+        raise S3PError(f"lake folder not found: {ctx.config.lake}")
 
 
 def printable(text: str) -> str:
@@ -105,11 +95,13 @@ def printable(text: str) -> str:
     return "".join(out)
 
 
-def _list(args) -> int:
+@command("quarantine list")
+def cmd_list(ctx: Context) -> int:
     from .pipeline.quarantine import summary
 
-    _, _, lake = _setup(args)
-    rows = summary(lake, args.scenario, args.date, args.reason)
+    args = ctx.args
+    _check(ctx)
+    rows = summary(ctx.lake(), args.scenario, args.date, args.reason)
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=1))
         return 0
@@ -126,11 +118,13 @@ def _list(args) -> int:
     return 0
 
 
-def _show(args) -> int:
+@command("quarantine show")
+def cmd_show(ctx: Context) -> int:
     from .pipeline.quarantine import show
 
-    _, _, lake = _setup(args)
-    rows = show(lake, args.scenario, args.date, args.reason, args.limit, args.max_chars)
+    args = ctx.args
+    _check(ctx)
+    rows = show(ctx.lake(), args.scenario, args.date, args.reason, args.limit, args.max_chars)
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=1))
         return 0
@@ -144,19 +138,21 @@ def _show(args) -> int:
     return 0
 
 
-def _release(args) -> int:
+@command("quarantine release", writes=True)
+def cmd_release(ctx: Context) -> int:
     from .pipeline.quarantine import run_release
 
-    config, spark, _ = _setup(args, lock_job="quarantine release")
-    result = run_release(spark, config, args.scenario, args.date, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    args = ctx.args
+    _check(ctx)
+    result = run_release(ctx.session(f"{args.scenario} {args.date}"), ctx.config, args.scenario, args.date, progress=ctx.say)
+    ctx.outcome["release"] = dataclasses.asdict(result)
+    report = ctx.say if args.format == "json" else print  # stdout is the JSON object's
     if result.changed:
-        print(f"released {result.released:,} of {result.examined:,} quarantined {args.scenario} rows of {args.date} "
+        report(f"released {result.released:,} of {result.examined:,} quarantined {args.scenario} rows of {args.date} "
               f"({result.duplicates:,} duplicates removed, {result.still_quarantined:,} still quarantined); "
               f"conservation {'holds' if result.conserved else 'BROKEN'}: bronze {result.bronze_rows:,} = silver "
               f"{result.silver_rows:,} + quarantine {result.still_quarantined:,} + duplicates {result.duplicates_removed:,}")
     else:
-        print(f"nothing to release: {result.examined:,} quarantined {args.scenario} rows of {args.date} still fail their rules")
+        report(f"nothing to release: {result.examined:,} quarantined {args.scenario} rows of {args.date} still fail their rules")
     return 0
 
-
-_ACTIONS = {"list": _list, "show": _show, "release": _release}

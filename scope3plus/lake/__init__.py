@@ -72,8 +72,6 @@ class Staged:
     partition_by: tuple
 
     def frame(self, spark):
-        import os
-
         local = local_path(self.path)
         if local is not None and (not os.path.isdir(local) or not any(os.scandir(local))):
             return spark.createDataFrame([], self.schema)  # no rows were staged: Spark wrote no file
@@ -240,7 +238,6 @@ class Lake(ABC):
                 for value, schema in schemas.items()}
 
     def discard_split(self, staged: dict) -> None:
-        import os
         import shutil
 
         for folder in {os.path.dirname(s.path) for s in staged.values()}:

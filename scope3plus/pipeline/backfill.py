@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from ..argtypes import date_range
 from ..config import Config
 from ..contracts import SCENARIOS
 from ..errors import S3PError
@@ -53,18 +54,13 @@ class BackfillResult:
                 f"published, landing unchanged), {len(self.no_files)} without landing files")
 
 
-def dates(start: dt.date, end: dt.date) -> list[dt.date]:
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-
-
 def landing_by_date(config: Config, start: dt.date, end: dt.date) -> dict[dt.date, list[str]]:
     """Every date of the range → its landing files (all scenarios). Fails, before anything is
     written, when the range is backwards or no date of it has any file."""
-    if end < start:
-        raise S3PError(f"--to {end} is before --from {start}")
+    days = date_range(start, end)
     if not os.path.isdir(config.landing):
         raise S3PError(f"landing folder not found: {config.landing}")
-    found = {d: [f for s in SCENARIOS for f in landing_files(config.landing, s, d)] for d in dates(start, end)}
+    found = {d: [f for s in SCENARIOS for f in landing_files(config.landing, s, d)] for d in days}
     if not any(found.values()):
         raise S3PError(f"no landing files for any date from {start} to {end} under {config.landing} "
                        f"(expected <landing>/<scenario>/<YYYY-MM-DD>*.jsonl)")

@@ -19,7 +19,7 @@ from ..config import Config
 from ..contracts import SCENARIOS, load_contracts
 from ..errors import GateFailed, S3PError
 from ..faults import fault_point
-from ..lake import Lake, open_lake
+from ..lake import open_lake
 from ..methodology import load_registry
 from ..methodology.approval import verify
 from ..tracking import mlflow_run, new_run_id, record_job_runs
@@ -82,6 +82,16 @@ class RunSummary:
 
 def _quiet(_: str) -> None:
     pass
+
+
+def check_deliveries(config: Config, days: list[dt.date], from_bronze: bool = False) -> None:
+    """Before Spark starts: each of ``days`` has a delivery, in the landing folder or (``from_bronze``) in bronze."""
+    from .stream_ingest import check_bronze
+
+    if not from_bronze and not Path(config.landing).is_dir():
+        raise S3PError(f"landing folder not found: {config.landing}")
+    for day in days:
+        check_bronze(config.lake, day) if from_bronze else check_landing(config, day)
 
 
 def check_landing(config: Config, day: dt.date) -> None:

@@ -18,6 +18,7 @@ from decimal import Decimal
 from pyspark.sql import DataFrame, functions as F
 
 from ..catalog import table
+from ..argtypes import date_range
 from ..config import Config
 from ..errors import S3PError
 from ..lake import Lake
@@ -52,12 +53,6 @@ class Restatement:
     tco2e_before: Decimal
     tco2e_after: Decimal
     event_days: int
-
-
-def date_range(start: dt.date, end: dt.date) -> list[dt.date]:
-    if end < start:
-        raise S3PError(f"--to {end} is before --from {start}")
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def _tonnes_by_day(gold: DataFrame) -> dict[dt.date, float]:

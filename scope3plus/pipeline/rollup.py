@@ -30,7 +30,8 @@ from ..aggregates import ReportedAggregate, counted_as_of, read_table as read_re
 from ..catalog import table
 from ..config import Config
 from ..contracts import SCENARIOS
-from ..lake import CommitResult, Lake, read_small_table
+from ..errors import S3PError
+from ..lake import CommitResult, Lake, read_small_table, table_exists
 from . import tables
 
 TOTAL = "total"
@@ -377,6 +378,26 @@ def progress_as_of(lake: Lake, config: Config, as_of: dt.date, run_id: str) -> D
     summary = lake.read_small(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
     runs = latest_run_status(lake.read_small(tables.JOB_RUNS), as_of) if lake.exists(tables.JOB_RUNS) else None
     return progress(summary, as_of, config, run_id, restatement_changes(lake), read_reported(lake.root), runs)
+
+
+def check_daily_summary(lake_root: str) -> None:
+    """Before Spark starts: the lake has a daily summary to roll up (a day was run)."""
+    if not table_exists(lake_root, tables.GOLD_DAILY):
+        raise S3PError(f"no daily summary under {lake_root}: run `s3p run --date YYYY-MM-DD` first")
+
+
+def rollup(lake: Lake, config: Config, as_of: dt.date | None) -> tuple[dt.date, str]:
+    """``s3p rollup``: refresh gold.progress from the daily summary as of ``as_of`` (default: the latest
+    delivery date run; progress never moves back), then its run status. Returns the as-of date and run id."""
+    from ..tracking import new_run_id
+
+    as_of = as_of or previous_as_of(lake)
+    if as_of is None:
+        raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
+    run_id = new_run_id("rollup", as_of)
+    as_of, _ = refresh_progress(lake, config, as_of, run_id)
+    refresh_run_status(lake)
+    return as_of, run_id
 
 
 def refresh_progress(lake: Lake, config: Config, run_date: dt.date, run_id: str) -> tuple[dt.date, CommitResult]:
