@@ -121,6 +121,7 @@ def build_parser() -> Parser:
                    help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
     r.add_argument("--from-bronze", action="store_true",
                    help="gate what `s3p ingest` already wrote to bronze instead of reading the landing files")
+    _add_allow_future_delivery(r)
     _add_config_args(r)
 
     _add_ingest_parser(sub)
@@ -229,6 +230,13 @@ def build_parser() -> Parser:
     return parser
 
 
+def _add_allow_future_delivery(parser) -> None:
+    parser.add_argument("--allow-future-delivery", action="store_true",
+                        help="run delivery dates after today plus the future tolerance (refused by default: such a date "
+                             "is a mistake in production, and would move progress's as_of into the future); for "
+                             "synthetic data and tests")
+
+
 def _add_operations_parsers(sub) -> None:
     """``s3p backfill`` and ``s3p maintain``."""
     b = sub.add_parser("backfill", help="run the daily pipeline for every delivery date of a range, in order, resumably",
@@ -244,6 +252,7 @@ def _add_operations_parsers(sub) -> None:
     b.add_argument("--rerun", action="store_true",
                    help="run again the dates already published too (a rerun replaces a date's results: nothing is "
                         "counted twice)")
+    _add_allow_future_delivery(b)
     _add_config_args(b)
 
     m = sub.add_parser("maintain", help="compact, vacuum and checkpoint the lake's Delta tables, keeping time travel",
@@ -344,7 +353,8 @@ def cmd_run(ctx: Context) -> int:
     args, config = ctx.args, ctx.config
     ctx.outcome["runs"] = runs = []  # each day run, as it ends
     days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
-    check_deliveries(config, days, from_bronze=args.from_bronze)  # a missing delivery fails in a second
+    check_deliveries(config, days, from_bronze=args.from_bronze,  # a missing or future delivery fails in a second
+                     allow_future=args.allow_future_delivery)
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     spark = ctx.session(str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     for day in days:
@@ -530,8 +540,11 @@ def _ingest_stream(ctx: Context, scenario: str) -> int:
 def cmd_backfill(ctx: Context) -> int:
     from .methodology.approval import check_shipped_registered
     from .pipeline.backfill import duration, landing_by_date, run_backfill
+    from .pipeline.daily import refuse_future_deliveries
 
     args, config = ctx.args, ctx.config
+    if not args.allow_future_delivery:
+        refuse_future_deliveries(config, [args.end])  # the range's last date is its latest
     landing_by_date(config, args.start, args.end)  # a range with no deliveries fails in a second
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     result = run_backfill(ctx.session(f"{args.start}..{args.end}"), config, args.start, args.end, rerun=args.rerun)

@@ -43,6 +43,13 @@ class FieldSpec:
     max_length: int | None = None  # strings: at most this many characters
     pattern: str | None = None     # strings: a Java regular expression the whole value must match
 
+    @property
+    def whole_value_pattern(self) -> str | None:
+        """``pattern`` made to match the whole value, to its very last character: Java's ``$`` also
+        matches before a final line terminator (``\\n``, ``\\r\\n``, U+2028 ...), so ``"X\\n"`` would
+        pass ``^X$`` and then not be a duplicate of ``"X"``. ``^`` and ``\\z`` are the start and the end of the input alone."""
+        return None if self.pattern is None else f"^(?:{self.pattern})\\z"
+
 
 @dataclass(frozen=True)
 class Contract:

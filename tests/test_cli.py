@@ -24,6 +24,7 @@ def test_help_lists_the_commands():
     ((), "required: COMMAND"),
     (("run",), "--date"),
     (("run", "--date", "2026-13-01"), "not a date YYYY-MM-DD: '2026-13-01'"),
+    (("run", "--date", "2035-12-30"), "delivery date 2035-12-30 is in the future: today is "),  # issue 21
     (("run", "--date", "2026-11-01", "--landing", "/nonexistent/landing"), "landing folder not found: /nonexistent/landing"),
     (("run", "--date", "2026-11-01", "--conf", "/nonexistent.yaml"), "config file not found: /nonexistent.yaml"),
     (("progress", "--lake", "/nonexistent/lake"), "no progress table at /nonexistent/lake/gold/progress"),

@@ -39,6 +39,15 @@ def test_a_valid_line_has_no_reasons(spark):
     assert check(spark, "green_trip", [trip()]) == [([], DAY)]
 
 
+@pytest.mark.parametrize("field", ["event_id", "user_id", "city"])
+@pytest.mark.parametrize("terminator", ["\n", "\r\n", "\r", "\u2028", "\u2029", "\u0085"])
+def test_a_value_with_a_trailing_line_terminator_does_not_match_its_pattern(spark, field, terminator):
+    """Java's ``$`` matches before a final line terminator: ``"Hangzhou\\n"`` passed ``^...$``, was
+    credited, and ``"X\\n"`` was then not a duplicate of ``"X"`` (issue 21). A pattern matches the whole value."""
+    [(reasons, _)] = check(spark, "green_trip", [trip(**{field: TRIP[field] + terminator})])
+    assert reasons == [f"pattern:{field}"]
+
+
 @pytest.mark.parametrize("line, reason", [
     ('{"event_id": "t1", "mode": "metro"', "malformed_json"),           # truncated line
     ("", "malformed_json"),                                             # empty line
@@ -180,30 +189,60 @@ def test_gate_writes_the_batch_once_and_silver_shows_only_its_columns(spark, tmp
     assert not list((tmp_path / "lake").rglob(".s3p-staging-*"))  # nothing left behind
 
 
+def gate_deliveries(spark, lake, deliveries: dict, tolerance_days: int = 1, horizon_days: int = 30) -> list:
+    """Append each delivery's lines to green_trip's bronze and gate it, in date order; the gate results."""
+    from scope3plus.pipeline import tables
+    from scope3plus.pipeline.gate import gate
+
+    contract = load_contracts()["green_trip"]
+    approved = load_registry(methodologies_dir()).approved("green_trip")
+    results = []
+    for day, lines in sorted(deliveries.items()):
+        bronze = spark.createDataFrame([(day, f"{day}-f{i}", line, "r0") for i, line in enumerate(lines)],
+                                       "landing_date date, source_file string, value string, run_id string")
+        lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
+        settings = GateSettings(day, "Asia/Shanghai", dt.date(2021, 1, 1), tolerance_days, horizon_days, b"test-key")
+        results.append(gate(lake, contract, approved, settings, f"r-{day}"))
+    return results
+
+
+@pytest.mark.parametrize("tolerance_days, horizon_days", [(1, 30), (0, 30), (3, 7)])
+def test_an_event_at_both_edges_is_credited_once(spark, tmp_path, tolerance_days, horizon_days):
+    """An event dated D - horizon is first delivered as early as it may be, on D - horizon - tolerance
+    (within that delivery's future tolerance), then again on D (still within D's horizon): the second
+    copy is a duplicate of history. Dedupe looked back only to D - horizon, so it was credited twice
+    (issue 21). A third delivery in between, at D - horizon, holds another copy of a second event."""
+    from scope3plus.lake import open_lake
+
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    day = DAY
+    edge = day - dt.timedelta(days=horizon_days)  # the earliest event date D accepts
+    at = f"{edge}T08:00:00+08:00"
+    deliveries = {edge - dt.timedelta(days=tolerance_days): [], edge: [],  # one delivery when the tolerance is 0
+                  day: [trip(event_id=i, event_time=at) for i in ("early", "on-time", "new")]}
+    deliveries[edge - dt.timedelta(days=tolerance_days)].append(trip(event_id="early", event_time=at))
+    deliveries[edge].append(trip(event_id="on-time", event_time=at))
+    results = gate_deliveries(spark, lake, deliveries, tolerance_days, horizon_days)
+    last = results[-1]
+    assert (last.silver_rows, last.quarantined_rows, last.duplicates_removed, last.stats.duplicates_of_history) == (
+        1, 0, 2, 2)
+
+
 @pytest.mark.parametrize("bloom_from", [0, 1000], ids=["through the Bloom filter", "plain join"])
 def test_gate_drops_duplicates_of_earlier_deliveries(spark, tmp_path, monkeypatch, bloom_from):
     """The second delivery repeats a, once with a byte-order mark, and b: all three are duplicates
     of history, found with and without the batch ids' Bloom filter; c and d are new."""
     from scope3plus.lake import open_lake
     from scope3plus.pipeline import gate as gate_module, tables
-    from scope3plus.pipeline.gate import gate
 
     monkeypatch.setattr(gate_module, "BLOOM_FROM_HISTORY_PER_LINE", bloom_from)
     monkeypatch.setattr(gate_module, "BLOOM_FROM_HISTORY_ROWS", bloom_from)
 
     lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
-    contract = load_contracts()["green_trip"]
-    approved = load_registry(methodologies_dir()).approved("green_trip")
     deliveries = {DAY: [trip(event_id="a"), trip(event_id="b")],
                   DAY + dt.timedelta(days=1): [trip(event_id="a"), "\ufeff" + trip(event_id="a"), trip(event_id="b"),
                                                trip(event_id="c"), trip(event_id="d")]}
-    results = []
-    for day, lines in deliveries.items():
-        bronze = spark.createDataFrame([(day, f"{day}-f{i}", line, "r0") for i, line in enumerate(lines)],
-                                       "landing_date date, source_file string, value string, run_id string")
-        lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
-        settings = GateSettings(day, "Asia/Shanghai", dt.date(2021, 1, 1), 1, 30, b"test-key")
-        results.append(gate(lake, contract, approved, settings, f"r-{day}"))
+    results = gate_deliveries(spark, lake, deliveries)
     second = results[1]
     assert (second.silver_rows, second.duplicates_removed, second.stats.duplicates_of_history) == (2, 3, 3)
     assert sorted(r.event_id for r in lake.read(tables.silver("green_trip")).collect()) == ["a", "b", "c", "d"]

@@ -180,9 +180,11 @@ def test_a_changed_landing_file_or_rerun_makes_a_published_day_run_again(week):
 
 def test_backfill_arguments_fail_in_one_line_before_anything_runs(week):
     config = week["config"]
-    code, _, err = cli_main("backfill", "--from", "2027-01-01", "--to", "2027-01-03", "--landing", config.landing, "--lake", config.lake)
-    assert code == 2 and err == (f"s3p: error: no landing files for any date from 2027-01-01 to 2027-01-03 under "
+    code, _, err = cli_main("backfill", "--from", "2026-01-01", "--to", "2026-01-03", "--landing", config.landing, "--lake", config.lake)
+    assert code == 2 and err == (f"s3p: error: no landing files for any date from 2026-01-01 to 2026-01-03 under "
                                  f"{config.landing} (expected <landing>/<scenario>/<YYYY-MM-DD>*.jsonl)\n")
+    code, _, err = cli_main("backfill", "--from", str(D1), "--to", "2035-12-30", "--landing", config.landing, "--lake", config.lake)
+    assert code == 2 and err.startswith("s3p: error: delivery date 2035-12-30 is in the future: today is ")
     code, _, err = cli_main("backfill", "--from", str(D2), "--to", str(D1), "--landing", config.landing, "--lake", config.lake)
     assert code == 2 and err == f"s3p: error: --to {D1} is before --from {D2}\n"
 

@@ -84,14 +84,34 @@ def _quiet(_: str) -> None:
     pass
 
 
-def check_deliveries(config: Config, days: list[dt.date], from_bronze: bool = False) -> None:
-    """Before Spark starts: each of ``days`` has a delivery, in the landing folder or (``from_bronze``) in bronze."""
+def check_deliveries(config: Config, days: list[dt.date], from_bronze: bool = False,
+                     allow_future: bool = False) -> None:
+    """Before Spark starts: each of ``days`` has a delivery, in the landing folder or (``from_bronze``) in
+    bronze, and none is in the future (``refuse_future_deliveries``)."""
     from .stream_ingest import check_bronze
 
+    if not allow_future:
+        refuse_future_deliveries(config, days)
     if not from_bronze and not Path(config.landing).is_dir():
         raise S3PError(f"landing folder not found: {config.landing}")
     for day in days:
         check_bronze(config.lake, day) if from_bronze else check_landing(config, day)
+
+
+def refuse_future_deliveries(config: Config, days: list[dt.date], today: dt.date | None = None) -> None:
+    """A delivery dated after today (the machine's clock, in the lake's local time zone) plus the future
+    tolerance cannot have landed yet: it is a wrong date, and running it would credit future events and
+    move progress's ``as_of`` past every real delivery (issue 21). ``--allow-future-delivery`` lets
+    tests and replays of synthetic data run it anyway."""
+    from zoneinfo import ZoneInfo
+
+    today = today or dt.datetime.now(ZoneInfo(config.local_timezone)).date()
+    latest = today + dt.timedelta(days=config.future_tolerance_days)
+    future = [d for d in days if d > latest]
+    if future:
+        raise S3PError(f"delivery date {future[0]} is in the future: today is {today} in {config.local_timezone}, "
+                       f"and a delivery may be dated at most {config.future_tolerance_days} day(s) ahead "
+                       f"(future_tolerance_days); pass --allow-future-delivery to run it anyway (synthetic data)")
 
 
 def check_landing(config: Config, day: dt.date) -> None:

@@ -60,6 +60,14 @@ class GateSettings:
     def latest_event_date(self) -> dt.date:
         return self.landing_date + dt.timedelta(days=self.future_tolerance_days)
 
+    @property
+    def earliest_delivery_to_dedupe_against(self) -> dt.date:
+        """The earliest delivery that can hold an event this delivery still accepts: an event dated
+        ``earliest_event_date`` may have come up to ``future_tolerance_days`` before its date. Dedupe
+        against earlier deliveries looks back to here (to ``earliest_event_date`` alone, an event dated
+        D-30 delivered on D-31 and again on D was credited twice: issue 21)."""
+        return self.earliest_event_date - dt.timedelta(days=self.future_tolerance_days)
+
 
 @dataclass(frozen=True)
 class BatchStats:
@@ -165,7 +173,7 @@ def field_rules(raw: Column | None, typed: Column, spec: FieldSpec, present: Col
         rules.append((longer_than(raw, spec.max_length), f"length:{name}"))
     if spec.pattern is not None:
         short = F.lit(True) if spec.max_length is None else ~longer_than(raw, spec.max_length)  # no regex on megabytes
-        rules.append((raw.isNotNull() & short & ~raw.rlike(spec.pattern), f"pattern:{name}"))
+        rules.append((raw.isNotNull() & short & ~raw.rlike(spec.whole_value_pattern), f"pattern:{name}"))
     return rules
 
 
@@ -371,7 +379,8 @@ def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFr
                 line_count: int | None) -> tuple[DataFrame | None, str]:
     """Event ids of the earlier deliveries' silver rows that a row of the batch ``lines`` (bronze
     rows: ``value``) could duplicate, or None when there are none: any valid event is dated within
-    the late-data horizon, and was delivered on or after its date; with the way they were found
+    the late-data horizon, and was delivered at most the future tolerance before its date
+    (``GateSettings.earliest_delivery_to_dedupe_against``); with the way they were found
     (``HISTORY_*``, also logged).
 
     When the earlier deliveries hold many rows per line of the batch, a Bloom filter of the batch's
@@ -382,10 +391,11 @@ def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFr
     gives a well-formed line the same id. A Spark Connect session cannot build the filter: the join
     then takes every id within the horizon, and routes every row as it would have."""
     name = tables.silver(scenario)
-    days = (settings.landing_date - settings.earliest_event_date).days
-    if not days or not lake.exists(name):
+    first = settings.earliest_delivery_to_dedupe_against
+    days = (settings.landing_date - first).days
+    if days <= 0 or not lake.exists(name):
         return None, HISTORY_NONE
-    earlier = {"landing_date": [settings.earliest_event_date + dt.timedelta(days=i) for i in range(days)]}
+    earlier = {"landing_date": [first + dt.timedelta(days=i) for i in range(days)]}
     rows = lake.partition_rows(name, earlier)
     if rows == 0:
         return None, HISTORY_NONE
