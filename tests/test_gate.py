@@ -52,6 +52,7 @@ def test_a_value_with_a_trailing_line_terminator_does_not_match_its_pattern(spar
     ('{"event_id": "t1", "mode": "metro"', "malformed_json"),           # truncated line
     ("", "malformed_json"),                                             # empty line
     ("[1, 2]", "malformed_json"),                                       # not an object
+    (trip().replace('"', "'"), "malformed_json"),                       # single quotes: not JSON (issue 21)
     (trip(distance_km="far"), "type:distance_km"),                      # wrong type
     (trip(distance_km=-3), "range:distance_km"),                        # negative
     (trip(distance_km=0), "range:distance_km"),                         # must be > 0
@@ -248,3 +249,19 @@ def test_gate_drops_duplicates_of_earlier_deliveries(spark, tmp_path, monkeypatc
     assert sorted(r.event_id for r in lake.read(tables.silver("green_trip")).collect()) == ["a", "b", "c", "d"]
     assert [r.history_path for r in results] == [gate_module.HISTORY_NONE,
                                                  gate_module.HISTORY_BLOOM if bloom_from == 0 else gate_module.HISTORY_JOIN]
+
+
+def test_a_line_ends_at_lf_alone(spark, tmp_path):
+    """What a line is (issue 21): LF ends it; CRLF is accepted (the CR is JSON white space); a lone CR
+    inside a line is part of that line, here inside a JSON string, where it is malformed JSON. Spark's
+    text source ended lines at a lone CR too, and split that event into two malformed lines."""
+    from scope3plus.pipeline.ingest import read_landing
+
+    cr_inside = trip(event_id="t3").replace('"Beijing"', '"Bei\rjing"')
+    assert "\r" in cr_inside  # json.dumps would have escaped it; the file holds the raw byte
+    path = tmp_path / "2026-11-01-part-0.jsonl"
+    path.write_bytes("\n".join([trip(event_id="t1"), trip(event_id="t2") + "\r", cr_inside, trip(event_id="t4")])
+                     .encode("utf-8"))  # no LF after the last line: it is a line all the same
+    lines = [r.value for r in read_landing(spark, [str(path)]).collect()]
+    assert lines == [trip(event_id="t1"), trip(event_id="t2") + "\r", cr_inside, trip(event_id="t4")]
+    assert [reasons for reasons, _ in check(spark, "green_trip", lines)] == [[], [], ["malformed_json"], []]

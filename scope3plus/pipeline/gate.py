@@ -226,8 +226,10 @@ def line_text() -> Column:
 
 def parsed_line(schema: StructType) -> Column:
     """The bronze line parsed with ``schema`` (every parse of the gate goes through here, so
-    a field reads the same whichever other fields are asked for)."""
-    return F.from_json(line_text(), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN})
+    a field reads the same whichever other fields are asked for). JSON, not Spark's lenient reading of
+    it: a single-quoted object is malformed (issue 21)."""
+    return F.from_json(line_text(), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT_COLUMN,
+                                             "allowSingleQuotes": "false"})
 
 
 def pii_column(name: str) -> str:

@@ -31,9 +31,21 @@ def landing_files(landing: str | Path, scenario: str, landing_date: dt.date) -> 
     return sorted(str(p.resolve()) for p in folder.glob(f"{landing_date.isoformat()}*.jsonl") if p.is_file())
 
 
+#: What ends a line of a landing file: LF alone. A CRLF line keeps its CR in bronze's verbatim text (JSON
+#: reads it as trailing white space), and a lone CR inside a line is part of the line. (Spark's text
+#: source without ``lineSep`` also ends a line at a lone CR, so a CR inside an event split it into two
+#: malformed lines: issue 21.)
+LINE_SEPARATOR = "\n"
+
+
+def text_lines(reader):
+    """A batch or streaming text reader (``spark.read`` / ``spark.readStream``) that ends lines at LINE_SEPARATOR."""
+    return reader.format("text").option("lineSep", LINE_SEPARATOR)
+
+
 def read_landing(spark, files: list[str]) -> DataFrame:
     """Raw lines of the given files, one row per line, with the file they came from."""
-    return with_source_file(spark.read.text(files))
+    return with_source_file(text_lines(spark.read).load(files))
 
 
 def with_source_file(text: DataFrame) -> DataFrame:

@@ -38,7 +38,7 @@ from ..lake import Lake, replayed, table_exists, table_path
 from ..tracking import job_row, mlflow_run, new_run_id, record_job_runs
 from . import tables
 from .ingest import (DATED_FILES, IngestResult, delivery_dates, ingest, landing_date_of, landing_files, to_bronze,
-                     with_source_file)
+                     text_lines, with_source_file)
 
 Progress = Callable[[str], None]
 
@@ -444,7 +444,7 @@ def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger
 
     recorder = recorder or IngestRecorder(lake, scenario, "stream")
     writer = _BatchWriter(lake, scenario, recorder, result, progress, lock, stopping)
-    reader = spark.readStream.format("text").option("pathGlobFilter", DATED_FILES)
+    reader = text_lines(spark.readStream).option("pathGlobFilter", DATED_FILES)
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
     started_at = _now()
