@@ -31,7 +31,7 @@ LAYERS = ("bronze", "silver", "quarantine", "gold", "ops")
 CATALOG_FOLDER = "_catalog"
 SCENARIO = "{scenario}"
 _TABLE_KEYS = {"comment", "partition_by", "columns"}
-_SIMPLE_TYPES = ("string", "date", "timestamp", "double", "boolean", "bigint", "int")
+_SIMPLE_TYPES = ("string", "date", "timestamp", "double", "boolean", "bigint", "int", "binary")
 _CONTRACT_TYPES = {"string": "string", "double": "double", "integer": "bigint", "boolean": "boolean",
                    "timestamp": "timestamp"}  # as the gate types them (contracts.NATIVE_TYPES)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -102,7 +102,8 @@ def spark_type(name: str):
     from pyspark.sql import types as T
 
     simple = {"string": T.StringType(), "date": T.DateType(), "timestamp": T.TimestampType(),
-              "double": T.DoubleType(), "boolean": T.BooleanType(), "bigint": T.LongType(), "int": T.IntegerType()}
+              "double": T.DoubleType(), "boolean": T.BooleanType(), "bigint": T.LongType(), "int": T.IntegerType(),
+              "binary": T.BinaryType()}
     if name in simple:
         return simple[name]
     decimal = re.fullmatch(r"decimal\((\d+),\s*(\d+)\)", name)

@@ -21,6 +21,14 @@ TRIP = {"event_id": "t1", "event_time": "2026-11-01T08:00:00+08:00", "user_id": 
         "mode": "metro", "distance_km": 10.0, "navigation_verified": True}
 
 
+def bronze_frame(spark, rows: list[tuple], more: str = ""):
+    """Bronze rows (landing_date, source_file, the line[, more columns]) as ingest keeps a line (``verbatim``)."""
+    from scope3plus.pipeline.ingest import verbatim
+
+    frame = spark.createDataFrame(rows, "landing_date date, source_file string, line string" + (f", {more}" if more else ""))
+    return frame.withColumns(verbatim(F.col("line"))).drop("line")
+
+
 def trip(**changes) -> str:
     data = {**TRIP, **changes}
     return json.dumps({k: v for k, v in data.items() if v is not ...})
@@ -28,8 +36,7 @@ def trip(**changes) -> str:
 
 def check(spark, scenario: str, lines: list[str]):
     """Reasons and event_date per input line, in input order."""
-    bronze = spark.createDataFrame(
-        [(DAY, f"f{i:03d}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
+    bronze = bronze_frame(spark, [(DAY, f"f{i:03d}", line) for i, line in enumerate(lines)])
     methodologies = load_registry(methodologies_dir()).approved(scenario)
     out = parse_and_check(bronze, load_contracts()[scenario], methodologies, SETTINGS)
     return [(r.reasons, r.event_date) for r in out.orderBy("source_file").collect()]
@@ -100,7 +107,7 @@ def sale(**changes) -> str:
     ("secondhand_trade", sale(quantity="12", sale_price_cny=10.25), "sale_price_cny", 10.25, []),  # other fields kept
 ])
 def test_fields_read_the_same_on_the_fast_and_the_text_parse(spark, scenario, line, field, value, reasons):
-    bronze = spark.createDataFrame([(DAY, "f", line)], "landing_date date, source_file string, value string")
+    bronze = bronze_frame(spark, [(DAY, "f", line)])
     out = parse_and_check(bronze, load_contracts()[scenario], load_registry(methodologies_dir()).approved(scenario),
                           SETTINGS).first()
     assert (out[field], out.reasons) == (value, reasons)
@@ -112,7 +119,7 @@ def test_unknown_factor_table_key_is_quarantined(spark):
 
 
 def test_bom_is_not_an_error_and_default_quantity_applies(spark):
-    bronze = spark.createDataFrame([(DAY, "f", "\ufeff" + sale())], "landing_date date, source_file string, value string")
+    bronze = bronze_frame(spark, [(DAY, "f", "\ufeff" + sale())])
     out = parse_and_check(bronze, load_contracts()["secondhand_trade"],
                           load_registry(methodologies_dir()).approved("secondhand_trade"), SETTINGS).first()
     assert out.reasons == [] and out.quantity == 1
@@ -131,7 +138,7 @@ def test_user_ids_are_replaced_by_hmac_sha256(spark):
     got = [r[0] for r in df.select(hmac_sha256(F.col("user_id"), b"secret")).collect()]
     expected = [hmac.new(b"secret", u.encode(), hashlib.sha256).hexdigest() for u in ("u0012345", "用户")]
     assert got == expected
-    bronze = spark.createDataFrame([(DAY, "f", trip())], "landing_date date, source_file string, value string")
+    bronze = bronze_frame(spark, [(DAY, "f", trip())])
     out = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"), SETTINGS)
     assert "user_id" not in out.columns
     assert out.first().user_id_key == hmac.new(b"test-key", b"u1", hashlib.sha256).hexdigest()
@@ -139,8 +146,7 @@ def test_user_ids_are_replaced_by_hmac_sha256(spark):
 
 def test_route_keeps_the_first_copy_and_drops_duplicates_of_history(spark):
     lines = [trip(event_id="a"), trip(event_id="a"), trip(event_id="b"), trip(event_id="c"), trip(event_id="d", mode="x")]
-    bronze = spark.createDataFrame(
-        [(DAY, f"f{i}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
+    bronze = bronze_frame(spark, [(DAY, f"f{i}", line) for i, line in enumerate(lines)])
     checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"), SETTINGS)
     history = spark.createDataFrame([("c",)], "event_id string")
     routed = {(r.source_file, r.disposition) for r in route(checked, history).collect()}
@@ -151,8 +157,7 @@ def test_an_invalid_copy_first_does_not_hide_the_valid_one(spark):
     """Valid rows rank first within an event_id: a bad line sharing the id goes to quarantine, and the
     valid line is silver, whichever file came first."""
     lines = [trip(event_id="a", mode="x"), trip(event_id="a"), trip(event_id="a")]
-    bronze = spark.createDataFrame(
-        [(DAY, f"f{i}", line) for i, line in enumerate(lines)], "landing_date date, source_file string, value string")
+    bronze = bronze_frame(spark, [(DAY, f"f{i}", line) for i, line in enumerate(lines)])
     checked = parse_and_check(bronze, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"), SETTINGS)
     routed = {(r.source_file, r.disposition) for r in route(checked, spark.createDataFrame([], "event_id string")).collect()}
     assert routed == {("f0", "quarantine"), ("f1", "silver"), ("f2", "duplicate")}
@@ -171,8 +176,7 @@ def test_gate_writes_the_batch_once_and_silver_shows_only_its_columns(spark, tmp
 
     lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
     lines = [trip(event_id="a"), trip(event_id="b"), trip(event_id="b"), trip(event_id="c", distance_km=-1), "{oops"]
-    bronze = spark.createDataFrame([(DAY, f"f{i}", line, "r0") for i, line in enumerate(lines)],
-                                   "landing_date date, source_file string, value string, run_id string")
+    bronze = bronze_frame(spark, [(DAY, f"f{i}", line, "r0") for i, line in enumerate(lines)], "run_id string")
     lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
     contract = load_contracts()["green_trip"]
     result = gate(lake, contract, load_registry(methodologies_dir()).approved("green_trip"), SETTINGS, "r1")
@@ -199,8 +203,7 @@ def gate_deliveries(spark, lake, deliveries: dict, tolerance_days: int = 1, hori
     approved = load_registry(methodologies_dir()).approved("green_trip")
     results = []
     for day, lines in sorted(deliveries.items()):
-        bronze = spark.createDataFrame([(day, f"{day}-f{i}", line, "r0") for i, line in enumerate(lines)],
-                                       "landing_date date, source_file string, value string, run_id string")
+        bronze = bronze_frame(spark, [(day, f"{day}-f{i}", line, "r0") for i, line in enumerate(lines)], "run_id string")
         lake.append(tables.bronze("green_trip"), bronze, tables.BATCH_PARTITION)
         settings = GateSettings(day, "Asia/Shanghai", dt.date(2021, 1, 1), tolerance_days, horizon_days, b"test-key")
         results.append(gate(lake, contract, approved, settings, f"r-{day}"))

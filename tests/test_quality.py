@@ -225,6 +225,24 @@ def test_every_bad_line_is_quarantined_with_its_reason(corpus):
     assert lake.read(tables.quarantine("green_trip")).filter(F.length("value") > 10_000_000).count() == 1  # kept whole
 
 
+def test_a_line_of_invalid_utf8_is_kept_byte_for_byte_and_every_table_reads_in_every_engine(spark, corpus):
+    """A string column holding invalid UTF-8 made bronze and quarantine unreadable to delta-rs,
+    DataFusion and DuckDB (issue 21): ``value`` holds valid text, ``raw_bytes`` the exact bytes."""
+    from deltalake import DeltaTable
+
+    config, lake, _, _ = corpus
+    for layer in ("bronze", "quarantine"):
+        rows = (lake.read(getattr(tables, layer)("green_trip")).filter(F.col("raw_bytes").isNotNull())
+                .select("value", "raw_bytes").collect())
+        assert [(r.value, bytes(r.raw_bytes)) for r in rows] == [
+            (UTF8_LINE.decode("utf-8", errors="replace"), UTF8_LINE)], layer  # \xff and \xfe: one U+FFFD each
+    logs = sorted(Path(config.lake).glob("*/*/_delta_log"))
+    assert len(logs) > 10
+    for log in logs:
+        table = DeltaTable(str(log.parent)).to_pyarrow_table()  # delta-rs decodes every column, strings too
+        assert table.num_rows == lake.read(str(log.parent.relative_to(config.lake))).count(), log.parent
+
+
 def test_good_lines_reach_silver_once_and_duplicates_are_removed(corpus):
     config, lake, summaries, _ = corpus
     silver = {r.event_id for r in lake.read(tables.silver("green_trip")).select("event_id").collect()}

@@ -265,7 +265,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     # boolean of a fast-parsed line: whether it is present, and its value), then the typed fields
     # and the event date, then the rules, which only refer to columns (a rule that repeated the
     # parsing or casting expressions would evaluate them again for every rule).
-    fast = bronze.select("landing_date", "source_file", "value", parsed_line(contract.typed_schema()).alias("f"))
+    fast = bronze.select("landing_date", "source_file", "value", "raw_bytes", parsed_line(contract.typed_schema()).alias("f"))
     fast = fast.withColumn("_retry", F.col("f").isNull() | F.col(f"f.{CORRUPT_COLUMN}").isNotNull())
     parsed = fast.withColumn("j", F.when(F.col("_retry"), parsed_line(contract.raw_schema())))
     retry = F.col("_retry")
@@ -277,7 +277,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     raw_name, typed_name, present_name = "_raw_{}".format, "_typed_{}".format, "_present_{}".format
     native = [spec for spec in contract.fields if spec.type in NATIVE_TYPES]
     parsed = parsed.select(
-        "landing_date", "source_file", "value",
+        "landing_date", "source_file", "value", "raw_bytes",
         (retry & (F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull())).alias("_malformed"),
         *[field(spec.name).alias(raw_name(spec.name)) for spec in contract.fields if spec.type not in NATIVE_TYPES],
         *[field(spec.name, Column.isNotNull, Column.isNotNull).alias(present_name(spec.name)) for spec in native],
@@ -297,7 +297,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
                                                                              settings.local_timezone)))
     typed = {spec.name: F.col(typed_name(spec.name)) for spec in contract.fields}
     malformed = F.col("_malformed")
-    bad_bytes = (~F.is_valid_utf8(F.col("value")), "invalid_utf8")  # kept verbatim in bronze
+    bad_bytes = (F.col("raw_bytes").isNotNull(), "invalid_utf8")  # bronze keeps its bytes (ingest.verbatim)
     rules = []
     for spec in contract.fields:
         rules += field_rules(None if spec.type in NATIVE_TYPES else F.col(raw_name(spec.name)), typed[spec.name], spec,
@@ -317,7 +317,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
         sampled = F.lit(True) if drift_one_in <= 1 else (F.xxhash64("value") % drift_one_in) == 0
         columns.append(F.when(sampled, F.json_object_keys(text)).alias(KEYS_COLUMN))
     checked = parsed.select(
-        "landing_date", "source_file", "value", reasons.alias("reasons"),
+        "landing_date", "source_file", "value", "raw_bytes", reasons.alias("reasons"),
         event_date.alias("event_date"), *columns,
     )
     return pseudonymise(checked, contract, settings.pseudonym_key) if pseudonymised else checked
@@ -336,7 +336,7 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
         Window.partitionBy(F.col("event_id")).orderBy(F.when(valid, 0).otherwise(1), "source_file", "_line_hash"))
     seen = history_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))  # keyed by event_id alone
     return (checked.withColumn("_line_hash", F.xxhash64("value"))
-            .withColumn("value", F.when(~valid, F.col("value")))
+            .withColumns({"value": F.when(~valid, F.col("value")), "raw_bytes": F.when(~valid, F.col("raw_bytes"))})
             .withColumn("_rank", F.when(valid, first_in_batch))
             .join(seen, "event_id", "left")
             .withColumn("disposition",
@@ -357,6 +357,7 @@ def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
     if "disposition" in rows.columns:
         rows = rows.filter(F.col("disposition") == QUARANTINE)
     values = {"landing_date": F.col("landing_date"), "source_file": F.col("source_file"), "value": F.col("value"),
+              "raw_bytes": F.col("raw_bytes"),
               "reasons": F.col("reasons"), "run_id": F.lit(run_id), "quarantined_at": F.current_timestamp()}
     return rows.select(*[values[c].alias(c) for c in table(tables.quarantine(SCENARIOS[0])).column_names])  # alike
 
@@ -463,8 +464,8 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     # committed to silver as they are (they also hold the quarantine-only columns, all null there,
     # which the silver table does not declare: readers never see them); the few quarantined rows
     # are read back and written to quarantine with their own columns.
-    staged_columns = ["disposition", *silver_columns(scenario, run_id), F.when(disposition == QUARANTINE, F.col("value")).alias("value"),
-                      F.when(disposition == QUARANTINE, F.col("reasons")).alias("reasons")]
+    staged_columns = ["disposition", *silver_columns(scenario, run_id),
+                      *[F.when(disposition == QUARANTINE, F.col(c)).alias(c) for c in ("value", "raw_bytes", "reasons")]]
     if drift:
         keys = F.col(KEYS_COLUMN)
         extra = F.array_except(keys, F.array(*[F.lit(n) for n in contract.field_names]))

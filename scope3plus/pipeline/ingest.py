@@ -69,10 +69,18 @@ def delivery_dates(landing: str | Path, scenario: str) -> list[dt.date]:
     return sorted(dates)
 
 
+def verbatim(line: Column) -> dict[str, Column]:
+    """A landed line as bronze keeps it, exactly: ``value``, its text, and ``raw_bytes``, its exact
+    bytes when they are not valid UTF-8 (null otherwise). Spark's text source puts any bytes in a
+    string; a string column holding invalid UTF-8 made the table unreadable to delta-rs, DataFusion
+    and DuckDB (issue 21), so ``value`` holds such a line with U+FFFD for each invalid sequence."""
+    return {"value": F.make_valid_utf8(line), "raw_bytes": F.when(~F.is_valid_utf8(line), line.cast("binary"))}
+
+
 def to_bronze(lines: DataFrame, landing_date: dt.date | Column, run_id: str) -> DataFrame:
-    """Bronze rows: the line untouched plus ingest metadata. Malformed lines are kept.
+    """Bronze rows: the line verbatim (``verbatim``) plus ingest metadata. Malformed lines are kept.
     ``landing_date`` is a date, or a column such as ``landing_date_of(F.col("source_file"))``."""
-    values = {"landing_date": F.lit(landing_date), "source_file": F.col("source_file"), "value": F.col("value"),
+    values = {"landing_date": F.lit(landing_date), "source_file": F.col("source_file"), **verbatim(F.col("value")),
               "ingest_run_id": F.lit(run_id), "ingested_at": F.current_timestamp()}
     return lines.select(*[values[c].alias(c) for c in table(tables.bronze(SCENARIOS[0])).column_names])  # bronze's, alike
 

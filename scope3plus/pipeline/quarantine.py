@@ -171,7 +171,7 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     if resumed:
         progress(f"{scenario} {day}: finishing release {resumed} (killed after its silver commit)")
     quarantined = lake.read(name, {"landing_date": [day]})
-    checked = parse_and_check(quarantined.select("landing_date", "source_file", "value"), contract, approved, settings)
+    checked = parse_and_check(quarantined.select("landing_date", "source_file", "value", "raw_bytes"), contract, approved, settings)
     delivery_silver = lake.read(tables.silver(scenario), {"landing_date": [day]})
     if resumed:  # its released rows are in silver already: route as it did, then keep them
         delivery_silver = delivery_silver.filter(F.col("run_id") != resumed)
