@@ -98,14 +98,14 @@ def check_deliveries(config: Config, days: list[dt.date], from_bronze: bool = Fa
         check_bronze(config.lake, day) if from_bronze else check_landing(config, day)
 
 
-def refuse_future_deliveries(config: Config, days: list[dt.date], today: dt.date | None = None) -> None:
+def refuse_future_deliveries(config: Config, days: list[dt.date]) -> None:
     """A delivery dated after today (the machine's clock, in the lake's local time zone) plus the future
     tolerance cannot have landed yet: it is a wrong date, and running it would credit future events and
     move progress's ``as_of`` past every real delivery (issue 21). ``--allow-future-delivery`` lets
     tests and replays of synthetic data run it anyway."""
     from zoneinfo import ZoneInfo
 
-    today = today or dt.datetime.now(ZoneInfo(config.local_timezone)).date()
+    today = dt.datetime.now(ZoneInfo(config.local_timezone)).date()
     latest = today + dt.timedelta(days=config.future_tolerance_days)
     future = [d for d in days if d > latest]
     if future:
