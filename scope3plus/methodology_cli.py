@@ -95,11 +95,14 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     _add_root_arg(p)
 
     p = actions.add_parser("impact", help="tCO2e under two versions on silver history, without publishing",
-                           description="What-if: apply version A and version B (drafts allowed) to every silver "
-                                       "event of the scenario dated --from..--to, and print tCO2e per event day "
-                                       "and in total under each, with the change. Nothing is written: publish a "
-                                       "change with `s3p methodology approve` then `s3p restate`, which publishes "
-                                       "exactly the B numbers shown here.")
+                           description="What-if: compute every silver event of the scenario dated --from..--to twice, "
+                                       "each event under the version in force on its date: once with version A "
+                                       "approved (and B not), once with version B approved (drafts allowed; B "
+                                       "takes over from its effective_from, earlier days keep the versions in "
+                                       "force then). Prints tCO2e per event day and in total under each, with "
+                                       "the change. Nothing is written: publish a change with `s3p methodology "
+                                       "approve` then `s3p restate`, which publishes exactly the B numbers "
+                                       "shown here.")
     p.add_argument("old", metavar="ID@A", type=parse_ref, help="the version to compare from")
     p.add_argument("new", metavar="ID@B", type=parse_ref, help="the version to compare to")
     p.add_argument("--from", dest="start", type=_date, required=True, help="first event date, YYYY-MM-DD")
@@ -270,22 +273,34 @@ def cmd_impact(ctx: Context) -> int:
     if old.scenario != new.scenario:
         raise S3PError(f"{old.id}@{old.version} and {new.id}@{new.version} are for different scenarios")
     date_range(args.start, args.end)
-    days = impact(ctx.lake(), old.scenario, old, new, args.start, args.end)
+    side_a, side_b = registry.approved_if(old, instead_of=new), registry.approved_if(new)
+    days = impact(ctx.lake(), old.scenario, side_a, side_b, args.start, args.end)
     a, b = f"{old.id}@{old.version}", f"{new.id}@{new.version}"
+    in_force_a, in_force_b = _in_force(side_a, args.start, args.end), _in_force(side_b, args.start, args.end)
     total_a, total_b = sum(d.tco2e_a for d in days), sum(d.tco2e_b for d in days)
     if args.format == "json":
         print(json.dumps({"scenario": old.scenario, "from": args.start.isoformat(), "to": args.end.isoformat(),
-                          "a": a, "b": b, "tco2e_a": total_a, "tco2e_b": total_b, "change_t": total_b - total_a,
+                          "a": a, "b": b, "in_force_a": in_force_a, "in_force_b": in_force_b,
+                          "tco2e_a": total_a, "tco2e_b": total_b, "change_t": total_b - total_a,
                           "days": [{"event_date": d.event_date.isoformat(), "tco2e_a": d.tco2e_a, "tco2e_b": d.tco2e_b,
                                     "change_t": d.change_t} for d in days]}, indent=2))
         return 0
     print(f"{old.scenario}: what-if {a} → {b}, event dates {args.start}..{args.end} (tCO2e; nothing published)")
+    print(f"in force under {a}: {', '.join(in_force_a) or 'no version'}")
+    print(f"in force under {b}: {', '.join(in_force_b) or 'no version'} (what `s3p restate` publishes once {b} "
+          f"is approved)")
     width = max(len(a), len(b), 14)
     print(f"{'event date':<10}  {a:>{width}}  {b:>{width}}  {'change':>14}")
     for d in days:
         print(f"{d.event_date.isoformat():<10}  {d.tco2e_a:>{width},.6f}  {d.tco2e_b:>{width},.6f}  {d.change_t:>+14,.6f}")
     print(f"{'total':<10}  {total_a:>{width},.6f}  {total_b:>{width},.6f}  {total_b - total_a:>+14,.6f}")
     return 0
+
+
+def _in_force(versions, start, end) -> list[str]:
+    """``id@version from..to`` for each of ``versions`` in force on some day of [start, end]."""
+    return [f"{m.id}@{m.version} {max(m.effective_from, start)}..{min(m.effective_to or end, end)}"
+            for m in versions if m.effective_from <= end and (m.effective_to is None or m.effective_to >= start)]
 
 
 def _find_in(registry, ref):

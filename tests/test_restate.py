@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from scope3plus import cli
 from scope3plus.config import load_config
 from scope3plus.generate import generate
 from scope3plus.lake import open_lake, read_small_table
@@ -68,8 +70,11 @@ def test_an_effective_date_switch_splits_results_by_event_date(spark, specs):
     ]
 
 
-def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothing(spark, specs, tmp_path):
-    add_green_trip_v1_1(specs, D1, "draft")  # a draft: used only in the what-if, never published
+def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothing(spark, specs, tmp_path, capsys):
+    # a draft taking effect on the range's second day: used only in the what-if, never published. Its
+    # effective_from inside the range is the edge where a what-if applying B to every day overstated
+    # what restate publishes (issue 22, item 1)
+    add_green_trip_v1_1(specs, DAYS[1], "draft")
     config = load_config(None, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
                          mlflow_dir=str(tmp_path / "mlflow"), methodologies_dir=str(specs))
     generate(spark, D1, len(DAYS), 600, Path(config.landing), seed=11)
@@ -79,7 +84,9 @@ def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothin
     lake = open_lake(spark, config.lake)
     registry = load_registry(specs)
     v10, v11 = registry.get("green_trip", "1.0.0"), registry.get("green_trip", "1.1.0")
-    days = impact(lake, "green_trip", v10, v11, D1, DAYS[-1])
+    days = impact(lake, "green_trip", registry.approved_if(v10, instead_of=v11), registry.approved_if(v11), D1, DAYS[-1])
+    assert [d.event_date for d in days] == DAYS
+    assert days[0].change_t == 0  # before 1.1.0's effective_from both sides apply 1.0.0
     gold = lake.read(tables.GOLD_AVOIDED, {"scenario": ["green_trip"], "event_date": DAYS})
     assert {r.methodology_version for r in gold.select("methodology_version").distinct().collect()} == {"1.0.0"}
     published_t = float(gold.agg(F.sum("avoided_kg")).first()[0]) / 1000
@@ -87,7 +94,7 @@ def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothin
     assert sum(d.tco2e_b for d in days) > sum(d.tco2e_a for d in days)  # metro 50 > 46.7 g/pkm
     other_before = lake.read(tables.GOLD_AVOIDED).filter(F.col("scenario") != "green_trip").drop("run_id").collect()
 
-    # the reviewer approves v1.1.0 (in force from D1 on, superseding 1.0.0), then restates
+    # the reviewer approves v1.1.0 (in force from DAYS[1] on, superseding 1.0.0), then restates
     v11_path = specs / "green_trip" / "1.1.0.yaml"
     v11_path.write_text(v11_path.read_text(encoding="utf-8").replace("status: draft", "status: approved"), encoding="utf-8")
     approved = load_registry(specs).approved("green_trip")
@@ -95,9 +102,13 @@ def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothin
         restate(lake, config, "green_trip", approved, D1, DAYS[-1], "reviewer-a", "restate-0")
     register_approved(config)
     first = restate(lake, config, "green_trip", approved, D1, DAYS[-1], "reviewer-a", "restate-1")
-    assert (first.versions_before, first.versions_after) == ("green_trip@1.0.0", "green_trip@1.1.0")
+    assert (first.versions_before, first.versions_after) == ("green_trip@1.0.0", "green_trip@1.0.0, green_trip@1.1.0")
     assert float(first.tco2e_before) == pytest.approx(sum(d.tco2e_a for d in days))
     assert float(first.tco2e_after) == pytest.approx(sum(d.tco2e_b for d in days))  # impact == what restate publishes
+    restated = lake.read(tables.GOLD_AVOIDED, {"scenario": ["green_trip"], "event_date": DAYS})
+    per_day = {r.event_date: float(r.t) for r in restated.groupBy("event_date").agg(
+        (F.sum("avoided_kg") / 1000).cast("decimal(38,12)").alias("t")).collect()}
+    assert per_day == {d.event_date: pytest.approx(d.tco2e_b, abs=1e-9) for d in days}  # and so on each day
     assert lake.read(tables.GOLD_AVOIDED).filter(F.col("scenario") != "green_trip").drop("run_id").collect() == other_before
 
     progress = {r["scope"]: r for r in read_small_table(lake.path(tables.GOLD_PROGRESS)).to_pylist()}
@@ -105,6 +116,14 @@ def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothin
     assert progress["green_trip"]["restatement_change_t"] == pytest.approx(change)
     assert progress["green_trip"]["as_reported_cumulative_t"] == pytest.approx(progress["green_trip"]["cumulative_t"] - change)
     assert progress["total"]["restatement_change_t"] == pytest.approx(change)
+
+    # with both approved, the command compares "1.1.0 never approved" with "approved": restate's before and after
+    assert cli.main(["methodology", "impact", "green_trip@1.0.0", "green_trip@1.1.0", "--from", str(D1),
+                     "--to", str(DAYS[-1]), "--format", "json", "--methodologies", str(specs), "--lake", config.lake]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["in_force_b"] == [f"green_trip@1.0.0 {D1}..{D1}", f"green_trip@1.1.0 {DAYS[1]}..{DAYS[-1]}"]
+    assert (shown["tco2e_a"], shown["tco2e_b"]) == (pytest.approx(float(first.tco2e_before)),
+                                                    pytest.approx(float(first.tco2e_after)))
 
     gold_after_first = lake.read(tables.GOLD_AVOIDED).drop("run_id").orderBy("scenario", "event_id").collect()
     second = restate(lake, config, "green_trip", approved, D1, DAYS[-1], "reviewer-a", "restate-2")

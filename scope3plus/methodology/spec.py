@@ -521,6 +521,15 @@ class Registry:
                 in_force.append(m if end == m.effective_to else dataclasses.replace(m, effective_to=end))
         return in_force
 
+    def approved_if(self, version: Methodology, instead_of: Methodology | None = None) -> list[Methodology]:
+        """The versions of ``version.scenario`` that would be in force (as ``approved`` gives them) were
+        ``version`` approved and ``instead_of`` not: what ``restate`` would apply after that decision.
+        An approved version starting the same day as ``version`` is replaced by it."""
+        dropped = {(v.id, v.version) for v in (version, instead_of) if v is not None}
+        kept = [m for m in self.versions(version.scenario) if m.status == "approved" and (m.id, m.version) not in dropped
+                and m.effective_from != version.effective_from]
+        return Registry([*kept, dataclasses.replace(version, status="approved")]).approved(version.scenario)
+
     def get(self, id: str, version: str) -> Methodology:
         """The methodology ``id`` at ``version``."""
         try:

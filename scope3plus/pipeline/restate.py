@@ -1,7 +1,8 @@
 """What-if impact of a methodology change, and restatement of published gold.
 
-* ``impact``: tCO2e per event day under two methodology versions (drafts allowed) over
-  silver history. It writes nothing.
+* ``impact``: tCO2e per event day over silver history under the versions in force with methodology
+  version A, and with version B approved instead (drafts allowed): B's side is what ``restate``
+  would publish after B's approval. It writes nothing.
 * ``restate``: recomputes gold for one scenario and a date range under the versions
   approved *now*, replaces only the affected (scenario, event_date) partitions (every
   delivery's rows on those days), refreshes what those deliveries contributed, the daily
@@ -24,7 +25,7 @@ from ..errors import S3PError
 from ..lake import Lake
 from ..methodology.approval import verify
 from . import tables
-from .compute import GoldSlice, compute, credited, silver_days
+from .compute import GoldSlice, avoided_emissions, compute, silver_days
 from .quality import DataQuality
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -60,14 +61,16 @@ def _tonnes_by_day(gold: DataFrame) -> dict[dt.date, float]:
     return {r.event_date: float(r.t) for r in rows}
 
 
-def impact(lake: Lake, scenario: str, a, b, start: dt.date, end: dt.date) -> list[ImpactDay]:
-    """tCO2e per event day under methodology ``a`` and ``b`` (each applied to every event in the range)."""
+def impact(lake: Lake, scenario: str, side_a: list, side_b: list, start: dt.date, end: dt.date) -> list[ImpactDay]:
+    """tCO2e per event day on [start, end] under two sets of versions, each applied as ``compute`` applies the
+    approved ones (the version in force on each event's date). With ``Registry.approved_if`` for the sides,
+    side B is exactly what ``restate`` publishes once that version is approved."""
     days = date_range(start, end)
     silver = silver_days(lake, scenario, days)
     if silver is None:
         raise S3PError(f"no silver data for {scenario}: run the pipeline first")
-    under_a = _tonnes_by_day(credited(silver, scenario, a, "what-if"))
-    under_b = _tonnes_by_day(credited(silver, scenario, b, "what-if"))
+    under_a = _tonnes_by_day(avoided_emissions(silver, scenario, side_a, "what-if"))
+    under_b = _tonnes_by_day(avoided_emissions(silver, scenario, side_b, "what-if"))
     return [ImpactDay(d, under_a.get(d, 0.0), under_b.get(d, 0.0)) for d in sorted(set(under_a) | set(under_b))]
 
 
