@@ -12,9 +12,15 @@ class S3PError(Exception):
 
 
 class GateFailed(S3PError):
-    """A data-quality gate or the row-conservation law failed: nothing was published."""
+    """A data-quality gate or the row-conservation law failed: nothing was published.
+
+    ``scenarios``: the scenarios whose checks failed (empty when the failure is not one scenario's)."""
 
     exit_code = 3
+
+    def __init__(self, message: str, scenarios=()):
+        super().__init__(message)
+        self.scenarios = tuple(scenarios)
 
 
 class LakeBusy(S3PError):

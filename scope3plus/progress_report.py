@@ -192,7 +192,7 @@ def headline(rows: list[dict]) -> list[str]:
     if t.get("restatement_change_t"):
         lines.append(f"Restatements changed the event-derived cumulative by {format_restatement(t)}.")
     lines.append(f"Data quality of the latest deliveries (up to {format_date(t.get('latest_run_landing_date'))}): "
-                 f"{_run_status_words(rows)}.")
+                 f"{run_status_words(rows)}.")
     return lines
 
 
@@ -220,12 +220,16 @@ def _reaches(on_track: bool | None) -> str:
     return "" if on_track is None else "; that would reach the goal" if on_track else "; that would fall short of the goal"
 
 
-def _run_status_words(rows: list[dict]) -> str:
+def run_status_words(rows: list[dict]) -> str:
     total = total_row(rows)
     if total.get("latest_run_status") is None:
         return "no run recorded"
-    failed = [label(r["scope"]) for r in rows if r["scope"] != TOTAL and r.get("latest_run_status") not in (None, "succeeded")]
+    scenarios = [r for r in rows if r["scope"] != TOTAL]
+    failed = [label(r["scope"]) for r in scenarios if r.get("latest_run_status") not in (None, "succeeded", "blocked")]
+    blocked = [label(r["scope"]) for r in scenarios if r.get("latest_run_status") == "blocked"]
     verdict = f"checks FAILED for {', '.join(failed)}" if failed else "all checks passed"
+    if blocked:
+        verdict += f" (not published with it: {', '.join(blocked)})"
     return f"{verdict}; {format_share(total.get('latest_run_quarantined_share'))} of the lines landed were quarantined"
 
 

@@ -27,6 +27,7 @@ from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline import quality as q, tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.pipeline.gate import REASON_PREFIXES
+from scope3plus.progress_report import label, run_status_words
 
 from .support import register_approved
 
@@ -322,9 +323,26 @@ def test_a_1000x_unit_error_stops_the_run_before_gold_and_progress(spark, corpus
     assert "FAIL box_recycling.gold › avoided_kg_per_event" in message and "5 of 5 outside" in message
     assert "nothing was published" in message and "ops/dq_results" in message and "e.g. 37" in message
     assert lake.read(tables.GOLD_AVOIDED, {"scenario": ["box_recycling"], "event_date": [D3]}).count() == 0
-    assert read_small_table(lake.path(tables.GOLD_PROGRESS)).to_pylist() == progress_before
     run = lake.read(tables.JOB_RUNS).filter((F.col("landing_date") == F.lit(D3)) & (F.col("stage") == "publish")).first()
     assert run.status == "failed" and "avoided_kg_per_event" in run.message
+    # the failure is the box scenario's: it alone is recorded failed; the others passed their checks, but
+    # the run publishes every scenario in one commit, so they are recorded blocked (issue 22, item 6)
+    statuses = {r.scenario: (r.status, r.message) for r in lake.read(tables.JOB_RUNS).filter(
+        (F.col("landing_date") == F.lit(D3)) & (F.col("stage") == "scenario")).collect()}
+    assert statuses["box_recycling"][0] == "failed" and "avoided_kg_per_event" in statuses["box_recycling"][1]
+    assert {s: v for s, v in statuses.items() if s != "box_recycling"} == {
+        s: ("blocked", "not published: the run failed for box_recycling") for s in SCENARIOS if s != "box_recycling"}
+    # progress shows it at once, without a rollup: same figures and as-of date, the failed delivery's status
+    progress_after = read_small_table(lake.path(tables.GOLD_PROGRESS)).to_pylist()
+    run_columns = {"latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id"}
+    def figures(rows):
+        return sorted(({k: v for k, v in r.items() if k not in run_columns} for r in rows), key=lambda r: r["scope"])
+    assert figures(progress_after) == figures(progress_before)
+    shown = {r["scope"]: (r["latest_run_landing_date"], r["latest_run_status"]) for r in progress_after}
+    assert shown == {**{s: (D3, "blocked") for s in SCENARIOS}, "box_recycling": (D3, "failed"), "total": (D3, "failed")}
+    words = run_status_words(progress_after)
+    assert words.startswith(f"checks FAILED for {label('box_recycling')} (not published with it: ")
+    assert all(label(s) in words for s in SCENARIOS)
     fails = [r for r in read_small_table(lake.path(tables.DQ_RESULTS)).to_pylist()
              if r["landing_date"] == D3 and r["severity"] == "fail" and not r["success"]]
     assert [(r["suite"], r["expectation"], r["unexpected_count"]) for r in fails] == [

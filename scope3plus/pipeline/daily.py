@@ -23,6 +23,7 @@ from ..lake import open_lake
 from ..methodology import load_registry
 from ..methodology.approval import verify
 from ..tracking import mlflow_run, new_run_id, record_job_runs
+from . import tables
 from .compute import GoldSlice, compute
 from .gate import HISTORY_JOIN_CONNECT, GateSettings, gate
 from .ingest import ingest, landing_files
@@ -182,6 +183,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
     summary = RunSummary(run_id, day, None, lake.backend, counts, versions,
                          started_at=dt.datetime.now(dt.timezone.utc))
     job_rows: list[dict] = []
+    failed_in: dict[str, BaseException] = {}  # stage 1: the scenario whose ingest or gate raised
     dq = DataQuality(lake, day, run_id, progress=progress) if quality else None
     with mlflow_run(config, f"run {day}", {"s3p.run_id": run_id, "s3p.job": "run"}) as tracker:
         summary.mlflow_run_id = tracker.run_id
@@ -190,6 +192,13 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
         try:
             # stage 1: ingest + gate, every scenario
             def ingest_and_gate(scenario: str) -> None:
+                try:
+                    gate_scenario(scenario)
+                except BaseException as exc:
+                    failed_in.setdefault(scenario, exc)
+                    raise
+
+            def gate_scenario(scenario: str) -> None:
                 t0 = time.monotonic()
                 c = counts[scenario]
                 if ingest_files:
@@ -217,7 +226,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                 c.touched_dates = result.touched_dates
                 c.seconds = time.monotonic() - t0
                 if not (c.conserved and result.conserved):
-                    raise GateFailed(
+                    raise GateFailed(scenarios=[scenario], message=
                         f"{scenario} {day}: row conservation broken: landed {c.landed_lines}, bronze {c.bronze_rows}, "
                         f"routed {result.bronze_rows} = silver {c.silver_rows} + quarantine {c.quarantined_rows} "
                         f"+ duplicates {c.duplicates_removed}; nothing was published")
@@ -253,7 +262,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             tracker.artifact(_as_dict(summary), "run_summary.json")
             job_rows = _job_rows(summary, "succeeded", "")
         except S3PError as exc:
-            job_rows = _job_rows(summary, "failed", str(exc))
+            job_rows = _job_rows(summary, "failed", str(exc), failed_scenarios(exc, failed_in))
             raise
         finally:
             fault_point("run.before_record")
@@ -261,8 +270,11 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                 if dq:
                     dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed
                 if not job_rows:
-                    job_rows = _job_rows(summary, "failed", "unexpected error, see the log")
+                    job_rows = _job_rows(summary, "failed", "unexpected error, see the log",
+                                         failed_scenarios(None, failed_in))
                 record_job_runs(lake, job_rows)
+                if job_rows[-1]["status"] != "succeeded":
+                    show_failure_in_progress(lake, day, progress)
         with summary.stage("record"):
             tracker.metrics(progress_metrics(refresh_run_status(lake)))  # once this run is recorded: its status into progress
     return summary
@@ -284,19 +296,42 @@ def _as_dict(summary: RunSummary) -> dict:
     return data
 
 
-def _job_rows(summary: RunSummary, status: str, message: str) -> list[dict]:
+def failed_scenarios(exc: BaseException | None, failed_in: dict[str, BaseException]) -> list[str]:
+    """The scenarios a failed run is recorded as failed for: those whose checks failed (GateFailed says
+    which), else those whose ingest or gate raised; every scenario when the failure is no one scenario's."""
+    named = getattr(exc, "scenarios", ()) or tuple(failed_in)
+    return [s for s in SCENARIOS if s in named] or list(SCENARIOS)
+
+
+def show_failure_in_progress(lake, day: dt.date, progress: Progress) -> None:
+    """After a failed run is recorded: its status into gold.progress's ``latest_run_*`` columns at once
+    (`s3p progress` shows it without a rollup). A failure here only warns: the run's own error is raised."""
+    try:
+        refresh_run_status(lake, through=day)
+    except Exception as exc:  # noqa: BLE001
+        progress(f"[{day}] warning: the failure is recorded in {tables.JOB_RUNS} but not yet shown in "
+                 f"{tables.GOLD_PROGRESS} ({type(exc).__name__}: {exc}); `s3p rollup` shows it")
+
+
+def _job_rows(summary: RunSummary, status: str, message: str, failed: list[str] = ()) -> list[dict]:
+    """ops/job_runs rows of a daily run: one per scenario, then the publish row. When the run failed, the
+    scenarios in ``failed`` are ``failed`` and the others ``blocked``: they passed, but the run publishes
+    every scenario's gold in one commit, so nothing of theirs was published either."""
     now = dt.datetime.now(dt.timezone.utc)
     rows = []
     for s, c in summary.scenarios.items():
+        own, note = status, message
+        if status == "failed" and s not in failed:
+            own, note = "blocked", f"not published: the run failed for {', '.join(failed)}"
         rows.append({
             "run_id": summary.run_id, "job": "run", "stage": "scenario", "scenario": s,
-            "landing_date": summary.landing_date, "status": status, "started_at": summary.started_at, "ended_at": now,
+            "landing_date": summary.landing_date, "status": own, "started_at": summary.started_at, "ended_at": now,
             "seconds": c.seconds, "landed_lines": c.landed_lines, "bronze_rows": c.bronze_rows,
             "silver_rows": c.silver_rows, "quarantined_rows": c.quarantined_rows,
             "duplicates_removed": c.duplicates_removed, "gold_rows": None,
             "touched_dates": ",".join(d.isoformat() for d in c.touched_dates),
             "conservation_ok": c.conserved, "methodology_versions": ";".join(summary.methodology_versions.get(s, [])),
-            "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id, "message": message,
+            "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id, "message": note,
         })
     touched = sorted({d for c in summary.scenarios.values() for d in c.touched_dates})
     rows.append({

@@ -609,7 +609,7 @@ class DataQuality:
         lines += [f"  FAIL {r.label}: {r.summary()}" for r in failed]
         lines.append(f"Where to look: ops/dq_results (run_id = '{self.run_id}'), the run's MLflow artifacts "
                      f"dq/report.md and dq/data_docs/, the suites {', '.join(sorted({r.suite.path for r in failed}))}.")
-        raise GateFailed("\n".join(lines))
+        raise GateFailed("\n".join(lines), scenarios=sorted({r.suite.scenario for r in failed}))
 
     def counts(self) -> dict[str, int]:
         return {"dq_checks": len(self.results), "dq_warnings": sum(r.warned for r in self.results),

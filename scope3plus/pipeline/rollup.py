@@ -316,7 +316,7 @@ def latest_run_status(job_runs: DataFrame, as_of: dt.date) -> DataFrame:
     """The latest run's status per scope (RUN_STATUS_SCHEMA) from ops/job_runs: for each scenario, the daily
     run of its latest delivery up to ``as_of`` (latest landing date; a rerun replaces the earlier run):
     its status and the share of its landed lines that were quarantined. The total: ``failed`` if any
-    scenario's latest run failed, and the quarantined share over those runs."""
+    scenario's latest run failed (or was blocked by another's failure), and the quarantined share over those runs."""
     runs = job_runs.filter((F.col("job") == "run") & (F.col("stage") == "scenario")
                            & (F.col("landing_date") <= F.lit(as_of)))
     latest = runs.groupBy(F.col("scenario").alias("scope")).agg(F.max_by(
@@ -409,11 +409,13 @@ def refresh_progress(lake: Lake, config: Config, run_date: dt.date, run_id: str)
     return as_of, commit
 
 
-def refresh_run_status(lake: Lake) -> list[dict]:
+def refresh_run_status(lake: Lake, through: dt.date | None = None) -> list[dict]:
     """Re-derive gold.progress's ``latest_run_*`` columns from ops/job_runs; return the progress rows.
 
     A daily run refreshes progress before it records itself in ops/job_runs; called once that
-    record is written, this brings the status of the as-of delivery into the table. Only the
+    record is written, this brings the status of the as-of delivery into the table. A failed run
+    never reaches its progress stage: it calls this with ``through`` = its delivery date, so its
+    status shows although progress stays as of the last published delivery. Only the
     ``latest_run_*`` columns can change (one small overwrite).
     """
     if not lake.exists(tables.GOLD_PROGRESS):
@@ -421,6 +423,8 @@ def refresh_run_status(lake: Lake) -> list[dict]:
     stored = lake.read(tables.GOLD_PROGRESS)
     rows = stored.collect()
     as_of = max((r.as_of for r in rows if r.as_of), default=None)
+    if as_of is not None and through is not None:
+        as_of = max(as_of, through)
     if lake.exists(tables.JOB_RUNS) and as_of is not None:
         current = lake.spark.createDataFrame(rows, stored.schema)  # detached from the files it replaces
         runs = latest_run_status(lake.read_small(tables.JOB_RUNS), as_of)
