@@ -127,11 +127,16 @@ def load(lake: Lake, path: str | Path, config: Config, run_id: str) -> tuple[lis
 def load_and_refresh(lake: Lake, path: str | Path, config: Config, run_id: str) -> tuple[list[ReportedAggregate], dt.date | None]:
     """``s3p aggregates load``: :func:`load`, then refresh gold.progress as of its current date (if any)."""
     from .pipeline.rollup import previous_as_of, refresh_progress
+    from .tracking import job_run
 
-    loaded, _ = load(lake, path, config, run_id)
-    as_of = previous_as_of(lake)
-    if as_of is not None:
-        as_of, _ = refresh_progress(lake, config, as_of, run_id)
+    with job_run(lake, config, "aggregates load", run_id, f"aggregates load {Path(path).name}") as trace:
+        trace.tracker.params({"file": path})
+        loaded, _ = load(lake, path, config, run_id)
+        as_of = previous_as_of(lake)
+        if as_of is not None:
+            as_of, _ = refresh_progress(lake, config, as_of, run_id)
+        trace.columns["landing_date"] = as_of
+        trace.message = f"{len(loaded)} reported aggregate(s) from {path}"
     return loaded, as_of
 
 

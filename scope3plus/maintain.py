@@ -3,7 +3,8 @@
 For every table (or the ones named), with delta-rs:
 
 1. **compact** small files into larger ones (``optimize.compact``: one commit, same rows);
-2. **vacuum** data files that no version of the time-travel window references any more;
+2. **vacuum** data files that no version of the time-travel window references any more, and delete
+   **untracked** files, which no commit ever added (a writer killed before its commit leaves them);
 3. write a **log checkpoint** of the latest version;
 4. **clean up expired log files** (``delta.logRetentionDuration``, 30 days by default).
 
@@ -27,12 +28,14 @@ profile's window, not the table's ``delta.deletedFileRetentionDuration``. Log cl
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote
 
 from .config import Config
 from .lakeuri import local_path
@@ -56,6 +59,7 @@ class TableMaintenance:
     files_written: int = 0  # ... into these
     compactable_files: int = 0  # dry run: files sharing a partition with others
     vacuumed: list = field(default_factory=list)  # files deleted (dry run: that would be)
+    untracked: list = field(default_factory=list)  # data files no commit ever added, deleted (dry run: that would be)
     checkpoint_version: int | None = None
     log_files_removed: int | None = None
     log_cleanup_skipped: str = ""
@@ -68,11 +72,12 @@ class TableMaintenance:
             return f"{self.table}: failed: {self.error}"
         if self.dry_run:
             return (f"{self.table}: version {self.version_before}, {self.files_before} file(s); vacuum would delete "
-                    f"{len(self.vacuumed)} file(s); {self.compactable_files} file(s) share a partition and could be compacted")
+                    f"{len(self.vacuumed)} file(s) and {len(self.untracked)} untracked file(s); "
+                    f"{self.compactable_files} file(s) share a partition and could be compacted")
         logs = (f"log cleanup skipped ({self.log_cleanup_skipped})" if self.log_cleanup_skipped
                 else f"{self.log_files_removed if self.log_files_removed is not None else '?'} expired log file(s) removed")
         return (f"{self.table}: compacted {self.files_compacted} file(s) into {self.files_written}, vacuum removed "
-                f"{len(self.vacuumed)} file(s), checkpoint at version {self.checkpoint_version}, {logs}; "
+                f"{len(self.vacuumed)} file(s) and {len(self.untracked)} untracked file(s), checkpoint at version {self.checkpoint_version}, {logs}; "
                 f"version {self.version_before} → {self.version_after}, {self.files_before} → {self.files_after} file(s)")
 
 
@@ -156,6 +161,57 @@ def _compactable(table) -> int:
     return sum(n for n in per_partition.values() if n > 1)
 
 
+def _logged_paths(log: Path) -> set[str]:
+    """Every data file path a table's log (its commits and checkpoints) adds or removes, relative to the table."""
+    import pyarrow.parquet as pq
+
+    paths: set[str] = set()
+    for entry in log.iterdir():
+        if entry.name.endswith(".json") and entry.name[:20].isdigit():
+            for line in entry.read_text(encoding="utf-8").splitlines():
+                action = json.loads(line) if line.strip() else {}
+                for kind in ("add", "remove"):
+                    if isinstance(action.get(kind), dict):
+                        paths.add(unquote(action[kind]["path"]))
+        elif ".checkpoint" in entry.name and entry.name.endswith(".parquet"):
+            schema = pq.read_schema(entry)
+            kinds = [k for k in ("add", "remove") if k in schema.names]
+            for row in pq.read_table(entry, columns=kinds).to_pylist():
+                paths.update(unquote(row[k]["path"]) for k in kinds if row.get(k))
+    return paths
+
+
+def untracked_files(path: str) -> list[str]:
+    """Data files in a local table's folder that no commit or checkpoint of its log adds or removes:
+    what a writer killed before its commit leaves (they are in no version, so no time travel needs
+    them). Folders starting with ``_`` or ``.`` (the log, staging) are not looked into. Empty for a
+    table on object storage (listing it is left to the store's lifecycle rules)."""
+    local = local_path(path)
+    if local is None or not os.path.isdir(os.path.join(local, "_delta_log")):
+        return []
+    root = Path(local)
+    logged = _logged_paths(root / "_delta_log")
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d[0] not in "._"]
+        for name in files:
+            if name.endswith(".parquet") and name[0] not in "._":
+                relative = (Path(folder) / name).relative_to(root).as_posix()
+                if relative not in logged:
+                    found.append(relative)
+    return sorted(found)
+
+
+def remove_untracked(path: str, relative_paths: list[str]) -> None:
+    """Delete the files :func:`untracked_files` found (and Hadoop's ``.<name>.crc`` beside each). Only
+    under the lake lock: then no writer is between writing its files and committing them."""
+    root = Path(local_path(path))
+    for relative in relative_paths:
+        file = root / relative
+        file.unlink(missing_ok=True)
+        (file.parent / f".{file.name}.crc").unlink(missing_ok=True)
+
+
 def maintain_table(lake_root: str, name: str, retention_hours: int, window_hours: int, run_id: str,
                    dry_run: bool = False) -> TableMaintenance:
     """Compact, vacuum, checkpoint and clean up one table (see the module docstring); errors are
@@ -169,6 +225,7 @@ def maintain_table(lake_root: str, name: str, retention_hours: int, window_hours
         table = DeltaTable(path)
         result.version_before = table.version()
         result.files_before = len(table.file_uris())
+        result.untracked = untracked_files(path)
         if dry_run:
             result.vacuumed = sorted(table.vacuum(retention_hours=retention_hours, dry_run=True,
                                                   enforce_retention_duration=False))
@@ -179,6 +236,7 @@ def maintain_table(lake_root: str, name: str, retention_hours: int, window_hours
         result.files_compacted, result.files_written = metrics["numFilesRemoved"], metrics["numFilesAdded"]
         result.vacuumed = sorted(table.vacuum(retention_hours=retention_hours, dry_run=False,
                                               enforce_retention_duration=False, commit_properties=props))
+        remove_untracked(path, result.untracked)
         table.create_checkpoint()
         result.checkpoint_version = table.version()
         log_retention = _retention_hours(table.metadata().configuration, "delta.logRetentionDuration",
@@ -210,6 +268,8 @@ def dry_run(config: Config, names: list[str], retention_hours: int,
         report(result.summary())
         for path in result.vacuumed:
             report(f"  would delete {path}")
+        for path in result.untracked:
+            report(f"  would delete untracked {path}")
     _raise_for_failures(results)
     return results
 
@@ -268,6 +328,7 @@ def maintain_lake(spark, config: Config, names: list[str], retention_hours: int,
                                     result.summary(), lake_backend=lake.backend, mlflow_run_id=tracker.run_id))
             tracker.metrics({f"{r.table}.{k}": v for r in results for k, v in
                              (("files_compacted", r.files_compacted), ("files_vacuumed", len(r.vacuumed)),
+                              ("files_untracked", len(r.untracked)),
                               ("files_after", r.files_after), ("seconds", r.seconds))})
             tracker.artifact({"run_id": run_id, "retention_hours": retention_hours,
                               "tables": [asdict(r) for r in results]}, "maintain_summary.json")

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import socket
 import sys
+import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import table
@@ -79,29 +82,77 @@ def experiment_id(client, config: Config, name: str, artifact_folder: str) -> st
     return client.create_experiment(name, artifact_location=location)
 
 
+#: tags every job's MLflow run carries: the machine and process that ran it (stale runs are found by them)
+HOST_TAG, PID_TAG = "s3p.host", "s3p.pid"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def close_dead_runs(client, experiment: str) -> list[str]:
+    """Mark ``KILLED`` the runs of ``experiment`` still ``RUNNING`` whose process, on this machine, is gone
+    (a job killed with SIGKILL or by the OOM killer cannot end its own run). Runs of other machines
+    are left alone: their processes cannot be checked from here. Returns the run ids closed."""
+    host = socket.gethostname()
+    closed = []
+    for run in client.search_runs([experiment], filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+                                   max_results=200):
+        pid = run.data.tags.get(PID_TAG, "")
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+            client.set_tag(run.info.run_id, "s3p.closed_as_killed_by", f"{host}:{os.getpid()}")
+            client.set_terminated(run.info.run_id, "KILLED")
+            closed.append(run.info.run_id)
+    return closed
+
+
 class MlflowRun:
-    """One MLflow run: params at start, metrics and artifacts as they come, status at the end."""
+    """One MLflow run: params at start, metrics and artifacts as they come, status at the end.
+
+    Through the client API (no process-wide active run), so that a job may run another inside it
+    (a backfill runs days, each with its run). Starting one first closes the runs of dead processes."""
 
     def __init__(self, config: Config, run_name: str, tags: dict):
-        import mlflow
-
-        self.mlflow = mlflow
-        experiment = experiment_id(mlflow_client(config), config, config.mlflow_experiment, "runs")
-        mlflow.set_tracking_uri(config.tracking_uri())
-        self.run = mlflow.start_run(experiment_id=experiment, run_name=run_name, tags=tags)
+        self.client = mlflow_client(config)
+        experiment = experiment_id(self.client, config, config.mlflow_experiment, "runs")
+        closed = close_dead_runs(self.client, experiment)
+        if closed:
+            print(f"note: closed {len(closed)} MLflow run(s) of killed jobs as KILLED: {', '.join(closed)}",
+                  file=sys.stderr)
+        tags = {**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+        self.run = self.client.create_run(experiment, tags=tags, run_name=run_name)
         self.run_id = self.run.info.run_id
 
     def params(self, values: dict) -> None:
-        self.mlflow.log_params({k: str(v)[:500] for k, v in values.items()})
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:500]) for k, v in values.items()]
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params in one batch
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
 
     def metrics(self, values: dict) -> None:
-        self.mlflow.log_metrics({k: float(v) for k, v in values.items() if v is not None})
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
+        for i in range(0, len(items), 1000):  # and at most 1000 metrics
+            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
 
     def artifact(self, data: dict, name: str) -> None:
-        self.mlflow.log_dict(json.loads(json.dumps(data, default=str)), name)
+        self.client.log_dict(self.run_id, json.loads(json.dumps(data, default=str)), name)
+
+    def artifacts(self, folder: str | Path, path: str) -> None:
+        """Every file of ``folder`` under ``path`` among the run's artifacts."""
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path=path)
 
     def end(self, ok: bool) -> None:
-        self.mlflow.end_run("FINISHED" if ok else "FAILED")
+        self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED")
 
 
 @contextmanager
@@ -113,3 +164,37 @@ def mlflow_run(config: Config, run_name: str, tags: dict):
         ok = True
     finally:
         run.end(ok)
+
+
+@dataclass
+class JobTrace:
+    """What a job without records of its own leaves: its MLflow run, and the ops/job_runs row it fills."""
+
+    tracker: MlflowRun
+    message: str = ""
+    columns: dict = field(default_factory=dict)
+
+
+@contextmanager
+def job_run(lake: Lake, config: Config, job: str, run_id: str, run_name: str = "", **columns):
+    """Trace a job that keeps no run records of its own (restate, rollup, aggregates load): an MLflow run
+    tagged ``s3p.job`` / ``s3p.run_id``, and one ``ops/job_runs`` row (stage = the job) that ends
+    ``succeeded``, or ``failed`` with the error's first line. The job sets ``trace.message`` and
+    ``trace.columns`` for its row. A failure to write the row only warns: the job's own outcome stands."""
+    started_at = dt.datetime.now(dt.timezone.utc)
+    with mlflow_run(config, run_name or job, {"s3p.run_id": run_id, "s3p.job": job}) as tracker:
+        trace, status = JobTrace(tracker, columns=dict(columns)), "failed"
+        try:
+            yield trace
+            status = "succeeded"
+        except BaseException as exc:
+            trace.message = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise
+        finally:
+            row = job_row(run_id, job, job, status, started_at, trace.message, lake_backend=lake.backend,
+                          mlflow_run_id=tracker.run_id, **trace.columns)
+            try:
+                record_job_runs(lake, [row])
+            except Exception as exc:  # noqa: BLE001
+                print(f"warning: {job} {run_id} is not recorded in {tables.JOB_RUNS}: {type(exc).__name__}: "
+                      f"{next(iter(str(exc).splitlines()), '')}", file=sys.stderr)

@@ -125,6 +125,11 @@ def week(spark, tmp_path_factory):
     state["progress_versions"] = {v: rows(progress_path, v) for v in range(DeltaTable(progress_path).version() + 1)}
     state["aged_files"] = backdate_removes(progress_path, 1, PROGRESS_BACKDATED_HOURS)
     state["versions_before"] = versions(config.lake)
+    # what a writer killed before its commit leaves: a Parquet file in a table's folder that no commit added
+    silver = Path(config.lake) / tables.silver("green_trip")
+    committed = sorted(silver.glob("landing_date=*/*.parquet"))[0]
+    state["untracked"] = (committed.parent / "part-99999-killed-writer.c000.snappy.parquet").relative_to(silver).as_posix()
+    (silver / state["untracked"]).write_bytes(committed.read_bytes())
     state["refused"] = cli_main("maintain", "--lake", config.lake, "--retention-hours", "1")
     state["dry_run"] = cli_main("maintain", "--lake", config.lake, "--dry-run")
     state["versions_after_dry_run"] = versions(config.lake)
@@ -137,6 +142,9 @@ def week(spark, tmp_path_factory):
     state["resumed"] = run_backfill(spark, config, D1, D3, stream=state["resumed_err"])
     # 4. and once more: nothing left to do
     state["again"] = run_backfill(spark, config, D1, D3, stream=io.StringIO())
+    # 5. the jobs that keep no records of their own leave a trace too
+    state["rollup"] = cli_main("rollup", "--lake", config.lake)
+    state["aggregates"] = cli_main("aggregates", "load", "--lake", config.lake)
     return state
 
 
@@ -226,8 +234,9 @@ def test_vacuum_keeps_every_version_of_the_window_and_only_those(week):
     config = week["config"]
     path = f"{config.lake}/{tables.GOLD_PROGRESS}"
     before = week["progress_versions"]
-    assert len(before) == 3  # D1's run wrote progress twice, then it was republished as it was
-    for version in (1, 2):  # current at some moment inside the window: still readable, unchanged
+    # D1's run wrote progress twice, the interrupted D2 run its failed status once, then it was republished
+    assert len(before) == 4
+    for version in (1, 2, 3):  # current at some moment inside the window: still readable, unchanged
         assert rows(path, version) == before[version], version
     with pytest.raises(FileNotFoundError):  # superseded 200 h ago, outside the 168 h window: vacuumed
         rows(path, 0)
@@ -240,9 +249,67 @@ def test_dry_run_lists_what_vacuum_would_delete_and_changes_nothing(week):
     code, out, _ = week["dry_run"]
     assert code == 0
     assert week["versions_after_dry_run"] == week["versions_before"]
-    would = sorted(line.removeprefix("  would delete ") for line in out.splitlines() if line.startswith("  would delete "))
+    would = sorted(line.removeprefix("  would delete ") for line in out.splitlines()
+                   if line.startswith("  would delete ") and not line.startswith("  would delete untracked "))
     assert would == sorted(week["aged_files"]) and would
     assert f"{tables.GOLD_PROGRESS}: version" in out and "could be compacted" in out
+
+
+def test_a_file_no_commit_added_is_listed_by_the_dry_run_and_deleted_by_maintain(week):
+    config, untracked = week["config"], week["untracked"]
+    name = tables.silver("green_trip")
+    assert f"  would delete untracked {untracked}" in week["dry_run"][1].splitlines()
+    assert f"{name}: version" in week["dry_run"][1] and "and 1 untracked file(s)" in week["dry_run"][1]
+    assert "and 1 untracked file(s), checkpoint" in next(l for l in week["maintain"][1].splitlines() if l.startswith(name + ":"))
+    assert not (Path(config.lake) / name / untracked).exists()
+    assert week["after"][name] == week["before"][name]  # it was in no version: every row is still there
+
+
+def test_every_job_leaves_an_mlflow_run_and_a_record(week):
+    """backfill, rollup and aggregates load (restate: tests/test_restate.py): an ops/job_runs row whose
+    MLflow run carries the job's tag and ends as the job did (issue 22, item 7)."""
+    config, lake = week["config"], week["lake"]
+    assert week["rollup"][0] == 0 and week["aggregates"][0] == 0, (week["rollup"], week["aggregates"])
+    client = mlflow_client(config)
+    records = lake.read(tables.JOB_RUNS).filter(F.col("job").isin("backfill", "rollup", "aggregates load")).collect()
+    seen = sorted((r.job, r.status, client.get_run(r.mlflow_run_id).info.status,
+                   client.get_run(r.mlflow_run_id).data.tags["s3p.job"]) for r in records)
+    assert seen == [("aggregates load", "succeeded", "FINISHED", "aggregates load"),
+                    ("backfill", "failed", "FAILED", "backfill"),  # the interrupted one
+                    ("backfill", "succeeded", "FINISHED", "backfill"), ("backfill", "succeeded", "FINISHED", "backfill"),
+                    ("rollup", "succeeded", "FINISHED", "rollup")]
+
+
+KILLED_JOB = """
+import sys, time
+from scope3plus.config import load_config
+from scope3plus.tracking import MlflowRun
+run = MlflowRun(load_config(None, lake=sys.argv[1], mlflow_dir=sys.argv[2]), "killed job", {"s3p.job": "ingest"})
+print(run.run_id, flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_next_job_closes_the_mlflow_run_of_a_killed_job_as_killed(tmp_path):
+    from scope3plus.tracking import MlflowRun
+
+    config = load_config(None, lake=str(tmp_path / "lake"), mlflow_dir=str(tmp_path / "mlflow"))
+    job = subprocess.Popen([sys.executable, "-c", KILLED_JOB, config.lake, str(tmp_path / "mlflow")],
+                           stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        killed = job.stdout.readline().strip()
+        alive = MlflowRun(config, "a job beside it", {"s3p.job": "rollup"})  # the killed one is still running
+        client = mlflow_client(config)
+        assert client.get_run(killed).info.status == "RUNNING"
+        alive.end(True)
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait(timeout=30)
+    later = MlflowRun(config, "the next job", {"s3p.job": "rollup"})
+    later.end(True)
+    run = client.get_run(killed)
+    assert run.info.status == "KILLED" and run.data.tags["s3p.closed_as_killed_by"].endswith(f":{os.getpid()}")
+    assert client.get_run(later.run_id).info.status == "FINISHED"
 
 
 def test_a_retention_below_the_time_travel_window_is_refused(week):

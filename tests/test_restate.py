@@ -22,6 +22,7 @@ from scope3plus.pipeline.compute import avoided_emissions
 from scope3plus.pipeline.daily import run_day
 from scope3plus.methodology.approval import MethodologyTampered
 from scope3plus.pipeline.restate import impact, restate
+from scope3plus.tracking import mlflow_client
 
 from .support import register_approved
 
@@ -129,6 +130,12 @@ def test_impact_equals_what_restate_publishes_and_restating_twice_changes_nothin
     second = restate(lake, config, "green_trip", approved, D1, DAYS[-1], "reviewer-a", "restate-2")
     assert second.tco2e_before == second.tco2e_after == first.tco2e_after
     assert lake.read(tables.GOLD_AVOIDED).drop("run_id").orderBy("scenario", "event_id").collect() == gold_after_first
+    traces = [r for r in read_small_table(lake.path(tables.JOB_RUNS)).to_pylist() if r["job"] == "restate"]
+    assert sorted((r["run_id"], r["status"], r["scenario"]) for r in traces) == [
+        ("restate-0", "failed", "green_trip"), ("restate-1", "succeeded", "green_trip"), ("restate-2", "succeeded", "green_trip")]
+    client = mlflow_client(config)
+    assert {r["run_id"]: client.get_run(r["mlflow_run_id"]).info.status for r in traces} == {
+        "restate-0": "FAILED", "restate-1": "FINISHED", "restate-2": "FINISHED"}  # every restatement leaves an MLflow run
     records = read_small_table(lake.path(tables.RESTATEMENTS)).to_pylist()
     assert [(r["restatement_id"], r["requested_by"]) for r in sorted(records, key=lambda r: r["restatement_id"])] == [
         ("restate-1", "reviewer-a"), ("restate-2", "reviewer-a")]

@@ -155,7 +155,7 @@ def run_backfill(spark, config: Config, start: dt.date, end: dt.date, rerun: boo
     """Run every date of ``start..end`` that needs it, in order (see the module docstring). The
     caller holds the lake lock (``s3p backfill`` does)."""
     from ..lake import open_lake
-    from ..tracking import job_row, new_run_id, record_job_runs
+    from ..tracking import job_row, mlflow_run, new_run_id, record_job_runs
     from .daily import run_day
 
     started, started_at = time.monotonic(), dt.datetime.now(dt.timezone.utc)
@@ -170,33 +170,37 @@ def run_backfill(spark, config: Config, start: dt.date, end: dt.date, rerun: boo
         return f"ETA {duration(sum(took) / len(took) * (to_run - len(took)))}" if took else "ETA -"
 
     message = ""
-    try:
-        for i, p in enumerate(days, 1):
-            head = f"backfill {i}/{len(days)} {p.day}"
-            if p.action != RUN:
-                if p.action == NO_FILES:
-                    result.no_files.append(p.day)
-                else:
-                    result.skipped.append((p.day, p.reason))
-                bar.show(f"{head} skipped: {p.reason}")
-                continue
-            bar.show(f"{head} ... ({p.reason}; elapsed {duration(time.monotonic() - started)}, {eta()})")
-            t0 = time.monotonic()
-            try:
-                run_day(spark, config, p.day, progress=bar.note)
-            except BaseException as exc:
-                message = f"stopped at {p.day}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
-                bar.note(f"backfill {message}; run the same command again to resume (published days are skipped)")
-                raise
-            took.append(time.monotonic() - t0)
-            result.ran.append(p.day)
-            bar.show(f"{head} done in {duration(took[-1])}, {eta()}")
-        result.status = "succeeded"
-    finally:
-        bar.close()
-        result.seconds = time.monotonic() - started
-        record_job_runs(lake, [job_row(
-            result.run_id, "backfill", "backfill", result.status, started_at,
-            result.summary() + (f"; {message}" if message else ""), landing_date=start,
-            touched_dates=",".join(d.isoformat() for d in result.ran), lake_backend=lake.backend)])
+    with mlflow_run(config, f"backfill {start}..{end}", {"s3p.run_id": result.run_id, "s3p.job": "backfill"}) as tracker:
+        tracker.params({"from": start, "to": end, "rerun": rerun, "dates_to_run": to_run})
+        try:
+            for i, p in enumerate(days, 1):
+                head = f"backfill {i}/{len(days)} {p.day}"
+                if p.action != RUN:
+                    if p.action == NO_FILES:
+                        result.no_files.append(p.day)
+                    else:
+                        result.skipped.append((p.day, p.reason))
+                    bar.show(f"{head} skipped: {p.reason}")
+                    continue
+                bar.show(f"{head} ... ({p.reason}; elapsed {duration(time.monotonic() - started)}, {eta()})")
+                t0 = time.monotonic()
+                try:
+                    run_day(spark, config, p.day, progress=bar.note)
+                except BaseException as exc:
+                    message = f"stopped at {p.day}: {(str(exc).splitlines() or [type(exc).__name__])[0]}"
+                    bar.note(f"backfill {message}; run the same command again to resume (published days are skipped)")
+                    raise
+                took.append(time.monotonic() - t0)
+                result.ran.append(p.day)
+                bar.show(f"{head} done in {duration(took[-1])}, {eta()}")
+            result.status = "succeeded"
+        finally:
+            bar.close()
+            result.seconds = time.monotonic() - started
+            tracker.metrics({"dates_run": len(result.ran), "seconds": result.seconds})
+            record_job_runs(lake, [job_row(
+                result.run_id, "backfill", "backfill", result.status, started_at,
+                result.summary() + (f"; {message}" if message else ""), landing_date=start,
+                touched_dates=",".join(d.isoformat() for d in result.ran), lake_backend=lake.backend,
+                mlflow_run_id=tracker.run_id)])
     return result

@@ -645,7 +645,7 @@ class DataQuality:
             tracker.metrics(self.counts())
             with tempfile.TemporaryDirectory(prefix="s3p-dq-") as tmp:
                 self.write_artifacts(Path(tmp))
-                tracker.mlflow.log_artifacts(tmp, artifact_path="dq")
+                tracker.artifacts(tmp, "dq")
 
     def write_artifacts(self, folder: Path) -> None:
         """results.json (every check), report.md, gx/<suite>.json (GX validation results) and

@@ -24,6 +24,7 @@ from ..config import Config
 from ..errors import S3PError
 from ..lake import Lake
 from ..methodology.approval import verify
+from ..tracking import job_run
 from . import tables
 from .compute import GoldSlice, avoided_emissions, compute, silver_days
 from .quality import DataQuality
@@ -91,7 +92,21 @@ def _deliveries(gold: DataFrame) -> set[dt.date]:
 
 def restate(lake: Lake, config: Config, scenario: str, approved: list, start: dt.date, end: dt.date,
             requested_by: str, run_id: str) -> Restatement:
-    """Recompute and republish gold for ``scenario`` on [start, end] under the approved versions."""
+    """Recompute and republish gold for ``scenario`` on [start, end] under the approved versions; traced
+    by an MLflow run and an ops/job_runs row (job ``restate``) besides its ops/restatements record."""
+    with job_run(lake, config, "restate", run_id, f"restate {scenario} {start}..{end}", scenario=scenario,
+                 touched_dates=",".join(d.isoformat() for d in date_range(start, end))) as trace:
+        trace.tracker.params({"scenario": scenario, "from": start, "to": end, "requested_by": requested_by,
+                              "versions": ", ".join(f"{m.id}@{m.version}" for m in approved)})
+        result = _restate(lake, config, scenario, approved, start, end, requested_by, run_id)
+        trace.tracker.metrics({"tco2e_before": result.tco2e_before, "tco2e_after": result.tco2e_after})
+        trace.message = (f"{result.versions_before or '-'} → {result.versions_after or '-'}; "
+                         f"{result.tco2e_before:,.6f} t → {result.tco2e_after:,.6f} t")
+        return result
+
+
+def _restate(lake: Lake, config: Config, scenario: str, approved: list, start: dt.date, end: dt.date,
+             requested_by: str, run_id: str) -> Restatement:
     verify(approved, config)  # tamper check: every version must match its registered hash
     days = date_range(start, end)
     silver = silver_days(lake, scenario, days)

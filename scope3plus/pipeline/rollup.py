@@ -389,14 +389,16 @@ def check_daily_summary(lake_root: str) -> None:
 def rollup(lake: Lake, config: Config, as_of: dt.date | None) -> tuple[dt.date, str]:
     """``s3p rollup``: refresh gold.progress from the daily summary as of ``as_of`` (default: the latest
     delivery date run; progress never moves back), then its run status. Returns the as-of date and run id."""
-    from ..tracking import new_run_id
+    from ..tracking import job_run, new_run_id
 
     as_of = as_of or previous_as_of(lake)
     if as_of is None:
         raise S3PError("no as-of date: give --as-of YYYY-MM-DD")
     run_id = new_run_id("rollup", as_of)
-    as_of, _ = refresh_progress(lake, config, as_of, run_id)
-    refresh_run_status(lake)
+    with job_run(lake, config, "rollup", run_id, f"rollup {as_of}", landing_date=as_of) as trace:
+        as_of, _ = refresh_progress(lake, config, as_of, run_id)
+        trace.tracker.metrics(progress_metrics(refresh_run_status(lake)))
+        trace.message = f"progress as of {as_of}"
     return as_of, run_id
 
 
