@@ -14,7 +14,9 @@ import pytest
 
 from scope3plus.cli import main
 from scope3plus.config import load_config
+from scope3plus.errors import S3PError
 from scope3plus.methodology import MethodologyError, load_methodology
+from scope3plus.methodology.review import approve_spec_file
 
 ROOT = Path(__file__).resolve().parents[1]
 MAINTAINERS = "scope3plus-methodology-maintainers"  # the reviewer already recorded in the shipped specs
@@ -76,3 +78,78 @@ def test_unknown_keys_are_named_at_every_level_of_the_spec(root, scenario, old, 
     with pytest.raises(MethodologyError) as caught:
         load_methodology(spec)
     assert str(caught.value) == f"{spec}: {message}"
+
+
+# ----------------------------------------------------------------------------- item 3: four eyes
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    base = tmp_path_factory.mktemp("store")
+    return load_config(None, lake=str(base / "lake"), landing=str(base / "landing"), mlflow_dir=str(base / "mlflow"))
+
+
+def _draft(folder: Path, version: str, effective_from: str, author: str | None = "carol",
+           reviewers: str = f"{MAINTAINERS}, alice") -> Path:
+    """Copy ``1.0.0.yaml`` to an ``in_review`` ``<version>.yaml`` starting ``effective_from``, with no approvals,
+    drafted by ``author`` (None: no author declared) for ``reviewers``."""
+    spec = folder / f"{version}.yaml"
+    text = (folder / "1.0.0.yaml").read_text(encoding="utf-8")
+    spec.write_text(text[: text.index("reviewers:")] + f"reviewers: [{reviewers}]\napprovals: []\n", encoding="utf-8")
+    _edit(spec, ("\nversion: 1.0.0\n", f"\nversion: {version}\n"), ("status: approved", "status: in_review"),
+          ("effective_from: 2021-01-01", f"effective_from: {effective_from}"),
+          ("changelog:\n", f'changelog:\n  - {{version: {version}, date: 2026-12-01, change: "test version"}}\n'),
+          *([("\nreviewers:", f"\nauthor: {author}\nreviewers:")] if author else []))
+    return spec
+
+
+def test_only_a_listed_reviewer_who_is_not_the_author_may_approve(root):
+    spec = _draft(root / "green_trip", "1.1.0", "2026-01-01", author="carol", reviewers="alice, carol")
+    before = spec.read_bytes()
+    with pytest.raises(MethodologyError, match=r"^'mallory' is not one of the reviewers of green_trip 1.1.0 "
+                                               r"\('alice', 'carol'\) and may not approve it; list them"):
+        approve_spec_file(spec, "mallory", TODAY)
+    with pytest.raises(MethodologyError, match=r"^'carol' is the author of green_trip 1.1.0 and may not approve it: "
+                                               r"another of its reviewers must \(four eyes; a profile with "
+                                               r"methodology: \{allow_self_approval: true\} allows it"):
+        approve_spec_file(spec, "carol", TODAY)
+    assert spec.read_bytes() == before  # nothing recorded
+
+    assert approve_spec_file(spec, "alice", TODAY) is True
+    approved = load_methodology(spec)
+    assert (approved.status, approved.author, [a["reviewer"] for a in approved.approvals]) == ("approved", "carol", ["alice"])
+
+
+def test_a_version_without_an_author_cannot_be_approved(root):
+    spec = _draft(root / "box_recycling", "1.1.0", "2026-01-01", author=None)
+    before = spec.read_bytes()
+    with pytest.raises(MethodologyError, match="1.1.0.yaml: box_recycling 1.1.0 declares no author, so four eyes "
+                                               "cannot be checked; add `author: NAME`"):
+        approve_spec_file(spec, "alice", TODAY)
+    assert spec.read_bytes() == before
+
+
+def test_the_profile_may_allow_self_approval_for_local_development(root, config, tmp_path, capsys):
+    spec = _draft(root / "no_cutlery_order", "1.1.0", "2026-01-01", author="carol", reviewers="carol")
+    local = (ROOT / "conf" / "local.yaml").read_text(encoding="utf-8")
+    assert "allow_self_approval: false" in local  # the shipped profile keeps four eyes
+    profile = tmp_path / "selfapproval.yaml"
+    profile.write_text(local.replace("allow_self_approval: false", "allow_self_approval: true"), encoding="utf-8")
+    assert load_config(profile).allow_self_approval is True and load_config(None).allow_self_approval is False
+
+    argv = ("approve", "no_cutlery_order@1.1.0", "--reviewer", "carol", "--methodologies", str(root),
+            "--lake", config.lake, "--mlflow-dir", config.mlflow_dir)
+    assert _s3p(*argv) == 2
+    assert "s3p: error: 'carol' is the author of no_cutlery_order 1.1.0 and may not approve it" in capsys.readouterr().err
+    assert load_methodology(spec).status == "in_review"
+    assert _s3p(*argv, "--conf", str(profile)) == 0
+    assert "no_cutlery_order 1.1.0: approved by carol" in capsys.readouterr().out
+    assert load_methodology(spec).status == "approved"
+
+
+def test_a_bad_self_approval_setting_is_one_line(tmp_path):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text((ROOT / "conf" / "local.yaml").read_text(encoding="utf-8")
+                       .replace("allow_self_approval: false", "allow_self_approval: yes please"), encoding="utf-8")
+    with pytest.raises(S3PError, match="methodology.allow_self_approval must be true or false, got 'yes please'"):
+        load_config(profile)

@@ -200,7 +200,8 @@ def register(methodology: Methodology, reviewer: str, config: Config) -> dict:
 
 def approve_and_register(path: Path, reviewer: str, config: Config, today: dt.date,
                          note: str = DEFAULT_APPROVAL_NOTE) -> tuple[bool, dict]:
-    """``s3p methodology approve``: mark the spec approved in its file, reload it, register it.
+    """``s3p methodology approve``: mark the spec approved in its file (by one of its reviewers who is not its
+    author, unless ``config`` allows self-approval), reload it, register it.
 
     Checked against the registry first: a version registered with a different hash is refused,
     and so is a new approval of a registered version (it would change the registered content).
@@ -215,7 +216,7 @@ def approve_and_register(path: Path, reviewer: str, config: Config, today: dt.da
             raise MethodologyError(
                 f"{m.id}@{m.version} is already approved and registered (hash {registered}); another approval "
                 "would change its content hash; record further review in a new version")
-    changed = approve_spec_file(path, reviewer, today, note)
+    changed = approve_spec_file(path, reviewer, today, note, config.allow_self_approval)
     return changed, register(load_methodology(path), reviewer, config)
 
 
