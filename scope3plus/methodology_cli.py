@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -28,6 +29,7 @@ examples:
   s3p methodology list
   s3p methodology show green_trip@1.0.0
   s3p methodology validate methodologies/green_trip/1.1.0.yaml
+  s3p methodology validate --lake data/lake        # also: each approved spec as registered for this lake?
   s3p methodology diff green_trip@1.0.0 green_trip@1.1.0
   s3p methodology impact green_trip@1.0.0 green_trip@1.1.0 --from 2026-11-01 --to 2026-11-07
   s3p methodology approve green_trip@1.1.0 --reviewer "Jane Doe" --note "factors checked against DB11/T 3043-2024"
@@ -80,11 +82,17 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     p = actions.add_parser("validate", help="check spec files (units, formulas, provenance, effective dates)",
                            description="Load and check spec files: keys, units, formulas, factor tables, "
                                        "provenance, and that no two approved versions of a scenario start on the same day "
-                                       "(checked against the whole folder). Prints one OK line per valid spec "
-                                       "and one line per error; exits 2 if anything is invalid.")
+                                       "(checked against the whole folder). With a registry at hand (--lake or "
+                                       "--mlflow-dir, or a profile with an MLflow tracking URI) each approved spec is "
+                                       "also compared with its registered content hash, as `s3p run` does: a spec "
+                                       "changed since registration (naming the files that differ) or not registered is "
+                                       "an error. Prints one OK line per valid spec and one line per error; exits 2 if "
+                                       "anything is invalid.")
     p.add_argument("paths", metavar="PATH", nargs="*", type=Path,
                    help="spec files or folders (default: every spec under the methodologies folder)")
+    p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
     _add_root_arg(p)
+    add_config_args(p, landing=False)
 
     p = actions.add_parser("diff", help="what changes between two versions",
                            description="Compare two versions: status, effective dates, fields, formulas "
@@ -185,10 +193,18 @@ def cmd_validate(ctx: Context) -> int:
     from .methodology import MethodologyError
     from .methodology.review import validate
 
-    paths = _spec_paths(args.paths, _root(args))
+    root = _root(args)
+    paths = _spec_paths(args.paths, root)
     valid, errors = validate(paths)
+    differences = {}
+    if args.lake or args.mlflow_dir or ctx.config.mlflow_tracking_uri:  # a registry at hand: compare, as `run` does
+        from .methodology.approval import registry_differences
+
+        differences = registry_differences(valid, dataclasses.replace(ctx.config, methodologies_dir=str(root)))
+        errors += list(differences.values())
     for m in valid:
-        print(f"OK     {m.id} {m.version} [{m.status}] {m.content_hash[:12]}  {m.path}")
+        if (m.id, m.version) not in differences:
+            print(f"OK     {m.id} {m.version} [{m.status}] {m.content_hash[:12]}  {m.path}")
     for error in errors:
         print(f"ERROR  {error}", file=sys.stderr)
     if errors:

@@ -153,3 +153,42 @@ def test_a_bad_self_approval_setting_is_one_line(tmp_path):
                        .replace("allow_self_approval: false", "allow_self_approval: yes please"), encoding="utf-8")
     with pytest.raises(S3PError, match="methodology.allow_self_approval must be true or false, got 'yes please'"):
         load_config(profile)
+
+
+# ----------------------------------------------------------------------------- item 4: validate against the registry
+
+
+def test_validate_with_a_lake_reports_a_factor_edited_after_registration(root, tmp_path, capsys):
+    lake = str(tmp_path / "lake")
+    assert _s3p("approve", "--all-shipped", "--reviewer", MAINTAINERS, "--methodologies", str(root), "--lake", lake) == 0
+    capsys.readouterr()
+    assert _s3p("validate", "--methodologies", str(root), "--lake", lake) == 0
+    assert capsys.readouterr().out.count("OK ") == 5
+
+    spec = root / "green_trip" / "1.0.0.yaml"
+    _edit(root / "green_trip" / "factors" / "mode_reduction.csv", ("metro,46.7,", "metro,56.7,"))
+    _edit(root / "box_recycling" / "1.0.0.yaml", ("title: ", "title: Edited "))
+    assert _s3p("validate", "--methodologies", str(root)) == 0  # no registry at hand: the files alone are valid
+    capsys.readouterr()
+
+    assert _s3p("validate", "--methodologies", str(root), "--lake", lake) == 2
+    out, err = capsys.readouterr()
+    assert out.count("OK ") == 3 and "green_trip" not in out and "box_recycling" not in out
+    lines = err.splitlines()
+    assert lines[-1] == "s3p: error: 2 problem(s) in 5 methodology spec(s)" and len(lines) == 3
+    assert lines[1].startswith(f"ERROR  green_trip@1.0.0 ({spec}) changed since it was registered: "
+                               "factors/mode_reduction.csv differs; file hash ")
+    assert lines[0].startswith(f"ERROR  box_recycling@1.0.0 ({root / 'box_recycling' / '1.0.0.yaml'}) changed since it "
+                               "was registered: 1.0.0.yaml differs; file hash ")
+    assert lines[1].endswith("restore the registered files, or publish the change as a new version")
+
+
+def test_validate_with_a_lake_reports_an_approved_spec_not_registered(root, tmp_path, capsys):
+    lake = tmp_path / "lake"
+    assert _s3p("validate", str(root / "green_trip" / "1.0.0.yaml"), "--methodologies", str(root),
+                "--lake", str(lake)) == 2
+    err = capsys.readouterr().err
+    assert (f"ERROR  green_trip@1.0.0 is approved but not registered in sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}; "
+            f"register it with: s3p methodology approve --all-shipped --reviewer NAME --methodologies {root} "
+            f"--lake {lake}") in err
+    assert not (tmp_path / "mlflow").exists()  # read, not created

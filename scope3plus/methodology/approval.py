@@ -34,7 +34,7 @@ from .formula import MethodologyError
 from .review import DEFAULT_APPROVAL_NOTE, approve_spec_file, approved_by
 from .spec import Methodology, content_hash, load_methodology
 
-__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "check_registered",
+__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "check_registered", "registry_differences",
            "check_shipped_registered", "approve_and_register", "approve_all_shipped", "register_all_command",
            "model_name", "semver_alias", "experiment_name", "APPROVED_ALIAS"]
 
@@ -107,6 +107,54 @@ def check_registered(methodologies: Iterable[Methodology], config: Config) -> No
     ids = {m.id for m in approved}
     registered = _hashes_from_sqlite(config, ids)
     _refuse_unregistered(approved, registered if registered is not None else _hashes_from_mlflow(config, ids), config)
+
+
+def registry_differences(methodologies: Iterable[Methodology], config: Config) -> dict[tuple[str, str], str]:
+    """(id, version) -> one line saying how an approved methodology differs from ``config``'s registry, for
+    ``s3p methodology validate --lake``: registered with another content hash (naming the files that differ
+    from the registered artifacts), or not registered. Versions that are not approved, or match, are left out.
+    """
+    approved = [m for m in methodologies if m.status == "approved"]
+    if not approved:
+        return {}
+    ids = {m.id for m in approved}
+    registered = _hashes_from_sqlite(config, ids)
+    changed, missing = _compare(approved, registered if registered is not None else _hashes_from_mlflow(config, ids))
+    found = {}
+    if changed:
+        client = _client(config)
+        for m, registered_hash in changed:
+            files = _files_changed_since_registration(client, m)
+            found[(m.id, m.version)] = (
+                f"{m.id}@{m.version} ({m.path}) changed since it was registered: "
+                + (f"{', '.join(files)}; " if files else "") + f"file hash {m.content_hash[:12]}, registered "
+                f"{str(registered_hash)[:12]}; restore the registered files, or publish the change as a new version")
+    for ref in missing:
+        found[tuple(ref.split("@"))] = (f"{ref} is approved but not registered in {config.tracking_uri()}; "
+                                        f"register it with: {register_all_command(config)}")
+    return found
+
+
+def _files_changed_since_registration(client, m: Methodology) -> list[str]:
+    """``<file> differs`` (or ``is new``, ``is gone``) for each file of ``m``'s spec folder that is not as registered:
+    its files now against the artifacts of the run that registered it. Empty when they cannot be read."""
+    import tempfile
+
+    mv = _registered_versions(client, m.id).get(m.version)
+    spec_dir = m.path.resolve().parent
+    now = {p.relative_to(spec_dir).as_posix(): p for p in
+           [m.path.resolve(), *sorted({t.file.resolve() for t in m.factor_tables.values()})]}
+    if mv is None or not mv.run_id:
+        return []
+    with tempfile.TemporaryDirectory(prefix="s3p-registered-") as tmp:
+        try:
+            folder = Path(client.download_artifacts(mv.run_id, SPEC_ARTIFACT_DIR, tmp))
+        except Exception:  # noqa: BLE001 - artifacts out of reach: the hashes still tell the difference
+            return []
+        then = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    lines = [f"{name} differs" for name, path in now.items() if name in then and path.read_bytes() != then[name]]
+    lines += [f"{name} is new" for name in now if name not in then]
+    return lines + [f"{name} is gone" for name in then if name not in now]
 
 
 def check_shipped_registered(config: Config, scenarios: Iterable[str] | None = None) -> None:
