@@ -192,3 +192,79 @@ def test_validate_with_a_lake_reports_an_approved_spec_not_registered(root, tmp_
             f"register it with: s3p methodology approve --all-shipped --reviewer NAME --methodologies {root} "
             f"--lake {lake}") in err
     assert not (tmp_path / "mlflow").exists()  # read, not created
+
+
+# ----------------------------------------------------------------------------- item 2: retire
+
+
+def test_retire_records_who_when_why_moves_the_alias_and_names_the_dates_to_restate(root, config, capsys):
+    from scope3plus.methodology import load_registry
+    from scope3plus.methodology.approval import approve_and_register, check_registered, register
+    from scope3plus.tracking import mlflow_client
+
+    folder = root / "secondhand_trade"
+    approve_and_register(folder / "1.0.0.yaml", MAINTAINERS, config, TODAY)  # already approved: registered only
+    spec = _draft(folder, "1.1.0", "2026-01-01", author="carol", reviewers=f"{MAINTAINERS}, carol")
+    approve_and_register(spec, MAINTAINERS, config, TODAY)
+    client = mlflow_client(config)
+    model = "s3p-methodology-secondhand_trade"
+    assert client.get_model_version_by_alias(model, "approved").tags["semver"] == "1.1.0"
+
+    where = ("--methodologies", str(root), "--lake", config.lake, "--mlflow-dir", config.mlflow_dir)
+    before = spec.read_bytes()
+    assert _s3p("retire", "secondhand_trade@1.1.0", "--reviewer", "carol", "--reason", "wrong", *where) == 2
+    assert "'carol' is the author of secondhand_trade 1.1.0 and may not retire it" in capsys.readouterr().err
+    assert _s3p("retire", "secondhand_trade@1.1.0", "--reviewer", "mallory", "--reason", "wrong", *where) == 2
+    assert "'mallory' is not one of the reviewers of secondhand_trade 1.1.0" in capsys.readouterr().err
+    assert spec.read_bytes() == before
+
+    reason = "the model table double-counts refurbished phones"
+    assert _s3p("retire", "secondhand_trade@1.1.0", "--reviewer", MAINTAINERS, "--reason", reason, *where) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"secondhand_trade 1.1.0: retired by {MAINTAINERS} in {spec}"
+    assert out[1].startswith("in force now: secondhand_trade@1.0.0; the registry's 'approved' alias is on "
+                             f"{model} version 1 in ")
+    assert out[2] == (f"event dates 2026-01-01..{TODAY} were measured under secondhand_trade@1.1.0; restate them: "
+                      f"s3p restate --scenario secondhand_trade --from 2026-01-01 --to {TODAY} --by {MAINTAINERS}")
+
+    retired = load_methodology(spec)
+    assert retired.status == "retired"
+    assert retired.retirement == {"reviewer": MAINTAINERS, "date": TODAY, "reason": reason}
+    assert spec.read_text(encoding="utf-8").endswith(
+        f'retirement: {{reviewer: {MAINTAINERS}, date: {TODAY}, reason: "{reason}"}}\n')
+    alias = client.get_model_version_by_alias(model, "approved")
+    assert (str(alias.version), alias.tags["semver"]) == ("1", "1.0.0")
+    tags = client.get_model_version(model, "2").tags
+    assert {k: tags[k] for k in ("retired", "retired_by", "retired_on", "retired_reason")} == {
+        "retired": "true", "retired_by": MAINTAINERS, "retired_on": TODAY.isoformat(), "retired_reason": reason}
+    again = register(load_methodology(folder / "1.0.0.yaml"), MAINTAINERS, config)  # re-applies the aliases
+    assert again["aliases"] == ["v1-0-0", "approved"]  # the newest version not retired
+    assert str(client.get_model_version_by_alias(model, "approved").version) == "1"
+    registry = load_registry(root)
+    assert registry.effective("secondhand_trade", TODAY).version == "1.0.0"
+    check_registered(registry.approved("secondhand_trade"), config)  # runs go on with 1.0.0
+
+    assert _s3p("show", "secondhand_trade@1.1.0", "--methodologies", str(root)) == 0
+    shown = capsys.readouterr().out
+    assert "\nauthor: carol\n" in shown and f"\nretired {TODAY} by {MAINTAINERS}: {reason}" in shown
+
+    assert _s3p("retire", "secondhand_trade@1.1.0", "--reviewer", MAINTAINERS, "--reason", "again", *where) == 2
+    assert "secondhand_trade 1.1.0 is retired; only an approved version can be retired" in capsys.readouterr().err
+
+
+def test_retiring_the_only_version_removes_the_alias(root, config, capsys):
+    from scope3plus.methodology.approval import approve_and_register
+    from scope3plus.tracking import mlflow_client
+
+    spec = root / "box_recycling" / "1.0.0.yaml"
+    where = ("--methodologies", str(root), "--lake", config.lake, "--mlflow-dir", config.mlflow_dir)
+    assert _s3p("retire", "box_recycling@1.0.0", "--reviewer", MAINTAINERS, "--reason", "r", *where) == 2
+    assert "box_recycling 1.0.0 declares no author, so four eyes cannot be checked" in capsys.readouterr().err
+
+    _edit(spec, (f"reviewers: [{MAINTAINERS}]", f"author: bob\nreviewers: [{MAINTAINERS}]"))
+    approve_and_register(spec, MAINTAINERS, config, TODAY)
+    assert _s3p("retire", "box_recycling@1.0.0", "--reviewer", MAINTAINERS, "--reason", "withdrawn", *where) == 0
+    out = capsys.readouterr().out
+    assert "no approved version of box_recycling is in force now; the registry's 'approved' alias is removed" in out
+    assert f"restate them: s3p restate --scenario box_recycling --from 2021-01-01 --to {TODAY} --by " in out
+    assert "approved" not in mlflow_client(config).get_registered_model("s3p-methodology-box_recycling").aliases

@@ -21,7 +21,8 @@ from .formula import MethodologyError
 from .spec import Methodology, Registry, load_methodology, load_registry
 
 __all__ = ["describe", "summary_rows", "format_rows", "find", "validate", "diff", "approve_spec_file",
-           "approved_by", "check_four_eyes", "SELF_APPROVAL_SETTING", "DEFAULT_APPROVAL_NOTE"]
+           "approved_by", "check_four_eyes", "check_retirable", "retire_spec_file", "SELF_APPROVAL_SETTING",
+           "DEFAULT_APPROVAL_NOTE"]
 
 HASH_PREFIX = 12
 DEFAULT_APPROVAL_NOTE = "approved with s3p methodology approve"
@@ -122,6 +123,8 @@ def describe(methodology: Methodology) -> str:
     out += ["", f"author: {m.author or 'not declared'}", f"reviewers: {', '.join(m.reviewers) or 'none'}", "approvals"]
     out += [f"  {a.get('date')}  {a.get('reviewer')}: {a.get('note') or ''}".rstrip() for a in m.approvals
             if isinstance(a, dict)] or ["  none"]
+    if m.retirement:
+        out += ["", f"retired {m.retirement['date']} by {m.retirement['reviewer']}: {m.retirement['reason']}"]
     return "\n".join(out)
 
 
@@ -309,6 +312,50 @@ def approve_spec_file(path: Path, reviewer: str, today: dt.date, note: str = DEF
         _write_atomically(path, original.decode("utf-8"))
         raise
     return True
+
+
+def check_retirable(m: Methodology, reviewer: str, reason: str, allow_self_approval: bool = False) -> None:
+    """Refuse (MethodologyError) to retire ``m``: only an approved version, with a reason, by one of its
+    reviewers who is not its author (``check_four_eyes``)."""
+    if not reviewer.strip():
+        raise MethodologyError("a reviewer name is required")
+    if not reason.strip():
+        raise MethodologyError("a reason is required: say why the version is withdrawn")
+    if m.status != "approved":
+        raise MethodologyError(f"{m.path}: {m.id} {m.version} is {m.status}; only an approved version can be retired")
+    check_four_eyes(m, reviewer.strip(), "retire", allow_self_approval)
+
+
+def retire_spec_file(path: Path, reviewer: str, today: dt.date, reason: str, allow_self_approval: bool = False) -> None:
+    """Mark the approved spec at ``path`` retired by ``reviewer`` on ``today`` for ``reason``, keeping the file's
+    comments and layout: ``status: retired`` and ``retirement: {reviewer, date, reason}``. Refused as
+    ``check_retirable`` says (file untouched)."""
+    path = Path(path)
+    m = load_methodology(path)
+    check_retirable(m, reviewer, reason, allow_self_approval)
+    original = path.read_bytes()
+    _write_atomically(path, _with_retirement(original.decode("utf-8"), reviewer.strip(), today, reason.strip()))
+    try:
+        load_methodology(path)
+    except MethodologyError:
+        _write_atomically(path, original.decode("utf-8"))
+        raise
+
+
+def _with_retirement(text: str, reviewer: str, today: dt.date, reason: str) -> str:
+    """The spec text with ``status: retired`` and a ``retirement`` entry after the approvals (ruamel round trip)."""
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    rt = _round_trip_yaml()
+    data = rt.load(text)
+    data["status"] = "retired"
+    entry = CommentedMap([("reviewer", reviewer), ("date", today), ("reason", DoubleQuotedScalarString(reason))])
+    entry.fa.set_flow_style()
+    data["retirement"] = entry
+    out = io.StringIO()
+    rt.dump(data, out)
+    return out.getvalue()
 
 
 def _check_approvable(m: Methodology) -> None:
