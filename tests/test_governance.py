@@ -268,3 +268,17 @@ def test_retiring_the_only_version_removes_the_alias(root, config, capsys):
     assert "no approved version of box_recycling is in force now; the registry's 'approved' alias is removed" in out
     assert f"restate them: s3p restate --scenario box_recycling --from 2021-01-01 --to {TODAY} --by " in out
     assert "approved" not in mlflow_client(config).get_registered_model("s3p-methodology-box_recycling").aliases
+
+
+def test_retire_is_refused_before_any_edit_when_the_version_left_in_force_is_not_registered(root, config, capsys):
+    from scope3plus.methodology.approval import approve_and_register
+
+    spec = _draft(root / "green_trip", "1.1.0", "2026-01-01", author="carol")
+    approve_and_register(spec, MAINTAINERS, config, TODAY)  # 1.0.0 is not registered in this store
+    before = spec.read_bytes()
+    assert _s3p("retire", "green_trip@1.1.0", "--reviewer", "alice", "--reason", "r", "--methodologies", str(root),
+                "--lake", config.lake, "--mlflow-dir", config.mlflow_dir) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("s3p: error: green_trip@1.0.0, in force once green_trip@1.1.0 is retired, is not registered "
+                          "for this lake; register it first with: s3p methodology approve --all-shipped --reviewer NAME")
+    assert spec.read_bytes() == before

@@ -378,8 +378,9 @@ def retire_and_move_alias(path: Path, reviewer: str, reason: str, config: Config
     versions = _registered_versions(client, m.id)
     if in_force is not None:
         if in_force.version not in versions:
-            raise MethodologyError(f"{in_force.id}@{in_force.version}, in force once {m.id}@{m.version} is retired, is "
-                                   f"not registered for this lake; register it first with: {register_all_command(config)}")
+            raise MethodologyError(f"{in_force.id}@{in_force.version}, in force once {m.id}@{m.version} is retired, "
+                                   "is not registered for this lake; register it first with: "
+                                   f"{register_all_command(config)}")
         _refuse_changed_hash(in_force, versions[in_force.version].tags.get("content_hash"))
     retire_spec_file(m.path, reviewer, today, reason, config.allow_self_approval)
     name = model_name(m.id)

@@ -272,9 +272,9 @@ def check_four_eyes(m: Methodology, reviewer: str, action: str, allow_self_appro
     ``reviewers`` and not its ``author`` (the author may, when the profile allows self-approval); a version
     that declares no author cannot be checked, so it is refused too."""
     if reviewer not in m.reviewers:
-        raise MethodologyError(
-            f"{reviewer!r} is not one of the reviewers of {m.id} {m.version} ({', '.join(map(repr, m.reviewers)) or 'none'}) "
-            f"and may not {action} it; list them under reviewers in {m.path} first")
+        listed = ", ".join(map(repr, m.reviewers)) or "none"
+        raise MethodologyError(f"{reviewer!r} is not one of the reviewers of {m.id} {m.version} ({listed}) and may not "
+                               f"{action} it; list them under reviewers in {m.path} first")
     if m.author is None:
         raise MethodologyError(f"{m.path}: {m.id} {m.version} declares no author, so four eyes cannot be checked; "
                                f"add `author: NAME` (who drafted this version) before you {action} it")
