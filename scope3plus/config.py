@@ -47,6 +47,8 @@ class Config:
     scenarios_in_parallel: int = 2  # a daily run ingests and gates this many scenarios side by side
     catalog_schema: str = "scope3plus"  # tables by name: [catalog_name.]catalog_schema.<layer>_<table>
     catalog_name: str | None = None  # a catalog for 3-part names (Unity Catalog); None: the session's own
+    # a methodology's author may approve or retire it themselves (local development only; four eyes otherwise)
+    allow_self_approval: bool = False
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -122,6 +124,18 @@ def _catalog(value, source) -> dict:
             "catalog_name": check_identifier(name, "catalog.name", source) if name is not None else None}
 
 
+def _methodology(value, source) -> dict:
+    """``methodology: {allow_self_approval: false}``: whether an author may approve their own methodology version."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or set(value) - {"allow_self_approval"}:
+        raise S3PError(f"{source}: methodology takes allow_self_approval, got {value!r}")
+    allow = value.get("allow_self_approval", False)
+    if not isinstance(allow, bool):
+        raise S3PError(f"{source}: methodology.allow_self_approval must be true or false, got {allow!r}")
+    return {"allow_self_approval": allow}
+
+
 def config_from_args(args) -> Config:
     """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake``, ``--backend`` and ``--mlflow-dir``."""
     return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
@@ -160,6 +174,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         time_travel_retention_hours=_hours(raw.get("time_travel_retention_hours", 168), source),
         scenarios_in_parallel=_scenarios_in_parallel(raw.get("scenarios_in_parallel", 2), source),
         **_catalog(raw.get("catalog"), source),
+        **_methodology(raw.get("methodology"), source),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config(**values)

@@ -1,4 +1,4 @@
-"""``s3p methodology``: list, show, validate, diff, impact and approve methodology specs.
+"""``s3p methodology``: list, show, validate, diff, impact, approve and retire methodology specs.
 
 ``cli.py`` builds the parsers with ``add_parser(sub, Parser, _add_config_args)``; each action is a
 ``@command`` (``scope3plus.command``). Errors are S3PError subclasses (one line, exit 2).
@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -28,10 +29,12 @@ examples:
   s3p methodology list
   s3p methodology show green_trip@1.0.0
   s3p methodology validate methodologies/green_trip/1.1.0.yaml
+  s3p methodology validate --lake data/lake        # also: each approved spec as registered for this lake?
   s3p methodology diff green_trip@1.0.0 green_trip@1.1.0
   s3p methodology impact green_trip@1.0.0 green_trip@1.1.0 --from 2026-11-01 --to 2026-11-07
   s3p methodology approve green_trip@1.1.0 --reviewer "Jane Doe" --note "factors checked against DB11/T 3043-2024"
   s3p methodology approve --all-shipped --reviewer scope3plus-methodology-maintainers --lake data/lake
+  s3p methodology retire green_trip@1.1.0 --reviewer "Jane Doe" --reason "metro factor double-counts transfers"
 
 A version is written ID@MAJOR.MINOR.PATCH; ID alone means the newest version.
 """
@@ -49,17 +52,18 @@ def parse_ref(text: str) -> tuple[str, str | None]:
 def _versioned_ref(text: str) -> tuple[str, str]:
     methodology_id, version = parse_ref(text)
     if version is None:
-        raise argparse.ArgumentTypeError(f"approve needs an explicit version, e.g. {methodology_id}@1.0.0")
+        raise argparse.ArgumentTypeError(f"an explicit version is needed, e.g. {methodology_id}@1.0.0")
     return methodology_id, version
 
 
 def add_parser(subparsers, parser_class, add_config_args) -> None:
     """Add ``methodology`` with its actions to the ``s3p`` sub-command parsers."""
     m = subparsers.add_parser(
-        "methodology", help="list, show, validate, diff, impact and approve methodology specs",
+        "methodology", help="list, show, validate, diff, impact, approve and retire methodology specs",
         description="Reviewer operations on the versioned methodology specs under methodologies/:\n"
-                    "read them, validate them, compare two versions, and approve a version (which\n"
-                    "marks the YAML approved and registers it, with its content hash, in MLflow).",
+                    "read them, validate them, compare two versions, approve a version (which\n"
+                    "marks the YAML approved and registers it, with its content hash, in MLflow),\n"
+                    "and retire (withdraw) an approved version.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = m.add_subparsers(dest="methodology_command", metavar="ACTION", parser_class=parser_class)
     actions.required = True
@@ -80,11 +84,17 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
     p = actions.add_parser("validate", help="check spec files (units, formulas, provenance, effective dates)",
                            description="Load and check spec files: keys, units, formulas, factor tables, "
                                        "provenance, and that no two approved versions of a scenario start on the same day "
-                                       "(checked against the whole folder). Prints one OK line per valid spec "
-                                       "and one line per error; exits 2 if anything is invalid.")
+                                       "(checked against the whole folder). With a registry at hand (--lake or "
+                                       "--mlflow-dir, or a profile with an MLflow tracking URI) each approved spec is "
+                                       "also compared with its registered content hash, as `s3p run` does: a spec "
+                                       "changed since registration (naming the files that differ) or not registered is "
+                                       "an error. Prints one OK line per valid spec and one line per error; exits 2 if "
+                                       "anything is invalid.")
     p.add_argument("paths", metavar="PATH", nargs="*", type=Path,
                    help="spec files or folders (default: every spec under the methodologies folder)")
+    p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
     _add_root_arg(p)
+    add_config_args(p, landing=False)
 
     p = actions.add_parser("diff", help="what changes between two versions",
                            description="Compare two versions: status, effective dates, fields, formulas "
@@ -130,6 +140,21 @@ def add_parser(subparsers, parser_class, add_config_args) -> None:
                        help="register every approved version in the methodologies folder (a no-op for those registered)")
     p.add_argument("--reviewer", required=True, metavar="NAME", help="who reviewed and approves this version")
     p.add_argument("--note", metavar="TEXT", help="the approval note recorded in the spec")
+    p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
+    _add_root_arg(p)
+    add_config_args(p, landing=False)
+
+    p = actions.add_parser("retire", help="withdraw an approved version",
+                           description="Withdraw the approved ID@VERSION: record who (--reviewer, one of the spec's "
+                                       "reviewers and not its author), when and why (--reason) in its YAML as "
+                                       "retirement: {reviewer, date, reason} with status retired, tag its registered "
+                                       "model version 'retired', and move the registry's 'approved' alias to the "
+                                       "version in force today without it (removed if none is). Prints the event "
+                                       "dates it was in force, whose published results need a restatement, and the "
+                                       "`s3p restate` command that republishes them.")
+    p.add_argument("ref", metavar="ID@VERSION", type=_versioned_ref, help="the version to retire")
+    p.add_argument("--reviewer", required=True, metavar="NAME", help="who decided to withdraw it")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why it is withdrawn (recorded in the spec)")
     p.add_argument("--mlflow-dir", metavar="DIR", help="local MLflow store folder (overrides the profile)")
     _add_root_arg(p)
     add_config_args(p, landing=False)
@@ -185,10 +210,18 @@ def cmd_validate(ctx: Context) -> int:
     from .methodology import MethodologyError
     from .methodology.review import validate
 
-    paths = _spec_paths(args.paths, _root(args))
+    root = _root(args)
+    paths = _spec_paths(args.paths, root)
     valid, errors = validate(paths)
+    differences = {}
+    if args.lake or args.mlflow_dir or ctx.config.mlflow_tracking_uri:  # a registry at hand: compare, as `run` does
+        from .methodology.approval import registry_differences
+
+        differences = registry_differences(valid, dataclasses.replace(ctx.config, methodologies_dir=str(root)))
+        errors += list(differences.values())
     for m in valid:
-        print(f"OK     {m.id} {m.version} [{m.status}] {m.content_hash[:12]}  {m.path}")
+        if (m.id, m.version) not in differences:
+            print(f"OK     {m.id} {m.version} [{m.status}] {m.content_hash[:12]}  {m.path}")
     for error in errors:
         print(f"ERROR  {error}", file=sys.stderr)
     if errors:
@@ -242,6 +275,31 @@ def cmd_approve(ctx: Context) -> int:
     print(f"{'registered' if entry['created'] else 'already registered'} as {entry['model_name']} version "
           f"{entry['model_version']} (hash {entry['content_hash']}; aliases: {', '.join(entry['aliases'])}) "
           f"in {config.tracking_uri()}")
+    return 0
+
+
+@command("methodology retire")
+def cmd_retire(ctx: Context) -> int:
+    args = ctx.args
+    from .methodology.approval import model_name, retire_and_move_alias
+
+    m = _find(args, args.ref)
+    if in_installed_package(m.path):  # the retirement edits the spec
+        raise S3PError(f"{m.id}@{m.version} is shipped inside the installed package ({m.path}): retire it in a "
+                       "project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
+    config = dataclasses.replace(ctx.config, methodologies_dir=str(_root(args)))
+    done = retire_and_move_alias(m.path, args.reviewer, args.reason, config, dt.date.today())
+    print(f"{m.id} {m.version}: retired by {args.reviewer.strip()} in {m.path}")
+    if done.in_force is None:
+        print(f"no approved version of {m.scenario} is in force now; the registry's 'approved' alias is removed")
+    else:
+        print(f"in force now: {done.in_force.id}@{done.in_force.version}; the registry's 'approved' alias is on "
+              f"{model_name(m.id)} version {done.approved_model_version} in {config.tracking_uri()}")
+    if done.restate_from is None:
+        print(f"no published dates need a restatement ({m.id}@{m.version} was not in force on any day until today)")
+    else:
+        print(f"event dates {done.restate_from}..{done.restate_to} were measured under {m.id}@{m.version}; "
+              f"restate them: {done.restate_command()}")
     return 0
 
 

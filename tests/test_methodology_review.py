@@ -56,14 +56,15 @@ def _edit(path: Path, *replacements: tuple[str, str]) -> None:
 
 
 def _new_version(folder: Path, version: str, effective_from: str, *edits: tuple[str, str]) -> Path:
-    """Copy ``1.0.0.yaml`` to an ``in_review`` ``<version>.yaml`` starting ``effective_from``, no approvals."""
+    """Copy ``1.0.0.yaml`` to an ``in_review`` ``<version>.yaml`` starting ``effective_from``, no approvals,
+    drafted by carol for review by the maintainers, alice or bob."""
     spec = folder / f"{version}.yaml"
     text = (folder / "1.0.0.yaml").read_text(encoding="utf-8")
     spec.write_text(text[: text.index("approvals:")] + "approvals: []\n", encoding="utf-8")
     _edit(spec, ("\nversion: 1.0.0\n", f"\nversion: {version}\n"), ("status: approved", "status: in_review"),
           ("effective_from: 2021-01-01", f"effective_from: {effective_from}"),
           ("changelog:\n", f'changelog:\n  - {{version: {version}, date: 2026-12-01, change: "test version"}}\n'),
-          *edits)
+          (f"reviewers: [{MAINTAINERS}]", f"author: carol\nreviewers: [{MAINTAINERS}, alice, bob]"), *edits)
     return spec
 
 
@@ -292,6 +293,7 @@ def test_approval_is_refused_when_its_start_is_ambiguous_it_is_retired_or_invali
 
 def test_a_second_reviewer_of_an_unregistered_version_is_appended_in_the_same_style(root):
     shipped = root / "no_cutlery_order" / "1.0.0.yaml"
+    _edit(shipped, (f"reviewers: [{MAINTAINERS}]", f"author: carol\nreviewers: [{MAINTAINERS}, bob]"))
     before = shipped.read_text(encoding="utf-8")
     assert approve_spec_file(shipped, "bob", dt.date(2026, 12, 2), note="second look: ok") is True
     assert shipped.read_text(encoding="utf-8") == before + \

@@ -9,7 +9,8 @@ Layout (tracking store: ``Config.tracking_uri()``, a local sqlite store by defau
 - registered model ``s3p-methodology-<id>``: one model version per approved semver, whose
   source is the run's ``spec`` folder, tagged ``semver``, ``content_hash`` and ``reviewer``;
 - aliases: ``approved`` on the newest approved semver, and ``v<major>-<minor>-<patch>`` on
-  each version (e.g. ``v1-0-0``).
+  each version (e.g. ``v1-0-0``); ``s3p methodology retire`` tags the retired version ``retired`` (with
+  ``retired_by``, ``retired_on``, ``retired_reason``) and moves ``approved`` to the version in force then.
 
 MLflow is imported only inside the functions that need it (importing it takes seconds, and
 creating a fresh sqlite store several more). ``check_registered`` answers the tamper check before
@@ -31,14 +32,16 @@ from typing import Iterable
 from ..config import Config
 from ..tracking import experiment_id, mlflow_client
 from .formula import MethodologyError
-from .review import DEFAULT_APPROVAL_NOTE, approve_spec_file, approved_by
-from .spec import Methodology, content_hash, load_methodology
+from .review import DEFAULT_APPROVAL_NOTE, approve_spec_file, approved_by, check_retirable, retire_spec_file
+from .spec import Methodology, Registry, content_hash, load_methodology
 
-__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "check_registered",
+__all__ = ["MethodologyTampered", "register", "registered_hashes", "verify", "check_registered", "registry_differences",
            "check_shipped_registered", "approve_and_register", "approve_all_shipped", "register_all_command",
+           "retire_and_move_alias", "Retirement",
            "model_name", "semver_alias", "experiment_name", "APPROVED_ALIAS"]
 
 APPROVED_ALIAS = "approved"
+RETIRED_TAG = "retired"
 MODEL_PREFIX = "s3p-methodology-"
 EXPERIMENT_SUFFIX = "-methodologies"
 SPEC_ARTIFACT_DIR = "spec"
@@ -107,6 +110,54 @@ def check_registered(methodologies: Iterable[Methodology], config: Config) -> No
     ids = {m.id for m in approved}
     registered = _hashes_from_sqlite(config, ids)
     _refuse_unregistered(approved, registered if registered is not None else _hashes_from_mlflow(config, ids), config)
+
+
+def registry_differences(methodologies: Iterable[Methodology], config: Config) -> dict[tuple[str, str], str]:
+    """(id, version) -> one line saying how an approved methodology differs from ``config``'s registry, for
+    ``s3p methodology validate --lake``: registered with another content hash (naming the files that differ
+    from the registered artifacts), or not registered. Versions that are not approved, or match, are left out.
+    """
+    approved = [m for m in methodologies if m.status == "approved"]
+    if not approved:
+        return {}
+    ids = {m.id for m in approved}
+    registered = _hashes_from_sqlite(config, ids)
+    changed, missing = _compare(approved, registered if registered is not None else _hashes_from_mlflow(config, ids))
+    found = {}
+    if changed:
+        client = _client(config)
+        for m, registered_hash in changed:
+            files = _files_changed_since_registration(client, m)
+            found[(m.id, m.version)] = (
+                f"{m.id}@{m.version} ({m.path}) changed since it was registered: "
+                + (f"{', '.join(files)}; " if files else "") + f"file hash {m.content_hash[:12]}, registered "
+                f"{str(registered_hash)[:12]}; restore the registered files, or publish the change as a new version")
+    for ref in missing:
+        found[tuple(ref.split("@"))] = (f"{ref} is approved but not registered in {config.tracking_uri()}; "
+                                        f"register it with: {register_all_command(config)}")
+    return found
+
+
+def _files_changed_since_registration(client, m: Methodology) -> list[str]:
+    """``<file> differs`` (or ``is new``, ``is gone``) for each file of ``m``'s spec folder that is not as registered:
+    its files now against the artifacts of the run that registered it. Empty when they cannot be read."""
+    import tempfile
+
+    mv = _registered_versions(client, m.id).get(m.version)
+    spec_dir = m.path.resolve().parent
+    now = {p.relative_to(spec_dir).as_posix(): p for p in
+           [m.path.resolve(), *sorted({t.file.resolve() for t in m.factor_tables.values()})]}
+    if mv is None or not mv.run_id:
+        return []
+    with tempfile.TemporaryDirectory(prefix="s3p-registered-") as tmp:
+        try:
+            folder = Path(client.download_artifacts(mv.run_id, SPEC_ARTIFACT_DIR, tmp))
+        except Exception:  # noqa: BLE001 - artifacts out of reach: the hashes still tell the difference
+            return []
+        then = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    lines = [f"{name} differs" for name, path in now.items() if name in then and path.read_bytes() != then[name]]
+    lines += [f"{name} is new" for name in now if name not in then]
+    return lines + [f"{name} is gone" for name in then if name not in now]
 
 
 def check_shipped_registered(config: Config, scenarios: Iterable[str] | None = None) -> None:
@@ -200,7 +251,8 @@ def register(methodology: Methodology, reviewer: str, config: Config) -> dict:
 
 def approve_and_register(path: Path, reviewer: str, config: Config, today: dt.date,
                          note: str = DEFAULT_APPROVAL_NOTE) -> tuple[bool, dict]:
-    """``s3p methodology approve``: mark the spec approved in its file, reload it, register it.
+    """``s3p methodology approve``: mark the spec approved in its file (by one of its reviewers who is not its
+    author, unless ``config`` allows self-approval), reload it, register it.
 
     Checked against the registry first: a version registered with a different hash is refused,
     and so is a new approval of a registered version (it would change the registered content).
@@ -215,7 +267,7 @@ def approve_and_register(path: Path, reviewer: str, config: Config, today: dt.da
             raise MethodologyError(
                 f"{m.id}@{m.version} is already approved and registered (hash {registered}); another approval "
                 "would change its content hash; record further review in a new version")
-    changed = approve_spec_file(path, reviewer, today, note)
+    changed = approve_spec_file(path, reviewer, today, note, config.allow_self_approval)
     return changed, register(load_methodology(path), reviewer, config)
 
 
@@ -270,13 +322,91 @@ def _entry(m: Methodology, client, mv, created: bool) -> dict:
     """Apply the aliases (per-version, and ``approved`` on the newest semver) and describe ``mv``."""
     name = model_name(m.id)
     client.set_registered_model_alias(name, semver_alias(m.version), mv.version)
-    versions = _registered_versions(client, m.id)
+    versions = {v: mv for v, mv in _registered_versions(client, m.id).items() if RETIRED_TAG not in mv.tags}
     newest = max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
     client.set_registered_model_alias(name, APPROVED_ALIAS, versions[newest].version)
     aliases = [semver_alias(m.version)] + ([APPROVED_ALIAS] if newest == m.version else [])
     return {"id": m.id, "version": m.version, "content_hash": mv.tags.get("content_hash"), "model_name": name,
             "model_version": str(mv.version), "run_id": mv.run_id, "source": mv.source,
             "reviewer": mv.tags.get("reviewer"), "aliases": aliases, "created": created}
+
+
+# --------------------------------------------------------------------------- retirement
+
+
+@dataclasses.dataclass(frozen=True)
+class Retirement:
+    """What ``s3p methodology retire`` did: the retired version, the version in force on the day it was retired
+    (None: none) and its model version now holding the ``approved`` alias, and the event dates the retired
+    version was in force until then (``restate_from`` None: none), whose published results need a restatement."""
+
+    retired: Methodology
+    in_force: Methodology | None
+    approved_model_version: str | None
+    restate_from: dt.date | None
+    restate_to: dt.date | None
+
+    def restate_command(self) -> str | None:
+        """The ``s3p restate`` command line that republishes those dates, or None."""
+        if self.restate_from is None:
+            return None
+        return " ".join(["s3p", "restate", "--scenario", shlex.quote(self.retired.scenario), "--from",
+                         self.restate_from.isoformat(), "--to", self.restate_to.isoformat(), "--by",
+                         shlex.quote(self.retired.retirement["reviewer"])])
+
+
+def retire_and_move_alias(path: Path, reviewer: str, reason: str, config: Config, today: dt.date) -> Retirement:
+    """``s3p methodology retire``: withdraw an approved version.
+
+    Records ``retirement: {reviewer, date, reason}`` and ``status: retired`` in the spec (by one of its
+    reviewers who is not its author, unless ``config`` allows self-approval), tags its registered model
+    version ``retired``, and moves the ``approved`` alias to the version in force on ``today`` once it is
+    retired (``Registry.effective``; the alias is removed when none is). Refused before anything is written
+    when that version is not registered for this lake, or no longer matches its registered hash.
+    """
+    from . import load_registry
+
+    reviewer, reason = reviewer.strip(), reason.strip()
+    m = load_methodology(path)
+    check_retirable(m, reviewer, reason, config.allow_self_approval)
+    registry = load_registry(m.path.resolve().parent.parent)
+    before = next((v for v in registry.approved(m.scenario) if v.version == m.version), None)
+    after = Registry([dataclasses.replace(v, status="retired") if (v.id, v.version) == (m.id, m.version) else v
+                      for v in registry])
+    in_force = after.effective(m.scenario, today)
+    client = _client(config)
+    versions = _registered_versions(client, m.id)
+    if in_force is not None:
+        if in_force.version not in versions:
+            raise MethodologyError(f"{in_force.id}@{in_force.version}, in force once {m.id}@{m.version} is retired, "
+                                   "is not registered for this lake; register it first with: "
+                                   f"{register_all_command(config)}")
+        _refuse_changed_hash(in_force, versions[in_force.version].tags.get("content_hash"))
+    retire_spec_file(m.path, reviewer, today, reason, config.allow_self_approval)
+    name = model_name(m.id)
+    if m.version in versions:
+        for key, value in {RETIRED_TAG: "true", "retired_by": reviewer, "retired_on": today.isoformat(),
+                           "retired_reason": reason}.items():
+            client.set_model_version_tag(name, versions[m.version].version, key, value)
+    alias_version = None
+    if in_force is not None:
+        alias_version = str(versions[in_force.version].version)
+        client.set_registered_model_alias(name, APPROVED_ALIAS, alias_version)
+    elif versions:
+        _delete_alias(client, name, APPROVED_ALIAS)
+    start = before.effective_from if before is not None and before.effective_from <= today else None
+    end = min(before.effective_to or today, today) if start is not None else None
+    return Retirement(load_methodology(m.path), in_force, alias_version, start, end)
+
+
+def _delete_alias(client, name: str, alias: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.delete_registered_model_alias(name, alias)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
 
 
 # --------------------------------------------------------------------------- MLflow plumbing

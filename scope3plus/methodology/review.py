@@ -21,10 +21,12 @@ from .formula import MethodologyError
 from .spec import Methodology, Registry, load_methodology, load_registry
 
 __all__ = ["describe", "summary_rows", "format_rows", "find", "validate", "diff", "approve_spec_file",
-           "approved_by", "DEFAULT_APPROVAL_NOTE"]
+           "approved_by", "check_four_eyes", "check_retirable", "retire_spec_file", "SELF_APPROVAL_SETTING",
+           "DEFAULT_APPROVAL_NOTE"]
 
 HASH_PREFIX = 12
 DEFAULT_APPROVAL_NOTE = "approved with s3p methodology approve"
+SELF_APPROVAL_SETTING = "methodology: {allow_self_approval: true}"
 _WRAP = 100
 
 
@@ -118,9 +120,11 @@ def describe(methodology: Methodology) -> str:
             out.append(f"  {field_}: keys of {', '.join(sources)} ({len(m.domains[field_])} values)")
     out += ["", "changelog"]
     out += [f"  {c.get('version')}  {c.get('date')}  {c.get('change')}" for c in m.changelog]
-    out += ["", f"reviewers: {', '.join(m.reviewers) or 'none'}", "approvals"]
+    out += ["", f"author: {m.author or 'not declared'}", f"reviewers: {', '.join(m.reviewers) or 'none'}", "approvals"]
     out += [f"  {a.get('date')}  {a.get('reviewer')}: {a.get('note') or ''}".rstrip() for a in m.approvals
             if isinstance(a, dict)] or ["  none"]
+    if m.retirement:
+        out += ["", f"retired {m.retirement['date']} by {m.retirement['reviewer']}: {m.retirement['reason']}"]
     return "\n".join(out)
 
 
@@ -263,13 +267,31 @@ def _ordered_keys(old: dict, new: dict) -> list:
 # --------------------------------------------------------------------------- approve
 
 
-def approve_spec_file(path: Path, reviewer: str, today: dt.date, note: str = DEFAULT_APPROVAL_NOTE) -> bool:
+def check_four_eyes(m: Methodology, reviewer: str, action: str, allow_self_approval: bool = False) -> None:
+    """Refuse (MethodologyError) ``reviewer`` to ``action`` (approve, retire) ``m`` unless they are one of its
+    ``reviewers`` and not its ``author`` (the author may, when the profile allows self-approval); a version
+    that declares no author cannot be checked, so it is refused too."""
+    if reviewer not in m.reviewers:
+        listed = ", ".join(map(repr, m.reviewers)) or "none"
+        raise MethodologyError(f"{reviewer!r} is not one of the reviewers of {m.id} {m.version} ({listed}) and may not "
+                               f"{action} it; list them under reviewers in {m.path} first")
+    if m.author is None:
+        raise MethodologyError(f"{m.path}: {m.id} {m.version} declares no author, so four eyes cannot be checked; "
+                               f"add `author: NAME` (who drafted this version) before you {action} it")
+    if reviewer == m.author and not allow_self_approval:
+        raise MethodologyError(
+            f"{reviewer!r} is the author of {m.id} {m.version} and may not {action} it: another of its reviewers must "
+            f"(four eyes; a profile with {SELF_APPROVAL_SETTING} allows it for local development)")
+
+
+def approve_spec_file(path: Path, reviewer: str, today: dt.date, note: str = DEFAULT_APPROVAL_NOTE,
+                      allow_self_approval: bool = False) -> bool:
     """Mark the spec at ``path`` approved by ``reviewer`` on ``today``, keeping the file's comments and layout.
 
     Sets ``status: approved`` and appends ``{reviewer, date, note}`` to ``approvals``. Refused
-    (MethodologyError) when the spec does not validate, is retired, or would start on the same day as another approved version
-    dates of another approved version of its scenario. Returns False (file untouched) when
-    ``reviewer`` already approved it, True when the file was rewritten.
+    (MethodologyError) when the spec does not validate, is retired, would start on the same day as another
+    approved version of its scenario, or ``reviewer`` may not approve it (``check_four_eyes``). Returns
+    False (file untouched) when ``reviewer`` already approved it, True when the file was rewritten.
     """
     path = Path(path)
     reviewer = reviewer.strip()
@@ -281,6 +303,7 @@ def approve_spec_file(path: Path, reviewer: str, today: dt.date, note: str = DEF
     if approved_by(m, reviewer):
         return False
     _check_approvable(m)
+    check_four_eyes(m, reviewer, "approve", allow_self_approval)
     original = path.read_bytes()
     _write_atomically(path, _with_approval(original.decode("utf-8"), reviewer, today, note))
     try:
@@ -289,6 +312,50 @@ def approve_spec_file(path: Path, reviewer: str, today: dt.date, note: str = DEF
         _write_atomically(path, original.decode("utf-8"))
         raise
     return True
+
+
+def check_retirable(m: Methodology, reviewer: str, reason: str, allow_self_approval: bool = False) -> None:
+    """Refuse (MethodologyError) to retire ``m``: only an approved version, with a reason, by one of its
+    reviewers who is not its author (``check_four_eyes``)."""
+    if not reviewer.strip():
+        raise MethodologyError("a reviewer name is required")
+    if not reason.strip():
+        raise MethodologyError("a reason is required: say why the version is withdrawn")
+    if m.status != "approved":
+        raise MethodologyError(f"{m.path}: {m.id} {m.version} is {m.status}; only an approved version can be retired")
+    check_four_eyes(m, reviewer.strip(), "retire", allow_self_approval)
+
+
+def retire_spec_file(path: Path, reviewer: str, today: dt.date, reason: str, allow_self_approval: bool = False) -> None:
+    """Mark the approved spec at ``path`` retired by ``reviewer`` on ``today`` for ``reason``, keeping the file's
+    comments and layout: ``status: retired`` and ``retirement: {reviewer, date, reason}``. Refused as
+    ``check_retirable`` says (file untouched)."""
+    path = Path(path)
+    m = load_methodology(path)
+    check_retirable(m, reviewer, reason, allow_self_approval)
+    original = path.read_bytes()
+    _write_atomically(path, _with_retirement(original.decode("utf-8"), reviewer.strip(), today, reason.strip()))
+    try:
+        load_methodology(path)
+    except MethodologyError:
+        _write_atomically(path, original.decode("utf-8"))
+        raise
+
+
+def _with_retirement(text: str, reviewer: str, today: dt.date, reason: str) -> str:
+    """The spec text with ``status: retired`` and a ``retirement`` entry after the approvals (ruamel round trip)."""
+    from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+
+    rt = _round_trip_yaml()
+    data = rt.load(text)
+    data["status"] = "retired"
+    entry = CommentedMap([("reviewer", reviewer), ("date", today), ("reason", DoubleQuotedScalarString(reason))])
+    entry.fa.set_flow_style()
+    data["retirement"] = entry
+    out = io.StringIO()
+    rt.dump(data, out)
+    return out.getvalue()
 
 
 def _check_approvable(m: Methodology) -> None:

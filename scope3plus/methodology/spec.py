@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import difflib
 import hashlib
 import io
 import keyword
@@ -22,7 +23,7 @@ from .formula import (
 )
 
 __all__ = ["MethodologyError", "Methodology", "Parameter", "FactorRow", "FactorTable", "Rule",
-           "Registry", "load_methodology", "load_registry", "content_hash", "provenance_problem"]
+           "Registry", "load_methodology", "load_registry", "content_hash", "provenance_problem", "unknown_keys"]
 
 STATUSES = ("draft", "in_review", "approved", "retired")
 KINDS = ("published", "derived", "assumption")
@@ -30,7 +31,15 @@ DERIVED_FIELDS = {"event_year": "dimensionless"}  # computed from event_date by 
 TABLE_COLUMNS = ["key", "value", "unit", "source", "kind", "note"]
 REQUIRED_KEYS = {"id", "scenario", "version", "status", "effective_from", "title", "description", "fields",
                  "eligibility", "activity", "baseline", "project", "changelog"}
-OPTIONAL_KEYS = {"effective_to", "parameters", "tables", "domains", "definitions", "reviewers", "approvals"}
+OPTIONAL_KEYS = {"effective_to", "parameters", "tables", "domains", "definitions", "author", "reviewers", "approvals",
+                 "retirement"}
+PARAMETER_KEYS = {"value", "unit", "kind", "source", "note", "low", "high"}
+TABLE_KEYS = {"file", "unit"}
+ACTIVITY_KEYS = {"quantity", "unit"}
+RULE_KEYS = {"name", "rule", "reason"}
+CHANGELOG_KEYS = {"version", "date", "change"}
+APPROVAL_KEYS = {"reviewer", "date", "note"}
+RETIREMENT_KEYS = {"reviewer", "date", "reason"}
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 MAX_FILE_BYTES = 1_000_000
 OUTPUT_UNIT = UNITS.kg
@@ -112,6 +121,8 @@ class Methodology:
     approvals: tuple[dict, ...]
     # (baseline, project) with every ranged parameter at its low / its high end; empty when none has a range
     bounds: dict[str, tuple[Expr, Expr]] = dataclasses.field(default_factory=dict)
+    author: str | None = None  # who drafted this version (an approver or retirer may not be them)
+    retirement: dict | None = None  # {reviewer, date, reason} once the version is retired
 
     @property
     def tables(self) -> dict[str, dict[str, float]]:
@@ -180,6 +191,19 @@ def content_hash(spec_path: Path, table_files: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
+def unknown_keys(mapping: dict, known: set[str]) -> str | None:
+    """``unknown key 'desription' (did you mean 'description'?)`` for the keys of ``mapping`` not in ``known``
+    (each with the nearest known key, when one is close), or None when every key is known."""
+    unknown = sorted(map(str, set(mapping) - known))
+    if not unknown:
+        return None
+    named = []
+    for key in unknown:
+        near = difflib.get_close_matches(key, sorted(known), n=1)
+        named.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    return f"unknown key{'s' if len(named) > 1 else ''} {', '.join(named)}"
+
+
 class _SpecLoader:
     """Validates one spec file; every error names the file and the offending key."""
 
@@ -218,9 +242,11 @@ class _SpecLoader:
         tables = self.tables(raw.get("tables") or {})
         symbols = self.symbols(fields, parameters, tables)
         definitions = self.definitions(raw.get("definitions") or {}, symbols)
-        activity = self.mapping(raw.get("activity"), "activity", {"quantity", "unit"})
+        activity = self.mapping(raw.get("activity"), "activity", ACTIVITY_KEYS)
         activity_unit = parse_unit(activity.get("unit"), self.where("activity.unit"))
         changelog, reviewers, approvals = self.governance(raw, version, status)
+        author = None if raw.get("author") is None else self.text(raw, "author")
+        retirement = self.retirement(raw.get("retirement"), status)
         bounds = {}
         for end in ("low", "high"):
             ranged = {n: dataclasses.replace(p, value=getattr(p, end)) for n, p in parameters.items() if getattr(p, end) is not None}
@@ -242,6 +268,7 @@ class _SpecLoader:
             baseline=self.formula(raw["baseline"], "baseline", symbols, OUTPUT_UNIT),
             project=self.formula(raw["project"], "project", symbols, OUTPUT_UNIT),
             changelog=changelog, reviewers=reviewers, approvals=approvals, bounds=bounds,
+            author=author, retirement=retirement,
         )
 
     def read_yaml(self) -> dict:
@@ -257,11 +284,13 @@ class _SpecLoader:
             raise MethodologyError(f"{self.path}: not valid YAML: {exc}") from None
         if not isinstance(raw, dict):
             raise MethodologyError(f"{self.path}: a spec must be a YAML mapping")
-        missing, unknown = REQUIRED_KEYS - raw.keys(), raw.keys() - REQUIRED_KEYS - OPTIONAL_KEYS
+        missing = REQUIRED_KEYS - raw.keys()
+        unknown = unknown_keys(raw, REQUIRED_KEYS | OPTIONAL_KEYS)
+        if unknown:
+            missing_too = f"; missing keys: {', '.join(sorted(missing))}" if missing else ""
+            raise MethodologyError(f"{self.path}: {unknown}{missing_too}")
         if missing:
             raise MethodologyError(f"{self.path}: missing keys: {', '.join(sorted(missing))}")
-        if unknown:
-            raise MethodologyError(f"{self.path}: unknown keys: {', '.join(sorted(map(str, unknown)))}")
         return raw
 
     # -- small typed readers
@@ -276,9 +305,9 @@ class _SpecLoader:
         """``value`` as a mapping, whose keys (if ``allowed`` is given) are all in ``allowed``."""
         if not isinstance(value, dict):
             raise self.fail(key, f"must be a mapping, got {type(value).__name__}")
-        unknown = set(value) - allowed if allowed is not None else set()
+        unknown = unknown_keys(value, allowed) if allowed is not None else None
         if unknown:
-            raise self.fail(key, f"unknown keys: {', '.join(sorted(map(str, unknown)))}")
+            raise self.fail(key, unknown)
         return value
 
     def date(self, value: Any, key: str) -> dt.date:
@@ -314,7 +343,7 @@ class _SpecLoader:
         parameters = {}
         for name, entry in self.mapping(raw, "parameters").items():
             key = f"parameters.{name}"
-            entry = self.mapping(entry, key, {"value", "unit", "kind", "source", "note", "low", "high"})
+            entry = self.mapping(entry, key, PARAMETER_KEYS)
             parse_unit(entry.get("unit"), self.where(f"{key}.unit"))
             problem = provenance_problem(entry.get("kind"), entry.get("source"), entry.get("note"))
             if problem:
@@ -332,7 +361,7 @@ class _SpecLoader:
         tables = {}
         for name, entry in self.mapping(raw, "tables").items():
             key = f"tables.{name}"
-            entry = self.mapping(entry, key, {"file", "unit"})
+            entry = self.mapping(entry, key, TABLE_KEYS)
             unit = parse_unit(entry.get("unit"), self.where(f"{key}.unit"))
             file = self.table_file(entry.get("file"), key)
             rows = self.table_rows(file)
@@ -434,7 +463,7 @@ class _SpecLoader:
             raise self.fail("eligibility", "must be a list of {name, rule, reason}")
         rules, names = [], set()
         for index, entry in enumerate(raw):
-            entry = self.mapping(entry, f"eligibility[{index}]", {"name", "rule", "reason"})
+            entry = self.mapping(entry, f"eligibility[{index}]", RULE_KEYS)
             name = self.text(entry, "name", f"eligibility[{index}].name")
             key = f"eligibility.{name}"
             if name in names:
@@ -462,13 +491,28 @@ class _SpecLoader:
             raise self.fail("changelog", "must be a list of {version, date, change}")
         if not any(str(c.get("version")) == version for c in changelog):
             raise self.fail("changelog", f"has no entry for version {version}")
+        for index, entry in enumerate(changelog):
+            self.mapping(entry, f"changelog[{index}]", CHANGELOG_KEYS)
         reviewers = raw.get("reviewers") or []
         approvals = raw.get("approvals") or []
         if not isinstance(reviewers, list) or not isinstance(approvals, list):
             raise self.fail("reviewers", "reviewers and approvals must be lists")
+        for index, entry in enumerate(approvals):
+            self.mapping(entry, f"approvals[{index}]", APPROVAL_KEYS)
         if status == "approved" and not approvals:
             raise self.fail("approvals", "status 'approved' needs at least one approval")
         return tuple(changelog), tuple(str(r) for r in reviewers), tuple(approvals)
+
+    def retirement(self, raw: Any, status: str) -> dict | None:
+        """``{reviewer, date, reason}``, which only a retired version may have (``s3p methodology retire`` writes it)."""
+        if raw is None:
+            return None
+        entry = self.mapping(raw, "retirement", RETIREMENT_KEYS)
+        if status != "retired":
+            raise self.fail("retirement", f"only a retired version has one; the status is {status!r}")
+        return {"reviewer": self.text(entry, "reviewer", "retirement.reviewer"),
+                "date": self.date(entry.get("date"), "retirement.date"),
+                "reason": self.text(entry, "reason", "retirement.reason")}
 
 
 # --------------------------------------------------------------------------- registry
