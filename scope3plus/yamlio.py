@@ -116,7 +116,8 @@ def load_yaml(path: Path, what: str, error: type[S3PError] = S3PError) -> Any:
     except yaml.MarkedYAMLError as exc:
         problem = "; ".join(part for part in (exc.context, exc.problem) if part) or "not valid YAML"
         detail = f"\n{exc}" if os.environ.get("S3P_DEBUG") else ""  # PyYAML's report, over several lines
-        raise error(f"{_place(path, exc.problem_mark or exc.context_mark)}: {what} is not valid YAML: {problem}{detail}") from None
+        place = _place(path, exc.problem_mark or exc.context_mark)
+        raise error(f"{place}: {what} is not valid YAML: {problem}{detail}") from None
     except (yaml.YAMLError, ValueError, RecursionError) as exc:  # e.g. a date 2026-13-45, an integer of 5,000 digits
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise error(f"{path}: {what} has a value that cannot be read: {first}") from None
@@ -125,8 +126,8 @@ def load_yaml(path: Path, what: str, error: type[S3PError] = S3PError) -> Any:
 
 
 def read_yaml_mapping(path: Path, what: str, empty: dict | None = None) -> dict:
-    """The YAML mapping in ``path`` (read by :func:`load_yaml`); any problem is one S3PError naming ``what`` and the file.
-    An empty file gives ``empty`` when given (else it is an error, as any non-mapping is)."""
+    """The YAML mapping in ``path`` (read by :func:`load_yaml`); any problem is one S3PError naming ``what`` and
+    the file. An empty file gives ``empty`` when given (else it is an error, as any non-mapping is)."""
     data = load_yaml(path, what)
     if data is None and empty is not None:
         return dict(empty)

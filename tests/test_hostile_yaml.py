@@ -69,7 +69,8 @@ SPEC_PLACES = {  # where the issue's audit put a bomb in a spec: (old text, new 
     "title": ("title: Cainiao courier-box recycling and reuse", "title: {bomb}"),
     "reviewers": ("reviewers: [scope3plus-methodology-maintainers]", "reviewers: {bomb}"),
     "fields": ("  box_count: dimensionless", "  box_count: {bomb}"),
-    "a parameter's source": ('    source: "https://islamirehber.com', '    source: {bomb}\n    x: "https://islamirehber.com'),
+    "a parameter's source": ('    source: "https://islamirehber.com',
+                             '    source: {bomb}\n    x: "https://islamirehber.com'),
 }
 
 
@@ -146,7 +147,8 @@ def test_each_limit_is_named(tmp_path, text, reason):
     ("a: [1, 2\n", ":2:1: test file is not valid YAML: while parsing a flow sequence; expected ',' or ']'"),
     ("a: 1\n---\nb: 2\n", ":2:1: test file is not valid YAML: expected a single document in the stream; "
                           "but found another document"),
-    ("a: !!python/object/apply:os.system [true]\n", ":1:4: test file is not valid YAML: could not determine a constructor"),
+    ("a: !!python/object/apply:os.system [true]\n",
+     ":1:4: test file is not valid YAML: could not determine a constructor"),
     ("a: 2026-13-45\n", ": test file has a value that cannot be read: month must be in 1..12"),
     ("a: " + "1" * 5000 + "\n", ": test file has a value that cannot be read: Exceeds the limit (4300 digits)"),
 ])
