@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 from .catalog import table
-from .config import Config
+from .config import Config, positive_tonnes
 from .pipeline import tables
 from .errors import S3PError
 from .yamlio import read_yaml_mapping
@@ -74,12 +74,7 @@ def _parse(entry, index: int, source: Path) -> ReportedAggregate:
         raise S3PError(f"{where}: missing {', '.join(missing)}")
     where = f"{source}: aggregate {entry['id']}"
     start, end = (_as_date(entry[k], k, where) for k in ("period_start", "period_end"))
-    try:
-        tonnes = float(str(entry["tco2e"]).replace("_", ""))
-    except ValueError:
-        raise S3PError(f"{where}: tco2e must be a number of tonnes, got {entry['tco2e']!r}") from None
-    if not tonnes > 0:
-        raise S3PError(f"{where}: tco2e must be positive, got {entry['tco2e']!r}")
+    tonnes = positive_tonnes(entry["tco2e"], f"{where}: tco2e")
     if end < start:
         raise S3PError(f"{where}: period_end {end} is before period_start {start}")
     return ReportedAggregate(str(entry["id"]), start, end, tonnes, str(entry["source"]).strip(),

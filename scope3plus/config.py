@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,11 @@ from .errors import S3PError
 from .lakeuri import local_path
 from .yamlio import read_yaml_mapping
 from . import paths
+
+
+MAX_TONNES = 1e12  # a thousand Gt CO2e (the world emits about 50 Gt a year): a figure beyond it is a typo or an attack
+MAX_DAYS = 3660  # ten years: the most a day-count setting (tolerance, horizon) may be
+MAX_HOURS = MAX_DAYS * 24
 
 
 def reported_aggregates_file() -> Path:
@@ -85,16 +91,32 @@ def _date(value, key: str, source) -> dt.date:
         raise S3PError(f"{source}: {key} must be a date YYYY-MM-DD, got {value!r}") from exc
 
 
+def positive_tonnes(value, where: str) -> float:
+    """``value`` as tonnes: a finite number above 0 and at most ``MAX_TONNES`` (YAML 1.1 reads ``1.5e9`` as text,
+    so text that is such a number counts). Anything else, ``.inf``, ``.nan``, 0 or negative, is one S3PError."""
+    tonnes = math.nan
+    if not isinstance(value, bool):
+        try:
+            tonnes = float(str(value).replace("_", ""))
+        except ValueError:
+            pass
+    if 0 < tonnes <= MAX_TONNES:  # false for nan
+        return tonnes
+    raise S3PError(f"{where} must be a finite number of tonnes above 0 and at most {MAX_TONNES:g}, got {value!r}")
+
+
+def _whole_number(value, key: str, source, low: int, high: int | None = None) -> int:
+    """``value`` when it is a whole number from ``low`` to ``high`` (no upper bound when None); else one S3PError."""
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value and (high is None or value <= high):
+        return value
+    bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+    raise S3PError(f"{source}: {key} must be a whole number, {bounds}, got {value!r}")
+
+
 def _month(value, source) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 12:
         return value
     raise S3PError(f"{source}: fiscal_year_start_month must be a month number 1-12, got {value!r}")
-
-
-def _hours(value, source) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise S3PError(f"{source}: time_travel_retention_hours must be a whole number of hours, at least 1, got {value!r}")
 
 
 def _backend(value, source) -> str:
@@ -103,12 +125,6 @@ def _backend(value, source) -> str:
     if value in ("auto", *LAKE_BACKENDS):
         return value
     raise S3PError(f"{source}: lake_backend must be auto, {' or '.join(LAKE_BACKENDS)}, got {value!r}")
-
-
-def _scenarios_in_parallel(value, source) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    raise S3PError(f"{source}: scenarios_in_parallel must be a whole number, at least 1, got {value!r}")
 
 
 def _catalog(value, source) -> dict:
@@ -157,11 +173,13 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         lake=str(raw.get("lake", "data/lake")),
         lake_backend=_backend(raw.get("lake_backend", "auto"), source),
         local_timezone=raw.get("local_timezone", "Asia/Shanghai"),
-        goal_tonnes=float(goal.get("tonnes", 1.5e9)),
+        goal_tonnes=positive_tonnes(goal.get("tonnes", 1.5e9), f"{source}: goal.tonnes"),
         goal_start=_date(goal.get("start", "2021-01-01"), "goal.start", source),
         goal_end=_date(goal.get("end", "2035-12-31"), "goal.end", source),
-        future_tolerance_days=int(raw.get("future_tolerance_days", 1)),
-        late_data_horizon_days=int(raw.get("late_data_horizon_days", 30)),
+        future_tolerance_days=_whole_number(raw.get("future_tolerance_days", 1), "future_tolerance_days", source,
+                                            0, MAX_DAYS),
+        late_data_horizon_days=_whole_number(raw.get("late_data_horizon_days", 30), "late_data_horizon_days", source,
+                                             0, MAX_DAYS),
         pseudonym_key_env=pseudo.get("key_env", "S3P_PSEUDONYM_KEY"),
         pseudonym_dev_key=pseudo.get("dev_key"),
         mlflow_tracking_uri=ml.get("tracking_uri"),
@@ -171,10 +189,13 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         source=str(source),
         fiscal_year_start_month=_month(raw.get("fiscal_year_start_month", 4), source),
         reported_aggregates=str(raw.get("reported_aggregates") or reported_aggregates_file()),
-        time_travel_retention_hours=_hours(raw.get("time_travel_retention_hours", 168), source),
-        scenarios_in_parallel=_scenarios_in_parallel(raw.get("scenarios_in_parallel", 2), source),
+        time_travel_retention_hours=_whole_number(raw.get("time_travel_retention_hours", 168),
+                                                  "time_travel_retention_hours", source, 1, MAX_HOURS),
+        scenarios_in_parallel=_whole_number(raw.get("scenarios_in_parallel", 2), "scenarios_in_parallel", source, 1),
         **_catalog(raw.get("catalog"), source),
         **_methodology(raw.get("methodology"), source),
     )
+    if values["goal_end"] <= values["goal_start"]:
+        raise S3PError(f"{source}: goal.end {values['goal_end']} must be after goal.start {values['goal_start']}")
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config(**values)

@@ -157,6 +157,11 @@ def test_nesting_beyond_the_python_parser_limit_is_a_methodology_error():
     ("clip(distance_km, cap_km)", "clip takes exactly 3 arguments", "line 1, col 1"),
     ("max(distance_km)", "max takes at least 2 arguments", "line 1, col 1"),
     ("coalesce(distance_km, verified)", "needs all numbers or all conditions", "line 1, col 1"),
+    ("distance_km / 0", "division by zero: the divisor is always 0", "line 1, col 15"),
+    ("distance_km / -0.0", "division by zero", "line 1, col 15"),
+    ("distance_km / (0 + 0 * 1e0 - 0)", "division by zero", "line 1, col 16"),
+    ("mass_g / (0 if verified else 0)", "division by zero", "line 1, col 11"),
+    ("distance_km / (cap_km - cap_km)", "division by zero", "line 1, col 16"),
 ])
 def test_semantic_errors_name_reason_and_position(text, reason, position):
     with pytest.raises(MethodologyError) as info:
@@ -219,6 +224,23 @@ def test_rules_must_be_conditions_and_masses_must_be_masses():
 def test_bad_units_are_rejected(unit):
     with pytest.raises(MethodologyError):
         parse_unit(unit, "fields.x")
+
+
+def test_a_unit_raised_beyond_the_exponent_bound_is_refused_by_name_not_an_overflow():
+    with pytest.raises(MethodologyError, match=r"fields.x: unit 'kg\*\*400/g\*\*399' raises a unit to a power above "
+                                               r"6: kilogram\*\*400, gram\*\*-399"):
+        parse_unit("kg**400/g**399", "fields.x")
+    assert parse_unit("m**3/s**2", "fields.x") == UNITS.parse_units("m**3/s**2")
+
+
+def test_a_conversion_a_float_cannot_hold_is_a_methodology_error_naming_the_formula():
+    huge = _unit("Ym**6*Ys**6*YA**6")  # each power within the bound; the factor, 1e432, is not
+    with pytest.raises(MethodologyError, match=rf"^{WHERE}: converting .* needs a factor out of range"):
+        compile_formula("x", {"x": Field("x", number(huge))}, WHERE, _unit("m**6*s**6*A**6"))
+
+
+def test_dividing_by_zero_written_as_a_product_with_a_field_is_left_to_the_data():
+    assert compile_formula("mass_g / (0 * distance_km + distance_km)", SYMBOLS, WHERE).op == "div"
 
 
 # ----------------------------------------------------------------------------- no code ever runs

@@ -34,6 +34,7 @@ from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
 from scope3plus.errors import S3PError
 from scope3plus.lake import open_lake
+from scope3plus.paths import conf_dir
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOTAL, fiscal_year_label, fiscal_year_start,
                                         latest_run_status, monthly_combined, progress, progress_metrics,
@@ -243,7 +244,12 @@ def test_the_shipped_aggregates_file(config):
      "- {id: B, period_start: 2023-03-01, period_end: 2023-12-31, tco2e: 1, source: s}", "aggregates A and B overlap"),
     ("- {id: A, period_start: 2020-04-01, period_end: 2021-03-31, tco2e: 1, source: s}", "outside the goal window"),
     ("- {id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: 1}", "aggregate #1: missing source"),
-    ("- {id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: -5, source: s}", "tco2e must be positive"),
+    ("- {id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: -5, source: s}",
+     r"aggregate A: tco2e must be a finite number of tonnes above 0 and at most 1e\+12, got -5"),
+    *[(f"- {{id: A, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: {tonnes}, source: s}}",
+       f"aggregate A: tco2e must be a finite number of tonnes above 0 and at most 1e\\+12, got {got}")
+      for tonnes, got in [(".inf", "inf"), ("-.inf", "-inf"), (".nan", "nan"), ("0", "0"), ("1e400", "'1e400'"),
+                          ("2e12", "'2e12'"), ("true", "True"), ("many", "'many'")]],
     ("- {id: A, period_start: 2023-04-01, period_end: 2023-03-31, tco2e: 1, source: s}", "is before period_start"),
 ])
 def test_a_bad_aggregates_file_is_one_clear_error(tmp_path, config, entries, message):
@@ -251,6 +257,45 @@ def test_a_bad_aggregates_file_is_one_clear_error(tmp_path, config, entries, mes
     path.write_text("aggregates:\n" + "\n".join("  " + line for line in entries.splitlines()) + "\n", encoding="utf-8")
     with pytest.raises(S3PError, match=message):
         aggregates.read_file(path, config)
+
+
+def test_an_infinite_aggregate_is_refused_by_aggregates_load_before_anything_is_written(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "aggregates.yaml"
+    path.write_text("aggregates:\n  - {id: FY2023, period_start: 2022-04-01, period_end: 2023-03-31, tco2e: .inf, "
+                    "source: 'https://example.org/fy2023'}\n", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "scope3plus.cli", "aggregates", "load", "--file", str(path),
+                           "--lake", str(tmp_path / "lake")], capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stderr) == (2, f"s3p: error: {path}: aggregate FY2023: tco2e must be a finite "
+                                                 "number of tonnes above 0 and at most 1e+12, got inf\n")
+    assert not (tmp_path / "lake" / "gold").exists()
+
+
+@pytest.mark.parametrize("profile, message", [
+    ("goal: {tonnes: 0}", "goal.tonnes must be a finite number of tonnes above 0 and at most 1e+12, got 0"),
+    ("goal: {tonnes: -1.5e9}", "goal.tonnes must be a finite number of tonnes above 0 and at most 1e+12, got '-1.5e9'"),
+    ("goal: {tonnes: .inf}", "goal.tonnes must be a finite number of tonnes above 0 and at most 1e+12, got inf"),
+    ("goal: {tonnes: .nan}", "goal.tonnes must be a finite number of tonnes above 0 and at most 1e+12, got nan"),
+    ("goal: {start: 2035-12-31, end: 2021-01-01}", "goal.end 2021-01-01 must be after goal.start 2035-12-31"),
+    ("late_data_horizon_days: -1", "late_data_horizon_days must be a whole number, from 0 to 3660, got -1"),
+    ("late_data_horizon_days: 99999999999999", "late_data_horizon_days must be a whole number, from 0 to 3660, got"),
+    ("future_tolerance_days: .inf", "future_tolerance_days must be a whole number, from 0 to 3660, got inf"),
+    ("future_tolerance_days: 1.5", "future_tolerance_days must be a whole number, from 0 to 3660, got 1.5"),
+    ("time_travel_retention_hours: 0", "time_travel_retention_hours must be a whole number, from 1 to 87840, got 0"),
+    ("time_travel_retention_hours: 1e99", "time_travel_retention_hours must be a whole number, from 1 to 87840"),
+])
+def test_a_profile_number_out_of_range_is_refused_naming_its_key(tmp_path, profile, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(profile + "\n", encoding="utf-8")
+    with pytest.raises(S3PError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{path}: {message}")
+
+
+def test_the_shipped_profiles_numbers_are_within_range():
+    assert {load_config(None).goal_tonnes, load_config(conf_dir() / "cluster.yaml").goal_tonnes} == {1.5e9}
 
 
 def test_refresh_on_a_lake_counts_loaded_aggregates_and_brings_in_the_latest_run(spark, config, tmp_path):

@@ -22,6 +22,7 @@ MAX_FORMULA_CHARS = 2000
 MAX_DEPTH = 40
 MAX_LITERAL = 1e12
 MAX_UNIT_CHARS = 64
+MAX_UNIT_EXPONENT = 6  # m**3, s**-2 ...; kg**400/g**399 is refused (its conversion overflows a float)
 FUNCTIONS = ("clip", "coalesce", "max", "min")
 
 UNITS = pint.UnitRegistry()
@@ -46,6 +47,10 @@ def parse_unit(text: object, where: str) -> pint.Unit:
         raise MethodologyError(f"{where}: unit {text!r} is not a valid unit: {exc}") from None
     if not multiplicative:
         raise MethodologyError(f"{where}: unit {text!r} has an offset (like degC) and cannot be scaled")
+    powers = dict(UNITS.Quantity(1, unit).unit_items())
+    if any(abs(power) > MAX_UNIT_EXPONENT for power in powers.values()):
+        raise MethodologyError(f"{where}: unit {text!r} raises a unit to a power above {MAX_UNIT_EXPONENT}: "
+                               + ", ".join(f"{name}**{power:g}" for name, power in powers.items()))
     return unit
 
 
@@ -55,9 +60,19 @@ def format_unit(unit: pint.Unit) -> str:
     return f"{short} ({unit.dimensionality})" if unit.dimensionality else short
 
 
+class UnitRangeError(MethodologyError):
+    """Converting between two units needs a factor a float cannot hold (it overflows, or underflows to 0)."""
+
+
 def conversion_factor(source: pint.Unit, target: pint.Unit) -> float:
-    """Multiplier that converts a magnitude in ``source`` to ``target``."""
-    return float(UNITS.Quantity(1.0, source).to(target).magnitude)
+    """Multiplier that converts a magnitude in ``source`` to ``target``; UnitRangeError when a float cannot hold it."""
+    try:
+        factor = float(UNITS.Quantity(1.0, source).to(target).magnitude)
+    except OverflowError:
+        factor = math.inf
+    if not (math.isfinite(factor) and factor != 0):
+        raise UnitRangeError(f"converting {format_unit(source)} to {format_unit(target)} needs a factor out of range")
+    return factor
 
 
 # --------------------------------------------------------------------------- types and symbols
@@ -260,6 +275,14 @@ def compile_formula(text: object, symbols: Mapping[str, Symbol], where: str,
     """
     tree = parse(text, where)
     checker = _Checker(symbols, text, where)
+    try:
+        return _checked(checker, tree, result)
+    except UnitRangeError as exc:
+        raise MethodologyError(f"{where}: {exc}") from None
+
+
+def _checked(checker: "_Checker", tree: ast.Expression, result: str | pint.Unit | None) -> Expr:
+    """:func:`compile_formula` after parsing: the typed tree, checked against ``result``."""
     expr = checker.expr(tree.body)
     found = expr.type
     if result == "bool":
@@ -379,6 +402,8 @@ class _Checker:
         if op in ("add", "sub"):
             left, right = self.unify([node.left, node.right], [left, right], "+ and -")
             return Expr(op, _common_number([left, right]), (left, right))
+        if op == "div" and constant_value(right) == 0:
+            self.fail(node.right, "division by zero: the divisor is always 0")
         unit = left.type.unit * right.type.unit if op == "mul" else left.type.unit / right.type.unit
         return Expr(op, number(unit), (left, right))
 
@@ -459,6 +484,26 @@ class _Checker:
         ast.BinOp: _binop, ast.UnaryOp: _unaryop, ast.Call: _call,
         ast.BoolOp: _boolop, ast.IfExp: _ifexp, ast.Compare: _compare,
     }
+
+
+_FOLDED = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+           "neg": lambda a: -a, "min": min, "max": max}
+
+
+def constant_value(expr: Expr) -> float | None:
+    """The value of a number ``expr`` built only from literals and parameters with + - * min max (and unit
+    scaling), or an if/else whose branches are both that same value; None when it depends on a field."""
+    if expr.op == "const":
+        return expr.value if isinstance(expr.value, float) else None
+    if expr.op == "if":
+        then, otherwise = (constant_value(arg) for arg in expr.args[1:])
+        return then if then == otherwise else None
+    if expr.op != "scale" and expr.op not in _FOLDED:
+        return None
+    args = [constant_value(arg) for arg in expr.args]
+    if None in args:
+        return None
+    return args[0] * expr.value if expr.op == "scale" else _FOLDED[expr.op](*args)
 
 
 def _common_number(exprs: list[Expr]) -> Type:

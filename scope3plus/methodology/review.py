@@ -15,8 +15,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
-
+from ..yamlio import load_yaml
 from .formula import MethodologyError
 from .spec import Methodology, Registry, load_methodology, load_registry
 
@@ -419,7 +418,7 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _raw_spec(m: Methodology) -> dict:
     """The spec's YAML as plain data (it loaded once already, so it parses)."""
-    return yaml.safe_load(m.path.read_text(encoding="utf-8"))
+    return load_yaml(m.path, "spec", MethodologyError)
 
 
 def _formula_texts(raw: dict) -> dict[str, str]:

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-import yaml
-
+from ..yamlio import load_yaml
 from .formula import (
     BOOL, FUNCTIONS, STRING, UNITS, Definition, Expr, Field, MethodologyError, Param,
-    Pending, Symbol, Table, compile_formula, conversion_factor, number, parse_unit,
+    Pending, Symbol, Table, UnitRangeError, compile_formula, conversion_factor, number, parse_unit,
 )
 
 __all__ = ["MethodologyError", "Methodology", "Parameter", "FactorRow", "FactorTable", "Rule",
@@ -272,16 +271,7 @@ class _SpecLoader:
         )
 
     def read_yaml(self) -> dict:
-        try:
-            data = self.path.read_bytes()
-        except OSError as exc:
-            raise MethodologyError(f"{self.path}: cannot read: {exc.strerror}") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise MethodologyError(f"{self.path}: larger than {MAX_FILE_BYTES} bytes")
-        try:
-            raw = yaml.safe_load(data)
-        except yaml.YAMLError as exc:
-            raise MethodologyError(f"{self.path}: not valid YAML: {exc}") from None
+        raw = load_yaml(self.path, "spec", MethodologyError)
         if not isinstance(raw, dict):
             raise MethodologyError(f"{self.path}: a spec must be a YAML mapping")
         missing = REQUIRED_KEYS - raw.keys()
@@ -371,7 +361,10 @@ class _SpecLoader:
                 row_unit = parse_unit(row.unit, where)
                 if not row_unit.is_compatible_with(unit):
                     raise MethodologyError(f"{where}: unit {row.unit!r} does not convert to the table unit {entry['unit']!r}")
-                values[row.key] = row.value * conversion_factor(row_unit, unit)
+                try:
+                    values[row.key] = row.value * conversion_factor(row_unit, unit)
+                except UnitRangeError as exc:
+                    raise MethodologyError(f"{where}: {exc}") from None
             tables[name] = FactorTable(name, file, entry["unit"], rows, values)
         return tables
 
