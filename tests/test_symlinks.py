@@ -221,7 +221,7 @@ def test_the_daily_run_leaves_out_and_records_a_file_linked_outside_the_landing_
 
 def test_the_ingest_stream_leaves_out_and_records_a_file_linked_outside_the_landing_folder(spark, tmp_path):
     from scope3plus.lake import open_lake
-    from scope3plus.pipeline.stream_ingest import ingest_stream
+    from scope3plus.pipeline.stream_ingest import ingest_batch, ingest_stream
 
     landing, lake = tmp_path / "landing", open_lake(spark, tmp_path / "lake")
     write(landing / "green_trip" / "2026-11-01-part-00000.jsonl", '{"event_id": "a"}\n{"event_id": "b"}\n')
@@ -237,3 +237,11 @@ def test_the_ingest_stream_leaves_out_and_records_a_file_linked_outside_the_land
     (record,) = lake.read(tables.JOB_RUNS).filter(F.col("job") == "ingest").collect()
     assert record.status == "succeeded" and (record.landed_lines, record.bronze_rows) == (2, 2)
     assert f"2 file(s) named like deliveries not taken: {listed(link)}: refused: " in record.message
+
+    batch_lake, batch_messages = open_lake(spark, tmp_path / "batch-lake"), []  # `s3p ingest --mode batch` alike
+    assert list(ingest_batch(spark, batch_lake, landing, "green_trip", progress=batch_messages.append)) == [D1]
+    batch = batch_lake.read(tables.bronze("green_trip"))
+    assert batch.filter(F.col("value").contains(SECRET)).count() == 0 and batch.count() == 2
+    assert sum(f"warning: {listed(link)}: refused: it resolves to " in m for m in batch_messages) == 1
+    (record,) = batch_lake.read(tables.JOB_RUNS).filter(F.col("job") == "ingest").collect()
+    assert f"; 1 file(s) named like deliveries not taken: {listed(link)}: refused: " in record.message
