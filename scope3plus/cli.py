@@ -587,6 +587,15 @@ def _fails_as_a_program(run):
     return program
 
 
+def write_error_log(text: str) -> Path:
+    """Write ``text`` to a new private file of this run's own (``$TMPDIR/s3p-error-*.log``, mode 0600, created
+    exclusively: never through a link planted at a known name) and return its path."""
+    fd, name = tempfile.mkstemp(prefix="s3p-error-", suffix=".log")
+    with os.fdopen(fd, "w", encoding="utf-8") as log:
+        log.write(text)
+    return Path(name)
+
+
 @_fails_as_a_program
 def main(argv: list[str] | None = None) -> int:
     from .lake import committed
@@ -610,8 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # an internal error: one line here, the traceback in a file
         if os.environ.get("S3P_DEBUG"):
             raise
-        log = Path(tempfile.gettempdir()) / "s3p-last-error.log"
-        log.write_text(traceback.format_exc(), encoding="utf-8")
+        log = write_error_log(traceback.format_exc())
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
         say(f"s3p: {error}")

@@ -46,6 +46,13 @@ def lock_path(lake_root: str | Path) -> Path | None:
     return None if root is None else Path(root) / LOCK_FILE
 
 
+def _target(link: Path) -> str:
+    try:
+        return os.readlink(link)
+    except OSError:
+        return "?"
+
+
 def _holder(fd: int) -> dict:
     try:
         return json.loads(os.pread(fd, 65536, 0).decode("utf-8") or "{}")
@@ -84,8 +91,12 @@ def lake_lock(lake_root: str | Path, job: str, run_label: str = "", wait_seconds
         return
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o664)  # not inherited by child processes (PEP 446)
+        # never through a symbolic link: the holder record would overwrite the link's target
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o664)  # not inherited by child processes (PEP 446)
     except OSError as exc:
+        if exc.errno == errno.ELOOP and path.is_symlink():
+            raise S3PError(f"the lake lock {path} is a symbolic link: refused (a run would write through it to "
+                           f"{_target(path)}); remove the link") from None
         raise S3PError(f"cannot open the lake lock {path}: {exc.strerror or exc}") from None
     try:
         deadline = time.monotonic() + max(0.0, wait_seconds)

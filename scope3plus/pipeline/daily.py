@@ -26,7 +26,7 @@ from ..tracking import mlflow_run, new_run_id, record_job_runs
 from . import tables
 from .compute import GoldSlice, compute
 from .gate import HISTORY_JOIN_CONNECT, GateSettings, gate
-from .ingest import ingest, landing_files
+from .ingest import ingest, not_taken_note, scan_landing
 from .quality import DataQuality
 from .rollup import (progress_metrics, refresh_daily_summary, refresh_delivery_summary, refresh_progress,
                      refresh_run_status)
@@ -47,6 +47,7 @@ class ScenarioCounts:
     duplicates_removed: int = 0
     touched_dates: list = field(default_factory=list)
     seconds: float = 0.0
+    not_taken: list = field(default_factory=list)  # "<path>: <why>" of each file named like a delivery, not taken
 
     @property
     def conserved(self) -> bool:
@@ -117,9 +118,13 @@ def refuse_future_deliveries(config: Config, days: list[dt.date]) -> None:
 
 def check_landing(config: Config, day: dt.date) -> None:
     """Fail early, with the expected layout, when nothing at all landed for ``day``."""
-    if not any(landing_files(config.landing, s, day) for s in SCENARIOS):
+    scans = [scan_landing(config.landing, s, day) for s in SCENARIOS]
+    if not any(scan.files for scan in scans):
+        not_taken = [n for scan in scans for n in scan.not_taken]
         raise S3PError(f"no landing files for {day} under {config.landing} "
-                       f"(expected <landing>/<scenario>/{day}*.jsonl)")
+                       f"(expected <landing>/<scenario>/{day}*.jsonl)"
+                       + (f"; {len(not_taken)} file(s) named like deliveries are not taken, e.g. {not_taken[0]}"
+                          if not_taken else ""))
 
 
 def for_each_scenario(work: Callable[[str], None], scenarios: list[str], parallel: int) -> None:
@@ -205,6 +210,9 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                     with summary.stage("ingest"):
                         ing = ingest(spark, lake, config.landing, scenario, day, run_id)
                     c.files, c.landed_lines, c.bronze_rows = len(ing.files), ing.landed_lines, ing.commit.rows_added
+                    c.not_taken = [str(n) for n in ing.not_taken]
+                    for line in c.not_taken:
+                        progress(f"[{day}] {scenario}: warning: {line}")
                     if not ing.files:
                         progress(f"[{day}] {scenario}: no landing files")
                 else:  # gate what `s3p ingest` already wrote to bronze for this date
@@ -286,6 +294,7 @@ def _metrics(summary: RunSummary) -> dict:
     for s, c in summary.scenarios.items():
         for name in ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed"):
             out[f"{s}.{name}"] = getattr(c, name)
+        out[f"{s}.files_not_taken"] = len(c.not_taken)
     return out
 
 
@@ -331,7 +340,8 @@ def _job_rows(summary: RunSummary, status: str, message: str, failed: list[str] 
             "duplicates_removed": c.duplicates_removed, "gold_rows": None,
             "touched_dates": ",".join(d.isoformat() for d in c.touched_dates),
             "conservation_ok": c.conserved, "methodology_versions": ";".join(summary.methodology_versions.get(s, [])),
-            "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id, "message": note,
+            "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id,
+            "message": "; ".join(m for m in (note, not_taken_note(c.not_taken)) if m),
         })
     touched = sorted({d for c in summary.scenarios.values() for d in c.touched_dates})
     rows.append({

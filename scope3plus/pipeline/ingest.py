@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, Observation, functions as F
@@ -15,20 +17,116 @@ from ..lake import CommitResult, Lake
 from . import tables
 
 
+#: What a delivery is, in one place (``examine``): ``<landing>/<scenario>/<YYYY-MM-DD>*.jsonl``, named with a real
+#: date, a regular file (a symbolic link to one is followed) that resolves inside the landing folder. DATED_FILES is
+#: the name part as a glob, for Spark's ``pathGlobFilter``; DELIVERY_NAME the same as a regular expression.
+DATED_FILES = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.jsonl"
+DELIVERY_NAME = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}).*\.jsonl", re.DOTALL)
+_DATE_SHAPED = re.compile(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})")  # 2026-11-1...: looks like a delivery's date
+#: why a file that looks like a delivery is not taken (``NotTaken.kind``)
+NAME, DATE, TYPE, OUTSIDE = "name", "date", "type", "outside"
+
+
+@dataclass(frozen=True)
+class NotTaken:
+    """A landing entry whose name looks like a delivery's but that is not taken, and why."""
+    path: str
+    reason: str
+    kind: str  # NAME, DATE, TYPE or OUTSIDE (it resolves outside the landing folder: refused)
+    claimed: dt.date | None  # the delivery date its name claims, when it names one
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class LandingScan:
+    """A scenario's landing folder: the delivery files taken (absolute paths, sorted) and the entries not taken."""
+    files: list[str]
+    not_taken: list[NotTaken]
+
+
 @dataclass(frozen=True)
 class IngestResult:
     files: list[str]
     landed_lines: int
     commit: CommitResult
+    not_taken: list[NotTaken] = field(default_factory=list)
 
 
-DATED_FILES = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.jsonl"  # a delivery: <YYYY-MM-DD>*.jsonl (glob)
+def _claimed_date(name: str) -> dt.date | None:
+    shaped = _DATE_SHAPED.match(name)
+    try:
+        return dt.date(*map(int, shaped.groups())) if shaped else None
+    except ValueError:  # 2026-02-30
+        return None
+
+
+def examine(entry: Path, landing_root: Path) -> dt.date | NotTaken | None:
+    """The rule of what a delivery file is: ``entry``'s delivery date if it is one; why not (``NotTaken``) if its
+    name looks like one (starts with a date-like ``YYYY-M-D`` or ends in ``.jsonl`` in any case); None otherwise,
+    and for hidden names (``.``/``_``: files being written, Spark's own), which are not looked at.
+    ``landing_root``: the landing folder, resolved."""
+    name = entry.name
+    if name.startswith((".", "_")) or not (_DATE_SHAPED.match(name) or name.lower().endswith(".jsonl")):
+        return None
+    claimed = _claimed_date(name)
+
+    def not_taken(reason: str, kind: str) -> NotTaken:
+        return NotTaken(str(entry), reason, kind, claimed)
+
+    named = DELIVERY_NAME.fullmatch(name)
+    if not named:
+        if not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", name):
+            return not_taken("not taken: its name does not start with a YYYY-MM-DD date", NAME)
+        suffix = name[name.rfind("."):] if "." in name else ""
+        if suffix.lower() == ".jsonl":
+            return not_taken(f"not taken: its name ends in {suffix}, not .jsonl (names are case-sensitive)", NAME)
+        return not_taken("not taken: its name does not end in .jsonl", NAME)
+    if claimed is None:
+        return not_taken(f"not taken: {named.group(1)} is not a date", DATE)
+    if entry.is_symlink() and not entry.exists():
+        return not_taken(f"not taken: a symbolic link to nothing ({os.readlink(entry)})", TYPE)
+    if entry.is_dir():
+        return not_taken("not taken: a directory, not a file", TYPE)
+    if not entry.is_file():
+        return not_taken("not taken: not a regular file", TYPE)
+    resolved = entry.resolve()
+    if not resolved.is_relative_to(landing_root):
+        return not_taken(f"refused: it resolves to {resolved}, outside the landing folder {landing_root}", OUTSIDE)
+    return claimed
+
+
+def scan_landing(landing: str | Path, scenario: str, landing_date: dt.date | None = None) -> LandingScan:
+    """The delivery files under ``<landing>/<scenario>/`` (of ``landing_date``, or of every date) and the
+    entries named like deliveries (of that date) that are not taken. A file is named by its scenario folder's
+    resolved path and its own name (a link inside the landing folder keeps its name), as the stream names it."""
+    folder = Path(landing) / scenario
+    if not folder.is_dir():
+        return LandingScan([], [])
+    root, resolved_folder = Path(landing).resolve(), folder.resolve()
+    files, not_taken = [], []
+    for entry in sorted(folder.iterdir()):
+        if landing_date is not None and _claimed_date(entry.name) != landing_date:
+            continue  # by its name alone, not of that date: no file system call
+        found = examine(resolved_folder / entry.name, root)
+        if isinstance(found, NotTaken):
+            not_taken.append(found)
+        elif found is not None and (landing_date is None or found == landing_date):
+            files.append(str(resolved_folder / entry.name))
+    return LandingScan(files, not_taken)
 
 
 def landing_files(landing: str | Path, scenario: str, landing_date: dt.date) -> list[str]:
-    """The files a platform delivered for ``landing_date``: ``<landing>/<scenario>/<date>*.jsonl``."""
-    folder = Path(landing) / scenario
-    return sorted(str(p.resolve()) for p in folder.glob(f"{landing_date.isoformat()}*.jsonl") if p.is_file())
+    """The files a platform delivered for ``landing_date``: ``<landing>/<scenario>/<date>*.jsonl`` (``examine``)."""
+    return scan_landing(landing, scenario, landing_date).files
+
+
+def not_taken_note(not_taken: list) -> str:
+    """What a run record says of the files named like deliveries that it did not take ("" if none)."""
+    if not not_taken:
+        return ""
+    return f"{len(not_taken)} file(s) named like deliveries not taken: " + "; ".join(map(str, not_taken))
 
 
 #: What ends a line of a landing file: LF alone. A CRLF line keeps its CR in bronze's verbatim text (JSON
@@ -53,6 +151,13 @@ def with_source_file(text: DataFrame) -> DataFrame:
     return text.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
 
 
+def local_path(source_file: Column) -> Column:
+    """The local path in a file URI such as ``_metadata.file_path`` (``file:/a/b%20c.jsonl`` → ``/a/b c.jsonl``),
+    comparable with ``scan_landing``'s paths."""
+    path = F.regexp_replace(source_file, r"^file:(//(?=/))?", "")
+    return F.try_url_decode(F.regexp_replace(path, r"\+", "%2B"))  # a '+' in a URI path is a '+', not a space
+
+
 def landing_date_of(source_file: Column) -> Column:
     """The delivery date in a landing file's name (``.../<YYYY-MM-DD>*.jsonl``); null if it has none."""
     return F.try_to_date(F.regexp_extract(source_file, r"/(\d{4}-\d{2}-\d{2})[^/]*$", 1))
@@ -60,13 +165,7 @@ def landing_date_of(source_file: Column) -> Column:
 
 def delivery_dates(landing: str | Path, scenario: str) -> list[dt.date]:
     """Every delivery date with files under ``<landing>/<scenario>/``, from the names' date prefixes."""
-    dates = set()
-    for p in (Path(landing) / scenario).glob(DATED_FILES):
-        try:
-            dates.add(dt.date.fromisoformat(p.name[:10]))
-        except ValueError:  # e.g. 2026-02-30: not a date, so no delivery date either
-            continue
-    return sorted(dates)
+    return sorted({dt.date.fromisoformat(Path(f).name[:10]) for f in scan_landing(landing, scenario).files})
 
 
 def verbatim(line: Column) -> dict[str, Column]:
@@ -91,7 +190,8 @@ def empty_lines(spark) -> DataFrame:
 
 def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: dt.date, run_id: str) -> IngestResult:
     """Replace bronze's ``landing_date`` partition with the day's landed lines, atomically."""
-    files = landing_files(landing, scenario, landing_date)
+    found = scan_landing(landing, scenario, landing_date)
+    files = found.files
     lines = read_landing(spark, files) if files else empty_lines(spark)
     # Lines are counted as they are read, in the same pass as the write (an independent count
     # of what landed, checked against the rows the bronze commit reports).
@@ -101,4 +201,5 @@ def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: 
         tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
     )
     fault_point("ingest.committed")
-    return IngestResult(files=files, landed_lines=landed.get["lines"] if files else 0, commit=commit)
+    return IngestResult(files=files, landed_lines=landed.get["lines"] if files else 0, commit=commit,
+                        not_taken=found.not_taken)

@@ -37,8 +37,8 @@ from ..errors import GateFailed, LakeBusy, S3PError
 from ..lake import Lake, replayed, table_exists, table_path
 from ..tracking import job_row, mlflow_run, new_run_id, record_job_runs
 from . import tables
-from .ingest import (DATED_FILES, IngestResult, delivery_dates, ingest, landing_date_of, landing_files, to_bronze,
-                     text_lines, with_source_file)
+from .ingest import (DATE, DATED_FILES, OUTSIDE, IngestResult, delivery_dates, ingest, landing_date_of, landing_files,
+                     local_path, not_taken_note, scan_landing, to_bronze, text_lines, with_source_file)
 
 Progress = Callable[[str], None]
 
@@ -226,7 +226,10 @@ def ingest_batch(spark, lake: Lake, landing: str | Path, scenario: str, dates: l
     (by default one of its own, without an MLflow run)."""
     recorder = recorder or IngestRecorder(lake, scenario, "batch")
     results = {}
-    for day in dates_to_ingest(lake.root, landing, scenario, dates):
+    days = dates_to_ingest(lake.root, landing, scenario, dates)
+    for not_taken in scan_landing(landing, scenario).not_taken:  # each once; each date's record lists its own
+        progress(f"[ingest {scenario}] warning: {not_taken}")
+    for day in days:
         t0, started_at = time.monotonic(), _now()
         try:
             results[day] = result = ingest(spark, lake, landing, scenario, day, recorder.run_id)
@@ -239,7 +242,8 @@ def ingest_batch(spark, lake: Lake, landing: str | Path, scenario: str, dates: l
         summary = (f"{len(result.files)} file(s), {result.landed_lines:,} lines → {tables.bronze(scenario)} "
                    f"(partition replaced, {result.commit.rows_removed:,} rows before; "
                    f"Delta version {result.commit.version}")
-        recorder.record("succeeded", started_at, summary + ")",
+        note = not_taken_note(result.not_taken)
+        recorder.record("succeeded", started_at, summary + ")" + (f"; {note}" if note else ""),
                         {day: (result.landed_lines, result.commit.rows_added)})
         progress(f"[ingest {scenario}] {day}: {summary}, {time.monotonic() - t0:.1f} s)")
     if not results:
@@ -287,9 +291,11 @@ class _BatchWriter:
     """The ``foreachBatch`` function: one micro-batch → one bronze append with its app transaction,
     then its ``ops/job_runs`` rows."""
 
-    def __init__(self, lake: Lake, scenario: str, recorder: IngestRecorder, result: StreamResult,
+    def __init__(self, lake: Lake, landing: str | Path, scenario: str, recorder: IngestRecorder, result: StreamResult,
                  progress: Progress, lock: LockFactory | None, stopping: Callable[[], bool]):
-        self.lake, self.scenario, self.recorder, self.run_id = lake, scenario, recorder, recorder.run_id
+        self.lake, self.landing, self.scenario = lake, landing, scenario
+        self.recorder, self.run_id = recorder, recorder.run_id
+        self.warned: set[str] = set()  # files named like deliveries, not taken, already warned about
         self.name, self.app_id = tables.bronze(scenario), app_id(scenario)
         self.result, self.progress, self.lock, self.stopping = result, progress, lock, stopping
         self.failure: BaseException | None = None
@@ -349,15 +355,25 @@ class _BatchWriter:
             return "skipped", (f"micro-batch {batch_id}: replay of a batch already committed to {self.name} "
                                f"(app transaction {self.app_id} at {committed}, table version {version}); "
                                "skipped, nothing written"), {None: (0, 0)}, 0
+        # Spark's file source takes any name matching DATED_FILES; the landing rule (ingest.examine) refuses those
+        # that resolve outside the landing folder (their lines are left out here), and names the other files
+        # that look like deliveries but are not taken (warned about once, recorded with this batch)
+        scan = scan_landing(self.landing, self.scenario)
+        refused = [n.path for n in scan.not_taken if n.kind == OUTSIDE]
+        fresh = [n for n in scan.not_taken if n.kind != DATE and n.path not in self.warned]  # DATE: "undated" below
+        self.warned.update(n.path for n in fresh)
+        for not_taken in fresh:
+            self.progress(f"{tag}: warning: {not_taken}")
         rows = to_bronze(lines, landing_date_of(F.col("source_file")), self.run_id)
         # counted as the micro-batch is written (one pass over it): lines, delivery dates, files, and
         # the files whose names start with no valid date (not a delivery, as for `s3p run`: left out)
         seen = Observation(f"ingest-{self.run_id}-{batch_id}")
         dated = F.col("landing_date").isNotNull()
+        taken = dated & ~local_path(F.col("source_file")).isin(refused) if refused else dated
         rows = rows.observe(
-            seen, F.count_if(dated).alias("lines"), F.collect_set(F.col("landing_date")).alias("dates"),
-            F.collect_set(F.when(dated, F.col("source_file"))).alias("files"),
-            F.collect_set(F.when(~dated, F.col("source_file"))).alias("undated")).filter(dated)
+            seen, F.count_if(taken).alias("lines"), F.collect_set(F.when(taken, F.col("landing_date"))).alias("dates"),
+            F.collect_set(F.when(taken, F.col("source_file"))).alias("files"),
+            F.collect_set(F.when(~dated, F.col("source_file"))).alias("undated")).filter(taken)
         commit = self.lake.append(self.name, rows, partition_by=tables.BATCH_PARTITION, app_id=self.app_id,
                                   app_version=batch_id, metadata={"run_id": self.run_id, "job": "ingest",
                                                                   "mode": "stream", "batch_id": batch_id})
@@ -381,7 +397,8 @@ class _BatchWriter:
                       f"{time.monotonic() - t0:.1f} s)")
         message = (f"micro-batch {batch_id}: {files} file(s), {landed:,} lines → {self.name} on "
                    f"{len(dates)} landing date(s) (Delta version {commit.version})"
-                   + (f"; {len(undated)} file(s) left out, their names start with no valid date" if undated else ""))
+                   + (f"; {len(undated)} file(s) left out, their names start with no valid date" if undated else "")
+                   + (f"; {not_taken_note(fresh)}" if fresh else ""))
         return "succeeded", message, self._counts(dates, landed, commit.version), landed
 
     def _counts(self, dates: list[dt.date], landed: int, version: int | None) -> dict:
@@ -443,7 +460,7 @@ def ingest_stream(spark, lake: Lake, landing: str | Path, scenario: str, trigger
         return bool(signals) or (stop is not None and stop.is_set())
 
     recorder = recorder or IngestRecorder(lake, scenario, "stream")
-    writer = _BatchWriter(lake, scenario, recorder, result, progress, lock, stopping)
+    writer = _BatchWriter(lake, landing, scenario, recorder, result, progress, lock, stopping)
     reader = text_lines(spark.readStream).option("pathGlobFilter", DATED_FILES)
     if max_files_per_trigger:
         reader = reader.option("maxFilesPerTrigger", str(max_files_per_trigger))
