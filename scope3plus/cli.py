@@ -401,9 +401,10 @@ def cmd_rollup(ctx: Context) -> int:
 
 @command("progress")
 def cmd_progress(ctx: Context) -> int:
+    from .freshness import annotate
     from .progress_report import load_progress, render
 
-    print(render(load_progress(ctx.config.lake), ctx.args.format))
+    print(render(annotate(load_progress(ctx.config.lake), ctx.config), ctx.args.format))
     return 0
 
 

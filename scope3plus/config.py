@@ -55,6 +55,8 @@ class Config:
     catalog_name: str | None = None  # a catalog for 3-part names (Unity Catalog); None: the session's own
     # a methodology's author may approve or retire it themselves (local development only; four eyes otherwise)
     allow_self_approval: bool = False
+    # when each scenario's daily delivery is due ("default" and per scenario): see scope3plus.freshness
+    freshness: dict = field(default_factory=lambda: _freshness(None, "defaults"))
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -152,6 +154,48 @@ def _methodology(value, source) -> dict:
     return {"allow_self_approval": allow}
 
 
+FRESHNESS_DEFAULT = {"due": "06:00", "warn_after_hours": 0, "error_after_hours": 24}
+
+
+def _freshness_rule(value, key: str, source, base: dict) -> dict:
+    if not isinstance(value, dict) or set(value) - set(FRESHNESS_DEFAULT):
+        raise S3PError(f"{source}: {key} takes {', '.join(FRESHNESS_DEFAULT)}, got {value!r}")
+    rule = {**base, **value}
+    due = rule["due"]
+    if isinstance(due, int) and not isinstance(due, bool) and 0 <= due < 24 * 60:  # YAML 1.1 reads 06:00 as 360
+        due = f"{due // 60:02d}:{due % 60:02d}"
+    try:
+        rule["due"] = due if isinstance(due, dt.time) else dt.time.fromisoformat(str(due))
+    except ValueError:
+        raise S3PError(f"{source}: {key}.due must be a local time HH:MM, got {rule['due']!r}") from None
+    for hours in ("warn_after_hours", "error_after_hours"):
+        rule[hours] = _whole_number(rule[hours], f"{key}.{hours}", source, 0, MAX_HOURS)
+    if rule["error_after_hours"] < rule["warn_after_hours"]:
+        raise S3PError(f"{source}: {key}.error_after_hours must not be below its warn_after_hours")
+    return rule
+
+
+def _freshness(value, source) -> dict:
+    """``freshness: {due: "06:00", warn_after_hours: 0, error_after_hours: 24, scenarios: {ID: {due: ...}}}``:
+    ``{"default": rule, ID: rule}``, each scenario's rule being the default with its own keys."""
+    value = {} if value is None else value
+    if not isinstance(value, dict):
+        raise S3PError(f"{source}: freshness must be a mapping, got {value!r}")
+    own = value.get("scenarios") or {}
+    default = _freshness_rule({k: v for k, v in value.items() if k != "scenarios"}, "freshness", source,
+                              FRESHNESS_DEFAULT)
+    if not isinstance(own, dict):
+        raise S3PError(f"{source}: freshness.scenarios must map scenario ids to rules, got {own!r}")
+    from .contracts import SCENARIOS
+
+    unknown = sorted(set(own) - set(SCENARIOS))
+    if unknown:
+        raise S3PError(f"{source}: freshness.scenarios: no scenario {unknown[0]!r} (scenarios: {', '.join(SCENARIOS)})")
+    return {"default": default, **{s: _freshness_rule(rule, f"freshness.scenarios.{s}", source,
+                                                      {**default, "due": default["due"].isoformat("minutes")})
+                                   for s, rule in own.items()}}
+
+
 def config_from_args(args) -> Config:
     """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake``, ``--backend`` and ``--mlflow-dir``."""
     return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
@@ -194,6 +238,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         scenarios_in_parallel=_whole_number(raw.get("scenarios_in_parallel", 2), "scenarios_in_parallel", source, 1),
         **_catalog(raw.get("catalog"), source),
         **_methodology(raw.get("methodology"), source),
+        freshness=_freshness(raw.get("freshness"), source),
     )
     if values["goal_end"] <= values["goal_start"]:
         raise S3PError(f"{source}: goal.end {values['goal_end']} must be after goal.start {values['goal_start']}")

@@ -193,6 +193,10 @@ def headline(rows: list[dict]) -> list[str]:
         lines.append(f"Restatements changed the event-derived cumulative by {format_restatement(t)}.")
     lines.append(f"Data quality of the latest deliveries (up to {format_date(t.get('latest_run_landing_date'))}): "
                  f"{run_status_words(rows)}.")
+    late = [label(r["scope"]) for r in rows if "freshness" in r and r["freshness"].status != "fresh"]
+    if any("freshness" in r for r in rows):
+        lines.append(f"Deliveries LATE for {', '.join(late)} (see each scenario)." if late
+                     else "Deliveries: every scenario's latest delivery is on time.")
     return lines
 
 
@@ -207,7 +211,8 @@ def scenario_status(row: dict) -> str:
             f"{format_tonnes(row['trailing_365d_t'])} in the last 365 days "
             f"({row['trailing_365d_days_with_data']:,} days with data). By 2035: "
             f"{format_tonnes(row['projected_linear_t'])} at that pace, {trend}. "
-            f"Latest delivery ({format_date(row.get('latest_run_landing_date'))}): {format_run_status(row)}.")
+            f"Latest delivery ({format_date(row.get('latest_run_landing_date'))}): {format_run_status(row)}."
+            + (f" Freshness: {row['freshness'].words()}." if "freshness" in row else ""))
 
 
 def _growth_words(row: dict) -> str:
@@ -239,7 +244,9 @@ def as_json(rows: list[dict]) -> dict:
     return {
         "as_of": total["as_of"].isoformat(),
         **{k: total.get(k) for k in TOTAL_KEYS},
-        "scenarios": {r["scope"]: {k: r.get(k) for k in SCENARIO_KEYS} for r in rows if r["scope"] != TOTAL},
+        "scenarios": {r["scope"]: {**{k: r.get(k) for k in SCENARIO_KEYS},
+                                   **({"freshness": r["freshness"].as_dict()} if "freshness" in r else {})}
+                      for r in rows if r["scope"] != TOTAL},
     }
 
 

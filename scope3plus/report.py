@@ -38,6 +38,7 @@ def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str 
     """Write the report from the lake: gold.progress as published, or recomputed as of ``as_of``
     from gold.daily_summary (``rollup.progress``); the chart's history from the daily summary."""
     from .aggregates import read_table
+    from .freshness import annotate
     from .lake import open_lake
     from .pipeline import tables
     from .pipeline.rollup import DAILY_SCHEMA, monthly_combined, progress_as_of
@@ -53,7 +54,7 @@ def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str 
     summary = lake.read_small(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
     aggregates = read_table(lake.root)
     series = [r.asDict() for r in monthly_combined(summary, as_of, config, aggregates).collect()]
-    return write_report(out_dir, rows, series, aggregates, config)
+    return write_report(out_dir, annotate(rows, config), series, aggregates, config)
 
 
 def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],

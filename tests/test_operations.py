@@ -280,6 +280,20 @@ def test_every_job_leaves_an_mlflow_run_and_a_record(week):
                     ("rollup", "succeeded", "FINISHED", "rollup")]
 
 
+def test_progress_says_which_deliveries_are_late(week):
+    """The week's deliveries are dated 2026-11-01 and 02; the clock is later: each scenario is overdue."""
+    code, out, err = cli_main("progress", "--lake", week["config"].lake, "--format", "json")
+    assert code == 0, err
+    shown = {s: v["freshness"] for s, v in json.loads(out)["scenarios"].items()}
+    assert {s: (f["latest_delivery"], f["next_due_at"]) for s, f in shown.items()} == {
+        s: (str(D2), "2026-11-04T06:00:00+08:00") for s in SCENARIOS}
+    now = dt.datetime.now(dt.timezone.utc)
+    hours = (now - dt.datetime(2026, 11, 3, 22, tzinfo=dt.timezone.utc)).total_seconds() / 3600
+    assert all(f["status"] == ("error" if hours > 24 else "warn" if hours > 0 else "fresh") for f in shown.values())
+    code, out, _ = cli_main("progress", "--lake", week["config"].lake)
+    assert code == 0 and ("Deliveries LATE for " in out) == (hours > 0)
+
+
 KILLED_JOB = """
 import sys, time
 from scope3plus.config import load_config
