@@ -47,6 +47,7 @@ class Config:
     scenarios_in_parallel: int = 2  # a daily run ingests and gates this many scenarios side by side
     catalog_schema: str = "scope3plus"  # tables by name: [catalog_name.]catalog_schema.<layer>_<table>
     catalog_name: str | None = None  # a catalog for 3-part names (Unity Catalog); None: the session's own
+    alert_webhooks: tuple[str, ...] = ()  # alerts.webhooks: URLs a failed job or a drift warning is POSTed to
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -122,6 +123,28 @@ def _catalog(value, source) -> dict:
             "catalog_name": check_identifier(name, "catalog.name", source) if name is not None else None}
 
 
+def _webhooks(value, source) -> tuple[str, ...]:
+    """``alerts: {webhooks: [URL, ...]}``: where a failure or a drift warning is POSTed (scope3plus.alerts)."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or set(value) - {"webhooks"}:
+        raise S3PError(f"{source}: alerts takes webhooks (a list of http(s) URLs), got {value!r}")
+    urls = value.get("webhooks") or []
+    if not isinstance(urls, list):
+        raise S3PError(f"{source}: alerts.webhooks must be a list of http(s) URLs, got {urls!r}")
+    for url in urls:
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            host = parts.hostname if parts else None  # a malformed [IPv6] host raises here
+        except ValueError:
+            parts = host = None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            raise S3PError(f"{source}: alerts.webhooks: each entry must be an http(s) URL, got {url!r}")
+    return tuple(urls)
+
+
 def config_from_args(args) -> Config:
     """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake``, ``--backend`` and ``--mlflow-dir``."""
     return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
@@ -160,6 +183,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         time_travel_retention_hours=_hours(raw.get("time_travel_retention_hours", 168), source),
         scenarios_in_parallel=_scenarios_in_parallel(raw.get("scenarios_in_parallel", 2), source),
         **_catalog(raw.get("catalog"), source),
+        alert_webhooks=_webhooks(raw.get("alerts"), source),
     )
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Config(**values)
