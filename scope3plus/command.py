@@ -26,6 +26,8 @@ import sys
 from dataclasses import dataclass
 from typing import Callable
 
+from .errors import exit_code_of
+
 
 @dataclass(frozen=True)
 class Command:
@@ -71,6 +73,7 @@ class Context:
     def __init__(self, args: argparse.Namespace, spec: Command):
         self.args, self.spec = args, spec
         self.outcome: dict = {}  # what a command that writes the lake reports with --format json
+        self.drifted_runs: list = []  # daily runs (RunSummary) whose drift checks warned: alerted at the end
         self._held = contextlib.ExitStack()  # the lake lock, once taken
         self._locked = False
         self._spark = None
@@ -112,12 +115,21 @@ class Context:
         return open_lake(self.session(label, lock), self.config.lake, self.config.lake_backend)
 
     def run(self) -> int:
-        """Do the command's work and end it (:meth:`close`); returns the exit code."""
-        code = 1
+        """Do the command's work and end it (:meth:`close`); returns the exit code. Once it has ended (the lock
+        released), a failure (exit 1, 3, 4) and the drift warnings of its runs go to the profile's webhooks."""
+        code, error = 1, None
         try:
-            code = self.spec.work(self)
+            try:
+                code = self.spec.work(self)
+            finally:
+                self.close(code)
+        except BaseException as exc:
+            code, error = exit_code_of(exc), exc
+            raise
         finally:
-            self.close(code)
+            from .alerts import alert_on_exit
+
+            alert_on_exit(self, code, error)
         return code
 
     def close(self, code: int) -> None:
