@@ -10,7 +10,9 @@ arguments, the landing files, the methodology registry) run before anything slow
 4. for a command that writes the lake, the lake lock (``--wait``), then the Spark session, then the
    lake: :meth:`Context.lake` (or :meth:`Context.session`);
 5. at the end, for a command that wrote tables: their registration in the catalog (under the lock),
-   then the lock's release, whatever happened (:meth:`Context.close`).
+   then the lock's release, whatever happened (:meth:`Context.close`);
+6. once it has ended, its alerts: a failure (exit 1, 3, 4) and the drift warnings of its daily runs, to the
+   profile's webhooks (:mod:`scope3plus.alerts`).
 
 What a command declares with :func:`command` decides the arguments the parser gives it too: a
 command that ``writes`` the lake takes ``--wait`` and ``--format json`` (one result object, printed
