@@ -10,6 +10,7 @@ Alerts are sent when the command has ended (its lake lock released), by ``Contex
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import socket
 import time
@@ -137,7 +138,7 @@ def post(url: str, body: bytes, timeout: float = TIMEOUT_SECONDS, attempts: int 
                 return why
         except urllib.error.URLError as exc:
             why = f"{exc.reason} (attempt {attempt} of {attempts})"
-        except (OSError, ValueError) as exc:  # a timeout while reading the answer, a malformed URL
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # a timeout reading the answer, a bad one
             why = f"{type(exc).__name__}: {exc or 'timed out'} (attempt {attempt} of {attempts})"
     return why
 
