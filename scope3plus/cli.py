@@ -358,8 +358,11 @@ def cmd_run(ctx: Context) -> int:
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
     spark = ctx.session(str(args.date) + (f"..{days[-1]}" if len(days) > 1 else ""))
     for day in days:
-        summary = run_day(spark, config, day, progress=ctx.say, ingest_files=not args.from_bronze)
+        summary = run_day(spark, config, day, progress=ctx.say, ingest_files=not args.from_bronze,
+                          announce_run_id=lambda run_id: ctx.outcome.update(run_id=run_id))  # a failure's alert names it
         runs.append(run_outcome(summary))
+        if summary.drift_warnings:  # alerted when the command has ended (scope3plus.alerts)
+            ctx.drifted_runs.append(summary)
         ctx.say(f"run {summary.run_id} done in {summary.seconds:.1f} s; progress as of {summary.as_of} (see: s3p progress)")
     return 0
 

@@ -10,7 +10,9 @@ arguments, the landing files, the methodology registry) run before anything slow
 4. for a command that writes the lake, the lake lock (``--wait``), then the Spark session, then the
    lake: :meth:`Context.lake` (or :meth:`Context.session`);
 5. at the end, for a command that wrote tables: their registration in the catalog (under the lock),
-   then the lock's release, whatever happened (:meth:`Context.close`).
+   then the lock's release, whatever happened (:meth:`Context.close`);
+6. once it has ended, its alerts: a failure (exit 1, 3, 4) and the drift warnings of its daily runs, to the
+   profile's webhooks (:mod:`scope3plus.alerts`).
 
 What a command declares with :func:`command` decides the arguments the parser gives it too: a
 command that ``writes`` the lake takes ``--wait`` and ``--format json`` (one result object, printed
@@ -25,6 +27,8 @@ import functools
 import sys
 from dataclasses import dataclass
 from typing import Callable
+
+from .errors import exit_code_of
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class Context:
     def __init__(self, args: argparse.Namespace, spec: Command):
         self.args, self.spec = args, spec
         self.outcome: dict = {}  # what a command that writes the lake reports with --format json
+        self.drifted_runs: list = []  # daily runs (RunSummary) whose drift checks warned: alerted at the end
         self._held = contextlib.ExitStack()  # the lake lock, once taken
         self._locked = False
         self._spark = None
@@ -112,12 +117,21 @@ class Context:
         return open_lake(self.session(label, lock), self.config.lake, self.config.lake_backend)
 
     def run(self) -> int:
-        """Do the command's work and end it (:meth:`close`); returns the exit code."""
-        code = 1
+        """Do the command's work and end it (:meth:`close`); returns the exit code. Once it has ended (the lock
+        released), a failure (exit 1, 3, 4) and the drift warnings of its runs go to the profile's webhooks."""
+        code, error = 1, None
         try:
-            code = self.spec.work(self)
+            try:
+                code = self.spec.work(self)
+            finally:
+                self.close(code)
+        except BaseException as exc:
+            code, error = exit_code_of(exc), exc
+            raise
         finally:
-            self.close(code)
+            from .alerts import alert_on_exit
+
+            alert_on_exit(self, code, error)
         return code
 
     def close(self, code: int) -> None:

@@ -57,6 +57,7 @@ class Config:
     allow_self_approval: bool = False
     # when each scenario's daily delivery is due ("default" and per scenario): see scope3plus.freshness
     freshness: dict = field(default_factory=lambda: _freshness(None, "defaults"))
+    alert_webhooks: tuple[str, ...] = ()  # alerts.webhooks: URLs a failed job or a drift warning is POSTed to
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -194,6 +195,26 @@ def _freshness(value, source) -> dict:
     return {"default": default, **{s: _freshness_rule(rule, f"freshness.scenarios.{s}", source,
                                                       {**default, "due": default["due"].isoformat("minutes")})
                                    for s, rule in own.items()}}
+def _webhooks(value, source) -> tuple[str, ...]:
+    """``alerts: {webhooks: [URL, ...]}``: where a failure or a drift warning is POSTed (scope3plus.alerts)."""
+    from urllib.parse import urlsplit
+
+    if value is None:
+        value = {}
+    if not isinstance(value, dict) or set(value) - {"webhooks"}:
+        raise S3PError(f"{source}: alerts takes webhooks (a list of http(s) URLs), got {value!r}")
+    urls = value.get("webhooks") or []
+    if not isinstance(urls, list):
+        raise S3PError(f"{source}: alerts.webhooks must be a list of http(s) URLs, got {urls!r}")
+    for url in urls:
+        try:
+            parts = urlsplit(url) if isinstance(url, str) else None
+            host = parts.hostname if parts else None  # a malformed [IPv6] host raises here
+        except ValueError:
+            parts = host = None
+        if parts is None or parts.scheme not in ("http", "https") or not host:
+            raise S3PError(f"{source}: alerts.webhooks: each entry must be an http(s) URL, got {url!r}")
+    return tuple(urls)
 
 
 def config_from_args(args) -> Config:
@@ -239,6 +260,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         **_catalog(raw.get("catalog"), source),
         **_methodology(raw.get("methodology"), source),
         freshness=_freshness(raw.get("freshness"), source),
+        alert_webhooks=_webhooks(raw.get("alerts"), source),
     )
     if values["goal_end"] <= values["goal_start"]:
         raise S3PError(f"{source}: goal.end {values['goal_end']} must be after goal.start {values['goal_start']}")

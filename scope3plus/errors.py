@@ -33,3 +33,15 @@ class MaintenanceFailed(S3PError):
     """``s3p maintain`` could not maintain some tables (the others were maintained)."""
 
     exit_code = 1
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code ``s3p`` ends with when a command raised ``exc``: an S3PError's own (2 bad input, 3 a failed
+    gate, 4 a busy lake, ...), 130 for Ctrl-C, a SystemExit's code, 1 for anything else (an internal error)."""
+    if isinstance(exc, S3PError):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 1

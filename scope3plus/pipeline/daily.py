@@ -71,6 +71,8 @@ class RunSummary:
     #: scenarios side by side, ingest, gate and silver_checks add up each scenario's time (more than the wall
     #: clock), and ``scenarios`` is the wall clock of ingesting and gating them all
     stages: dict = field(default_factory=dict)
+    #: the drift checks that warned (DataQuality.drift_warnings): the run went on; `s3p run` alerts them
+    drift_warnings: list = field(default_factory=list)
 
     @contextmanager
     def stage(self, name: str):
@@ -164,11 +166,12 @@ def for_each_scenario(work: Callable[[str], None], scenarios: list[str], paralle
 
 
 def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, quality: bool = True,
-            ingest_files: bool = True) -> RunSummary:
+            ingest_files: bool = True, announce_run_id: Progress = _quiet) -> RunSummary:
     """Run delivery ``day``. ``quality=False`` skips the batch-level data-quality suites (the row
     rules of the gate always apply): for measuring what they cost, never for production.
     ``ingest_files=False`` gates what bronze already holds for ``day`` (written by ``s3p ingest``)
-    instead of reading the landing files; the landed lines are then bronze's rows of that date."""
+    instead of reading the landing files; the landed lines are then bronze's rows of that date.
+    ``announce_run_id`` is called with the run id before anything is written (a failed run's alert names it)."""
     started = time.monotonic()
     if ingest_files:
         check_landing(config, day)
@@ -184,6 +187,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
     settings = GateSettings(day, config.local_timezone, config.goal_start, config.future_tolerance_days,
                             config.late_data_horizon_days, key)
     run_id = new_run_id("run", day)
+    announce_run_id(run_id)
     counts = {s: ScenarioCounts(s) for s in SCENARIOS}
     summary = RunSummary(run_id, day, None, lake.backend, counts, versions,
                          started_at=dt.datetime.now(dt.timezone.utc))
@@ -265,6 +269,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             fault_point("rollup.before_progress")
             with summary.stage("progress"):
                 summary.as_of, _ = refresh_progress(lake, config, day, run_id)  # stage 3: progress
+            summary.drift_warnings = dq.drift_warnings() if dq else []
             summary.seconds = time.monotonic() - started
             tracker.metrics(_metrics(summary))
             tracker.artifact(_as_dict(summary), "run_summary.json")

@@ -52,6 +52,9 @@ CHECKS = {
     "gx": {SILVER, GOLD},         # a Great Expectations expectation on the layer's rows
     "day_total": {GOLD},          # tCO2e per scenario and event day vs the trailing median day
 }
+#: the checks that say the data moved from what it was (its fields, its volume, its day totals): their warnings
+#: are alerted to the profile's webhooks (scope3plus.alerts), the other warnings only recorded and printed
+DRIFT_CHECKS = ("schema_drift", "volume", "day_total")
 DQ_RESULTS_SCHEMA = table(tables.DQ_RESULTS).ddl  # declared in schemas/tables/ops.yaml
 DQ_RESULTS_COLUMNS = table(tables.DQ_RESULTS).column_names
 GX_SEVERITY = {WARN: "warning", FAIL: "critical"}
@@ -595,6 +598,12 @@ class DataQuality:
         for r in results:
             if r.warned:
                 self._say(f"[{self.landing_date}] warning: {r.label}: {r.summary()}")
+
+    def drift_warnings(self) -> list[dict]:
+        """The drift checks (DRIFT_CHECKS) that warned: suite, scenario, expectation, check and a one-line summary."""
+        return [{"suite": r.suite.name, "scenario": r.suite.scenario, "expectation": r.expectation.name,
+                 "check": r.expectation.check, "summary": r.summary()}
+                for r in self.results if r.warned and r.expectation.check in DRIFT_CHECKS]
 
     @property
     def failures(self) -> list[Result]:
