@@ -216,7 +216,8 @@ def connect_session(remote: str, spark_conf: dict | None = None, app_name: str =
     from pyspark.sql import SparkSession
 
     try:
-        import pyspark.sql.connect.session  # noqa: F401 - checks the Connect client's own dependencies (gRPC)
+        from pyspark.sql.connect import session as connect_session  # the Connect client's own dependencies (gRPC)
+        del connect_session
     except ImportError as exc:
         raise S3PError(f"Spark Connect needs pyspark's connect extra (pip install 'pyspark[connect]'): {exc}") from None
     check_reachable(remote)

@@ -200,6 +200,12 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                         "lake_backend": lake.backend, **{f"methodology.{s}": ";".join(v) for s, v in versions.items()}})
         try:
             # stage 1: ingest + gate, every scenario
+            def timed_silver_checks(check):
+                def inspect(silver, result) -> None:
+                    with summary.stage("silver_checks"):
+                        check(silver, result)
+                return inspect
+
             def ingest_and_gate(scenario: str) -> None:
                 try:
                     gate_scenario(scenario)
@@ -225,11 +231,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
                         progress(f"[{day}] {scenario}: no bronze table yet (see s3p ingest)")
                         return
                     c.landed_lines = c.bronze_rows = held
-                inspect = None
-                if dq:
-                    def inspect(silver, result, check=dq.inspect_silver(contracts[scenario])):
-                        with summary.stage("silver_checks"):
-                            check(silver, result)
+                inspect = timed_silver_checks(dq.inspect_silver(contracts[scenario])) if dq else None
                 with summary.stage("gate"):  # includes silver_checks, which is also reported on its own
                     result = gate(lake, contracts[scenario], approved[scenario], settings, run_id,
                                   inspect=inspect, drift=dq is not None)
