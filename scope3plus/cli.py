@@ -47,7 +47,7 @@ Set S3P_DEBUG=1 to see tracebacks.
 Commands that write the lake take the lake lock; one that finds it held stops (exit 4)
 unless --wait SECONDS lets it wait. Exit codes: 0 done, 1 internal error or a table
 maintain could not maintain, 2 bad argument or missing path, 3 failed data-quality gate
-or conservation check, 4 lake busy.
+or conservation check, 4 lake busy, 141 the reader of stdout went away (s3p ... | head -1).
 """
 
 
@@ -580,7 +580,10 @@ def _fails_as_a_program(run):
 
     @functools.wraps(run)
     def program(argv: list[str] | None = None) -> int:
-        code = run(argv)
+        try:
+            code = run(argv)
+        except BrokenPipeError:  # main re-raises it only when stdout's reader has gone
+            code = _end_on_closed_stdout()
         if argv is None and code:
             raise SystemExit(code)
         return code
@@ -595,6 +598,34 @@ def write_error_log(text: str) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as log:
         log.write(text)
     return Path(name)
+
+
+#: the exit code of a program whose stdout's reader went away (``s3p progress | head -1``): what a shell
+#: reports for a coreutils tool killed by SIGPIPE there (128 + 13)
+CLOSED_STDOUT_EXIT = 141
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (writing to it fails with EPIPE)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a file descriptor (a test's capture)
+        return False
+
+
+def _end_on_closed_stdout() -> int:
+    """End quietly, as Unix tools do when the reader of their output has gone: nothing on stderr, and
+    stdout pointed at /dev/null so that the interpreter's last flush does not complain either (the
+    recipe of the Python docs' "Note on SIGPIPE"; SIGPIPE itself stays ignored, or a closed socket to
+    the JVM or a tracking server would kill s3p without a word)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_STDOUT_EXIT
 
 
 @_fails_as_a_program
@@ -618,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
         code, error = 130, "interrupted"
         say("s3p: interrupted")
     except Exception as exc:  # an internal error: one line here, the traceback in a file
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            raise  # not an error: the reader of stdout has gone (_fails_as_a_program ends quietly)
         if os.environ.get("S3P_DEBUG"):
             raise
         log = write_error_log(traceback.format_exc())
