@@ -53,3 +53,94 @@ def test_a_closed_stdout_in_a_shell_pipeline_gives_141():
     out = subprocess.run(["bash", "-c", f"{sys.executable} -m scope3plus.cli methodology list | true; "
                                         "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "141" and out.stderr == ""
+
+
+# --------------------------------------------------------------------------- profiles (issue 23 item 6)
+
+
+@pytest.mark.parametrize("line, message", [
+    ("goal: [1]", "goal must be a mapping (tonnes, start, end), got [1]"),
+    ("mlflow: 5", "mlflow must be a mapping (tracking_uri, mlflow_dir, experiment), got 5"),
+    ("late_data_horizon_days: thirty", "late_data_horizon_days must be a whole number, got 'thirty'"),
+    ("future_tolerance_days: 1.5", "future_tolerance_days must be a whole number, got 1.5"),
+    ("goal: {tonnes: lots}", "goal.tonnes must be a number, got 'lots'"),
+    ("goal: {tonnes: true}", "goal.tonnes must be a number, got True"),
+    ("pseudonymisation: {key_env: [S3P_KEY]}", "pseudonymisation.key_env must be text, got ['S3P_KEY']"),
+    ("landing: {a: 1}", "landing must be text, got {'a': 1}"),
+    ("spark: [spark.master]", "spark must be a mapping of Spark settings to text or numbers, got ['spark.master']"),
+    ("spark: {spark.jars: [a, b]}", "spark must be a mapping of Spark settings to text or numbers"),
+])
+def test_a_profile_value_of_the_wrong_kind_is_one_line_naming_the_key(tmp_path, line, message):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(line + "\n", encoding="utf-8")
+    error = one_error_line(s3p("progress", "--conf", str(profile), "--lake", str(tmp_path / "lake")))
+    assert error == f"s3p: error: {profile}: {message}" or error.startswith(f"s3p: error: {profile}: {message}")
+
+
+def test_a_null_profile_value_takes_its_default(tmp_path):
+    from scope3plus.config import load_config
+
+    profile = tmp_path / "nulls.yaml"
+    profile.write_text("goal: null\npseudonymisation: {dev_key: null}\nmlflow: {experiment: null}\nspark: null\n"
+                       "late_data_horizon_days: null\n", encoding="utf-8")
+    config, default = load_config(profile), load_config(None)
+    assert (config.goal_tonnes, config.goal_end, config.mlflow_experiment, config.late_data_horizon_days) == (
+        default.goal_tonnes, default.goal_end, default.mlflow_experiment, default.late_data_horizon_days)
+    assert config.spark == {} and config.pseudonym_dev_key is None
+
+
+def test_the_shipped_profiles_have_the_shape_they_are_checked_against():
+    from scope3plus import paths
+    from scope3plus.config import load_config
+
+    for name in ("local.yaml", "cluster.yaml"):
+        config = load_config(paths.conf_dir() / name)
+        assert config.goal_tonnes == 1.5e9 and config.late_data_horizon_days == 30, name
+
+
+# --------------------------------------------------------------------------- arguments (issue 23 item 6)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run", "--date", "9999-12-31", "--days", "2"), "argument --date: must be a date in 2000-01-01 … 2099-12-31: "
+                                                     "'9999-12-31'"),
+    (("run", "--date", "2099-12-31", "--days", "2"), "--days 2 from 2099-12-31 ends after 2099-12-31, the last date "
+                                                     "s3p takes"),
+    (("run", "--date", "2026-11-01", "--days", "99999999999999"), "argument --days: must be at most 36525"),
+    (("generate", "--start", "2099-12-01", "--days", "40", "--landing", "x"), "--days 40 from 2099-12-01 ends after"),
+    (("backfill", "--from", "1999-12-31", "--to", "2026-11-01"), "argument --from: must be a date in 2000-01-01"),
+    (("ingest", "--scenario", "green_trip", "--trigger", "99999999999999999999 hours"),
+     "bad trigger '99999999999999999999 hours': expected available-now or an interval from 1 second to 24 hours"),
+    (("ingest", "--scenario", "green_trip", "--trigger", "25 hours"), "bad trigger '25 hours'"),
+    (("maintain", "--retention-hours", "99999999999999999"), "argument --retention-hours: must be at most 87840"),
+    (("ingest", "--scenario", "green_trip", "--max-files-per-trigger", "99999999999"),
+     "argument --max-files-per-trigger: must be at most 2147483647"),
+])
+def test_an_argument_out_of_range_is_one_line_before_anything_runs(tmp_path, args, message):
+    (tmp_path / "landing" / "green_trip").mkdir(parents=True)
+    paths = {"generate": (), "maintain": ("--lake", "lake")}.get(args[0], ("--lake", "lake", "--landing", "landing"))
+    error = one_error_line(s3p(*args, *paths, cwd=tmp_path))
+    assert message in error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]  # nothing written
+
+
+def test_an_interval_trigger_up_to_a_day_is_taken():
+    from scope3plus.pipeline.stream_ingest import parse_trigger
+
+    assert parse_trigger("24 hours") == {"processingTime": "24 hours"}
+    assert parse_trigger("1 second") == {"processingTime": "1 second"}
+
+
+@pytest.mark.parametrize("lake, what", [("/", "a filesystem root"), ("file:///", "a filesystem root"),
+                                        ("/tmp/..", "a filesystem root"), ("~", "the home folder")])
+def test_a_lake_at_a_filesystem_root_or_the_home_folder_is_refused(lake, what):
+    lake = os.path.expanduser(lake)
+    for args in (("progress", "--lake", lake), ("maintain", "--dry-run", "--lake", lake)):
+        error = one_error_line(s3p(*args))
+        assert error.startswith(f"s3p: error: the lake cannot be {lake} ({what}): give it a folder of its own")
+
+
+def test_a_lake_at_a_filesystem_root_in_a_profile_is_refused_too(tmp_path):
+    profile = tmp_path / "root.yaml"
+    profile.write_text("lake: /\n", encoding="utf-8")
+    assert "the lake cannot be / (a filesystem root)" in one_error_line(s3p("progress", "--conf", str(profile)))
