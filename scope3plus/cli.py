@@ -637,6 +637,8 @@ def _end_on_closed_stdout() -> int:
 def main(argv: list[str] | None = None) -> int:
     from .lake import committed
 
+    if not os.environ.get("S3P_DEBUG"):  # MLflow's INFO lines (its store's tables created, ...) are details
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     args = build_parser().parse_args(argv)
     ctx = Context(args, COMMANDS[command_name(args)])
     mark, error = len(committed()), None

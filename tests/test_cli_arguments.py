@@ -144,3 +144,24 @@ def test_a_lake_at_a_filesystem_root_in_a_profile_is_refused_too(tmp_path):
     profile = tmp_path / "root.yaml"
     profile.write_text("lake: /\n", encoding="utf-8")
     assert "the lake cannot be / (a filesystem root)" in one_error_line(s3p("progress", "--conf", str(profile)))
+
+
+# --------------------------------------------------------------------------- one line (issue 23 items 5 and 6)
+
+
+def test_methodology_versions_not_registered_is_one_line_and_mlflow_details_only_with_s3p_debug(tmp_path):
+    """A store MLflow must open (here an empty sqlite file) made MLflow add its INFO lines to the error."""
+    def run(folder, **env):
+        (folder / "landing" / "green_trip").mkdir(parents=True)
+        (folder / "landing" / "green_trip" / "2026-11-01-part-00000.jsonl").write_text("{}\n", encoding="utf-8")
+        (folder / "mlflow").mkdir()
+        (folder / "mlflow" / "mlflow.db").touch()  # the store beside the lake
+        plain = {k: v for k, v in os.environ.items() if k not in ("S3P_DEBUG", "MLFLOW_LOGGING_LEVEL")}
+        return s3p("run", "--date", "2026-11-01", "--landing", str(folder / "landing"), "--lake", str(folder / "lake"),
+                   env={**plain, **env})
+
+    error = one_error_line(run(tmp_path / "plain"))
+    assert error.startswith("s3p: error: methodology versions not registered for this lake: secondhand_trade@1.0.0")
+    debug = run(tmp_path / "debug", S3P_DEBUG="1")
+    assert debug.returncode == 2 and "INFO mlflow" in debug.stderr, debug.stderr
+    assert debug.stderr.strip().splitlines()[-1].startswith("s3p: error: methodology versions not registered")
