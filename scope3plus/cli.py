@@ -20,7 +20,7 @@ from .argtypes import (DATE_WINDOW, LATEST_DATE, MOST_DAYS, consecutive_dates, d
                        day_count as _day_count, fraction as _fraction, int_at_least as _int_at_least, remote as _remote)
 from .command import COMMANDS, Context, command, command_name, say
 from .config import MAX_HOURS
-from .errors import S3PError
+from .errors import S3PError, fault_from
 from .lake import LAKE_BACKENDS
 from .lock import add_wait_argument
 
@@ -120,8 +120,8 @@ def build_parser() -> Parser:
                                    "replaces that date's results; nothing is counted twice.")
     r.add_argument("--date", type=_date, required=True, help=f"delivery date to process, YYYY-MM-DD in {DATE_WINDOW}")
     r.add_argument("--days", type=_day_count, default=1,
-                   help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1; "
-                        f"the last one no later than {LATEST_DATE})")
+                   help="run this many consecutive delivery dates from --date, in order, in one Spark session "
+                        f"(default 1; the last one no later than {LATEST_DATE})")
     r.add_argument("--from-bronze", action="store_true",
                    help="gate what `s3p ingest` already wrote to bronze instead of reading the landing files")
     _add_allow_future_delivery(r)
@@ -661,14 +661,25 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("S3P_DEBUG"):
             raise
         log = write_error_log(traceback.format_exc())
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
-        say(f"s3p: {error}")
+        fault = fault_from(exc, where=_lake_of(ctx))  # a file that vanished, a full disk: what and where
+        if fault is not None:
+            code, error = fault.exit_code, f"{fault} (details in {log})"
+            say(f"s3p: error: {error}")
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
+            say(f"s3p: {error}")
     finally:
         paths.select_project(None)
     if ctx.spec.writes and args.format == "json":
         print(json.dumps(write_result(ctx, code, error, committed(mark)), default=str), flush=True)
     return code
+
+
+def _lake_of(ctx: Context) -> str:
+    """The lake the command was writing, once its profile is loaded ("" before)."""
+    config = ctx.__dict__.get("config")  # Context.config is a cached_property: loaded or not, never loaded here
+    return f"the lake {config.lake}" if config is not None else ""
 
 
 def _add_command_arguments(parser: argparse.ArgumentParser) -> None:

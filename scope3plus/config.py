@@ -325,6 +325,7 @@ def check_lake_folder(lake: str) -> None:
     if local is None:  # an object store: the bucket's or container's own rules apply
         return
     folder = Path(local).resolve()
-    what = "a filesystem root" if folder == folder.parent else "the home folder" if folder == Path.home().resolve() else ""
+    what = ("a filesystem root" if folder == folder.parent
+            else "the home folder" if folder == Path.home().resolve() else "")
     if what:
         raise S3PError(f"the lake cannot be {lake} ({what}): give it a folder of its own, e.g. {folder / 'lake'}")

@@ -4,6 +4,7 @@ items 5 and 6): each ends in one line on stderr and a non-zero exit, never a tra
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -165,3 +166,82 @@ def test_methodology_versions_not_registered_is_one_line_and_mlflow_details_only
     debug = run(tmp_path / "debug", S3P_DEBUG="1")
     assert debug.returncode == 2 and "INFO mlflow" in debug.stderr, debug.stderr
     assert debug.stderr.strip().splitlines()[-1].startswith("s3p: error: methodology versions not registered")
+
+
+def wait_until_stopped(proc, seconds: float = 240) -> None:
+    """Wait until ``proc`` has stopped itself (S3P_FAULT_SIGNAL=SIGSTOP at its fault point)."""
+    import time
+    from pathlib import Path
+
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the run never reached its fault point"
+        time.sleep(0.2)
+
+
+def test_a_landing_file_that_vanishes_after_listing_is_one_line_naming_it_and_the_run_is_recorded(tmp_path):
+    """Root reads every file, so the file is made unreadable the way root cannot bypass: the run stops itself
+    once Spark has listed the landing files (S3P_FAULT_SIGNAL=SIGSTOP), the file is deleted, the run goes on.
+    Spark then fails a task: 276 lines of Java frames and `internal error: Py4JJavaError` before."""
+    import deltalake
+
+    from scope3plus.config import load_config
+    from scope3plus.faults import ENV, SIGNAL_ENV
+
+    from .support import register_approved
+
+    landing, lake = tmp_path / "landing", tmp_path / "lake"
+    (landing / "green_trip").mkdir(parents=True)
+    delivery = landing / "green_trip" / "2026-11-01-part-00000.jsonl"
+    delivery.write_text('{"event_id": "e1"}\n', encoding="utf-8")
+    register_approved(load_config(None, lake=str(lake)))
+    env = {**{k: v for k, v in os.environ.items() if k != "S3P_DEBUG"},
+           ENV: "ingest.files_listed", SIGNAL_ENV: "SIGSTOP"}
+    proc = subprocess.Popen([sys.executable, "-m", "scope3plus.cli", "run", "--date", "2026-11-01", "--landing",
+                             str(landing), "--lake", str(lake)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_stopped(proc)
+        delivery.unlink()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 2, stderr
+    assert "\tat " not in stderr and "Exception" not in stderr and "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"s3p: error: cannot read {delivery}: no such file (details in "), stderr
+    records = deltalake.DeltaTable(str(lake / "ops" / "job_runs")).to_pyarrow_table().to_pylist()
+    [publish] = [r for r in records if r["stage"] == "publish"]
+    assert publish["status"] == "failed" and publish["message"] == f"cannot read {delivery}: no such file"
+
+
+def test_a_full_disk_is_said_in_one_line_from_python_and_from_the_jvm(spark, tmp_path):
+    """/dev/full fails every write with ENOSPC, for root too: once in Python, once in the JVM (through py4j,
+    as a Spark write's Py4JJavaError comes)."""
+    from scope3plus.errors import DiskFull, fault_from
+
+    with pytest.raises(OSError) as python_error:
+        with open("/dev/full", "w", encoding="utf-8") as full:
+            full.write("x")
+    fault = fault_from(python_error.value, where="the lake /data/lake")
+    assert isinstance(fault, DiskFull) and fault.exit_code == 1
+    assert str(fault) == "no space left on device, writing the lake /data/lake: free space there and rerun"
+
+    jvm = spark.sparkContext._jvm
+    with pytest.raises(Exception) as java_error:
+        jvm.java.io.FileOutputStream("/dev/full").write(65)  # one byte
+    assert "Py4JJavaError" in type(java_error.value).__name__
+    fault = fault_from(java_error.value, where="the lake /data/lake")
+    assert isinstance(fault, DiskFull) and str(fault).startswith("no space left on device, writing the lake /data/lake")
+    assert fault_from(ValueError("not a fault")) is None
+
+
+def test_a_path_spark_cannot_find_is_said_as_a_missing_file(spark, tmp_path):
+    from scope3plus.errors import fault_from
+
+    missing = tmp_path / "landing" / "green_trip" / "2026-11-01-part-00000.jsonl"
+    with pytest.raises(Exception) as error:
+        spark.read.text(str(missing))
+    fault = fault_from(error.value)
+    assert fault is not None and fault.exit_code == 2 and str(fault) == f"cannot read {missing}: no such file"

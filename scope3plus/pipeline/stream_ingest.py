@@ -45,7 +45,7 @@ Progress = Callable[[str], None]
 AVAILABLE_NOW = "available-now"
 _INTERVAL = re.compile(r"(\d+)\s*(second|minute|hour)s?")
 _SECONDS = {"second": 1, "minute": 60, "hour": 3600}
-LONGEST_INTERVAL_S = 24 * 3600  # a stream that looks for files less often than daily is a scheduler's job (available-now)
+LONGEST_INTERVAL_S = 24 * 3600  # looking for files less often than daily is a scheduler's job (available-now)
 STOP_GRACE_SECONDS = 120  # on Ctrl-C / SIGTERM, how long the current micro-batch may take to finish
 JOB = "ingest"  # ops/job_runs ``job``, MLflow tag ``s3p.job``
 
