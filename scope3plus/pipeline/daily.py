@@ -275,7 +275,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
         except Exception as exc:
             fault = fault_from(exc, where=f"the lake {config.lake}")  # a file that vanished, a full disk
             if fault is not None:
-                job_rows = _job_rows(summary, "failed", str(fault))
+                job_rows = _job_rows(summary, "failed", str(fault), failed_scenarios(exc, failed_in))
             raise
         finally:
             fault_point("run.before_record")
