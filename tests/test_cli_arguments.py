@@ -116,10 +116,13 @@ def test_the_shipped_profiles_have_the_shape_they_are_checked_against():
     (("maintain", "--retention-hours", "99999999999999999"), "argument --retention-hours: must be at most 87840"),
     (("ingest", "--scenario", "green_trip", "--max-files-per-trigger", "99999999999"),
      "argument --max-files-per-trigger: must be at most 2147483647"),
+    (("sql", "SELECT 1", "--limit", "99999999999"), "argument --limit: must be at most 2147483646"),
+    (("sql", "SELECT 1", "--limit", "-1"), "argument --limit: must be at least 0: '-1'"),
 ])
 def test_an_argument_out_of_range_is_one_line_before_anything_runs(tmp_path, args, message):
     (tmp_path / "landing" / "green_trip").mkdir(parents=True)
-    paths = {"generate": (), "maintain": ("--lake", "lake")}.get(args[0], ("--lake", "lake", "--landing", "landing"))
+    paths = {"generate": (), "maintain": ("--lake", "lake"), "sql": ("--lake", "lake")}.get(
+        args[0], ("--lake", "lake", "--landing", "landing"))
     error = one_error_line(s3p(*args, *paths, cwd=tmp_path))
     assert message in error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["landing"]  # nothing written
