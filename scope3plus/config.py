@@ -198,43 +198,31 @@ def _freshness(value, source) -> dict:
 
 # --------------------------------------------------------------------------- the profile's shape
 
-#: What each profile value is, by key; a nested dict is a section of the profile (a mapping).
+#: The kinds of profile values the shape checks; OWN_RULE: a value load_config checks with a rule of its own
+#: (_whole_number, positive_tonnes, _date, _month, _backend, _catalog, _methodology), bounds included.
+TEXT, SETTINGS, OWN_RULE = "text", "a mapping of Spark settings to text or numbers", "its own rule"
+#: What each profile value is, by key; a nested dict is a section of the profile (a mapping of its keys).
 #: A key set to null takes its default, as a key left out does.
-TEXT, WHOLE, NUMBER, DATE, FLAG = "text", "a whole number", "a number", "a date YYYY-MM-DD", "true or false"
-SETTINGS = "settings"
 PROFILE_SHAPE: dict = {
-    "profile": TEXT, "landing": TEXT, "lake": TEXT, "lake_backend": TEXT, "local_timezone": TEXT,
-    "goal": {"tonnes": NUMBER, "start": DATE, "end": DATE},
-    "fiscal_year_start_month": WHOLE, "reported_aggregates": TEXT, "future_tolerance_days": WHOLE,
-    "late_data_horizon_days": WHOLE, "time_travel_retention_hours": WHOLE, "scenarios_in_parallel": WHOLE,
-    "catalog": {"schema": TEXT, "name": TEXT},
+    "profile": TEXT, "landing": TEXT, "lake": TEXT, "lake_backend": OWN_RULE, "local_timezone": TEXT,
+    "goal": {"tonnes": OWN_RULE, "start": OWN_RULE, "end": OWN_RULE},
+    "fiscal_year_start_month": OWN_RULE, "reported_aggregates": TEXT, "future_tolerance_days": OWN_RULE,
+    "late_data_horizon_days": OWN_RULE, "time_travel_retention_hours": OWN_RULE, "scenarios_in_parallel": OWN_RULE,
+    "catalog": OWN_RULE, "methodology": OWN_RULE,
     "pseudonymisation": {"key_env": TEXT, "dev_key": TEXT},
     "mlflow": {"tracking_uri": TEXT, "mlflow_dir": TEXT, "experiment": TEXT},
-    "methodology": {"allow_self_approval": FLAG},
     "spark": SETTINGS,
 }
 
 
 def _is(kind: str, value) -> bool:
-    """Whether ``value`` is of ``kind`` (a number may be text, as YAML 1.1 reads ``1.5e9``)."""
+    """Whether ``value`` is of ``kind``."""
     if kind == TEXT:
         return isinstance(value, str)
-    if kind == WHOLE:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == NUMBER:
-        if isinstance(value, str):
-            try:
-                float(value)
-            except ValueError:
-                return False
-            return True
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == DATE:
-        return isinstance(value, (str, dt.date))
-    if kind == FLAG:
-        return isinstance(value, bool)
-    if kind == SETTINGS:  # Spark settings: name -> a text, number or true/false each
+    if kind == SETTINGS:  # name -> a text, number or true/false each
         return isinstance(value, dict) and all(isinstance(v, (str, int, float, bool)) for v in value.values())
+    if kind == OWN_RULE:
+        return True
     raise ValueError(f"no such kind of profile value: {kind}")
 
 
@@ -257,8 +245,7 @@ def checked_shape(raw: dict, source, shape: dict = PROFILE_SHAPE, prefix: str = 
         elif _is(kind, value):
             checked[key] = value
         else:
-            what = "a mapping of Spark settings to text or numbers" if kind == SETTINGS else kind
-            raise S3PError(f"{source}: {name} must be {what}, got {_shown(value)}")
+            raise S3PError(f"{source}: {name} must be {kind}, got {_shown(value)}")
     return checked
 
 

@@ -62,12 +62,14 @@ def test_a_closed_stdout_in_a_shell_pipeline_gives_141():
 @pytest.mark.parametrize("line, message", [
     ("goal: [1]", "goal must be a mapping (tonnes, start, end), got [1]"),
     ("mlflow: 5", "mlflow must be a mapping (tracking_uri, mlflow_dir, experiment), got 5"),
-    ("late_data_horizon_days: thirty", "late_data_horizon_days must be a whole number, got 'thirty'"),
-    ("future_tolerance_days: 1.5", "future_tolerance_days must be a whole number, got 1.5"),
-    ("goal: {tonnes: lots}", "goal.tonnes must be a number, got 'lots'"),
-    ("goal: {tonnes: true}", "goal.tonnes must be a number, got True"),
+    ("late_data_horizon_days: thirty", "late_data_horizon_days must be a whole number, from 0 to 3660, got 'thirty'"),
+    ("goal: {tonnes: lots}", "goal.tonnes must be a finite number of tonnes above 0"),
+    ("goal: {start: [1]}", "goal.start must be a date YYYY-MM-DD, got [1]"),
     ("pseudonymisation: {key_env: [S3P_KEY]}", "pseudonymisation.key_env must be text, got ['S3P_KEY']"),
+    ("pseudonymisation: key", "pseudonymisation must be a mapping (key_env, dev_key), got 'key'"),
+    ("mlflow: {tracking_uri: 5}", "mlflow.tracking_uri must be text, got 5"),
     ("landing: {a: 1}", "landing must be text, got {'a': 1}"),
+    ("local_timezone: 8", "local_timezone must be text, got 8"),
     ("spark: [spark.master]", "spark must be a mapping of Spark settings to text or numbers, got ['spark.master']"),
     ("spark: {spark.jars: [a, b]}", "spark must be a mapping of Spark settings to text or numbers"),
 ])
