@@ -199,7 +199,8 @@ def _freshness(value, source) -> dict:
 # --------------------------------------------------------------------------- the profile's shape
 
 #: The kinds of profile values the shape checks; OWN_RULE: a value load_config checks with a rule of its own
-#: (_whole_number, positive_tonnes, _date, _month, _backend, _catalog, _methodology), bounds included.
+#: (_whole_number, positive_tonnes, _date, _month, _backend, _catalog, _methodology, _freshness), bounds
+#: included.
 TEXT, SETTINGS, OWN_RULE = "text", "a mapping of Spark settings to text or numbers", "its own rule"
 #: What each profile value is, by key; a nested dict is a section of the profile (a mapping of its keys).
 #: A key set to null takes its default, as a key left out does.
@@ -208,7 +209,7 @@ PROFILE_SHAPE: dict = {
     "goal": {"tonnes": OWN_RULE, "start": OWN_RULE, "end": OWN_RULE},
     "fiscal_year_start_month": OWN_RULE, "reported_aggregates": TEXT, "future_tolerance_days": OWN_RULE,
     "late_data_horizon_days": OWN_RULE, "time_travel_retention_hours": OWN_RULE, "scenarios_in_parallel": OWN_RULE,
-    "catalog": OWN_RULE, "methodology": OWN_RULE,
+    "catalog": OWN_RULE, "methodology": OWN_RULE, "freshness": OWN_RULE,
     "pseudonymisation": {"key_env": TEXT, "dev_key": TEXT},
     "mlflow": {"tracking_uri": TEXT, "mlflow_dir": TEXT, "experiment": TEXT},
     "spark": SETTINGS,
