@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+from .argtypes import MOST_COUNT, int_at_least
 from .command import Context, command, say
 from .errors import S3PError
 
@@ -31,7 +32,7 @@ def add_parser(sub, parser_class, add_config_args) -> None:
     q.add_argument("statement", metavar="SQL", help="the query, e.g. \"SELECT scope, cumulative_t FROM gold_progress\"")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default; the first --limit rows), csv (with a header) or json (an array, one object a row)")
-    q.add_argument("--limit", type=int, metavar="N",
+    q.add_argument("--limit", type=int_at_least(0, MOST_COUNT - 1), metavar="N",  # Spark's limit takes an int, N + 1
                    help=f"print at most N rows (default: {DEFAULT_LIMIT} in table format, all in csv and json)")
     add_config_args(q, landing=False)
 
@@ -141,8 +142,6 @@ def cmd_sql(ctx: Context) -> int:
     statement = args.statement.strip().rstrip(";")
     if not _is_query(statement):
         raise S3PError(f"s3p sql runs queries only ({', '.join(QUERY_KEYWORDS)}); got: {statement[:60]!r}")
-    if args.limit is not None and args.limit < 0:
-        raise S3PError(f"--limit must be 0 or more, got {args.limit}")
     _check_lake(config.lake)
     lake = ctx.lake()
     spark = lake.spark

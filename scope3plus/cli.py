@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import json
 import os
 import sys
@@ -17,14 +16,15 @@ import traceback
 from pathlib import Path
 
 from . import catalog_cli, methodology_cli, paths, quarantine_cli
-from .argtypes import (date as _date, date_range, fraction as _fraction, int_at_least as _int_at_least,
-                       remote as _remote)
+from .argtypes import (DATE_WINDOW, LATEST_DATE, MOST_DAYS, consecutive_dates, date as _date, date_range,
+                       day_count as _day_count, fraction as _fraction, int_at_least as _int_at_least, remote as _remote)
 from .command import COMMANDS, Context, command, command_name, say
-from .errors import S3PError
+from .config import MAX_HOURS
+from .errors import S3PError, fault_from
 from .lake import LAKE_BACKENDS
 from .lock import add_wait_argument
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
   s3p init my-project && cd my-project
   s3p generate --start 2026-11-01 --days 7 --events-per-day 100000 --landing data/landing
@@ -43,11 +43,13 @@ Configuration comes from the project's conf/local.yaml unless --conf names anoth
 --landing and --lake override the profile's paths. The project folder (conf/, methodologies/,
 schemas/, quality/) is --project DIR, else $S3P_PROJECT, else the current folder when it holds
 scope3plus_project.yaml; a folder the project lacks comes from the data shipped with s3p.
+Dates are YYYY-MM-DD within {DATE_WINDOW} (the last of --days N dates too), --days is at most
+{MOST_DAYS:,} and --retention-hours at most {MAX_HOURS:,}.
 Set S3P_DEBUG=1 to see tracebacks.
 Commands that write the lake take the lake lock; one that finds it held stops (exit 4)
 unless --wait SECONDS lets it wait. Exit codes: 0 done, 1 internal error or a table
 maintain could not maintain, 2 bad argument or missing path, 3 failed data-quality gate
-or conservation check, 4 lake busy.
+or conservation check, 4 lake busy, 141 the reader of stdout went away (s3p ... | head -1).
 """
 
 
@@ -101,8 +103,8 @@ def build_parser() -> Parser:
     g = sub.add_parser("generate", help="write a reproducible sample of platform events as JSON Lines",
                        description="Generate realistic, reproducible event files for all five scenarios: "
                                    "<landing>/<scenario>/<date>-part-NNNNN.jsonl. The same --seed gives identical files.")
-    g.add_argument("--start", type=_date, required=True, help="first delivery date, YYYY-MM-DD")
-    g.add_argument("--days", type=_int_at_least(1), default=1, help="number of days (default 1)")
+    g.add_argument("--start", type=_date, required=True, help=f"first delivery date, YYYY-MM-DD in {DATE_WINDOW}")
+    g.add_argument("--days", type=_day_count, default=1, help=f"number of days (default 1, at most {MOST_DAYS:,})")
     g.add_argument("--events-per-day", type=_int_at_least(0), default=100_000, help="events per day, all scenarios together (default 100000)")
     g.add_argument("--landing", metavar="DIR", required=True, help="landing folder to write into")
     g.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
@@ -116,9 +118,10 @@ def build_parser() -> Parser:
                                    "delivered (late ones included: earlier deliveries are not recomputed), and refresh "
                                    "the daily summary of the event days touched and progress. Rerunning a date "
                                    "replaces that date's results; nothing is counted twice.")
-    r.add_argument("--date", type=_date, required=True, help="delivery date to process, YYYY-MM-DD")
-    r.add_argument("--days", type=_int_at_least(1), default=1,
-                   help="run this many consecutive delivery dates from --date, in order, in one Spark session (default 1)")
+    r.add_argument("--date", type=_date, required=True, help=f"delivery date to process, YYYY-MM-DD in {DATE_WINDOW}")
+    r.add_argument("--days", type=_day_count, default=1,
+                   help="run this many consecutive delivery dates from --date, in order, in one Spark session "
+                        f"(default 1; the last one no later than {LATEST_DATE})")
     r.add_argument("--from-bronze", action="store_true",
                    help="gate what `s3p ingest` already wrote to bronze instead of reading the landing files")
     _add_allow_future_delivery(r)
@@ -179,7 +182,8 @@ def build_parser() -> Parser:
                                    "data-flow floor: what the required layers cost in Spark with nothing checked. Progress goes "
                                    "to stderr. Not a test: record results in BENCHMARKS.md.")
     b.add_argument("--events", type=_int_at_least(1), required=True, help="events per delivery day, all scenarios together")
-    b.add_argument("--days", type=_int_at_least(1), default=1, help="delivery days to generate and run (default 1)")
+    b.add_argument("--days", type=_day_count, default=1,
+                   help=f"delivery days to generate and run (default 1, at most {MOST_DAYS:,})")
     b.add_argument("--format", choices=("text", "json"), default="text", help="text for people (default), json: one object")
     b.add_argument("--driver-memory", default="1g",
                    help="spark.driver.memory for the bench session (default 1g; local mode runs the executors in it too)")
@@ -265,9 +269,9 @@ def _add_operations_parsers(sub) -> None:
                                    "row per table in ops/job_runs (job maintain) and an MLflow run.")
     m.add_argument("--table", metavar="NAME", action="append",
                    help="maintain only this table, e.g. silver/green_trip (repeat for several; default: every table)")
-    m.add_argument("--retention-hours", metavar="H", type=_int_at_least(0),
+    m.add_argument("--retention-hours", metavar="H", type=_int_at_least(0, MAX_HOURS),
                    help="vacuum only files removed more than H hours ago (default, and the least allowed: the "
-                        "profile's time_travel_retention_hours)")
+                        f"profile's time_travel_retention_hours; at most {MAX_HOURS:,}, ten years)")
     m.add_argument("--dry-run", action="store_true",
                    help="list the files vacuum would delete and how many files compaction would rewrite; change nothing")
     _add_config_args(m, landing=False)
@@ -294,10 +298,10 @@ def _add_ingest_parser(sub) -> None:
                         "dates, each replacing its bronze partition")
     i.add_argument("--trigger", metavar="WHEN",
                    help="stream mode: available-now (default; ingest everything new in micro-batches, then stop: "
-                        "the mode for schedulers) or an interval such as '30 seconds' or '1 minute' (look for new "
-                        "files that often until Ctrl-C or SIGTERM, which stop it after the micro-batch under way; "
-                        "the lake lock is then taken per micro-batch, waiting as long as another job holds it, "
-                        "instead of for the whole run)")
+                        "the mode for schedulers) or an interval from 1 second to 24 hours such as '30 seconds' or "
+                        "'1 minute' (look for new files that often until Ctrl-C or SIGTERM, which stop it after the "
+                        "micro-batch under way; the lake lock is then taken per micro-batch, waiting as long as another "
+                        "job holds it, instead of for the whole run)")
     i.add_argument("--max-files-per-trigger", metavar="N", type=_int_at_least(1),
                    help="stream mode: at most N new files per micro-batch (default: no limit)")
     i.add_argument("--date", dest="dates", metavar="DATE", type=_date, action="append",
@@ -338,6 +342,7 @@ def cmd_generate(ctx: Context) -> int:
     from .spark import build_session
 
     args = ctx.args
+    consecutive_dates(args.start, args.days)  # the last day is in the window too
     spark = build_session({"spark.master": "local[*]"}, "s3p-generate", backend="delta-rs")
     summary = generate(spark, args.start, args.days, args.events_per_day, Path(args.landing),
                        seed=args.seed, dirty=args.dirty, progress=ctx.say)
@@ -352,7 +357,7 @@ def cmd_run(ctx: Context) -> int:
 
     args, config = ctx.args, ctx.config
     ctx.outcome["runs"] = runs = []  # each day run, as it ends
-    days = [args.date + dt.timedelta(days=i) for i in range(args.days)]
+    days = consecutive_dates(args.date, args.days)
     check_deliveries(config, days, from_bronze=args.from_bronze,  # a missing or future delivery fails in a second
                      allow_future=args.allow_future_delivery)
     check_shipped_registered(config)  # and so does a methodology version this lake has not registered
@@ -583,7 +588,10 @@ def _fails_as_a_program(run):
 
     @functools.wraps(run)
     def program(argv: list[str] | None = None) -> int:
-        code = run(argv)
+        try:
+            code = run(argv)
+        except BrokenPipeError:  # main re-raises it only when stdout's reader has gone
+            code = _end_on_closed_stdout()
         if argv is None and code:
             raise SystemExit(code)
         return code
@@ -600,10 +608,40 @@ def write_error_log(text: str) -> Path:
     return Path(name)
 
 
+#: the exit code of a program whose stdout's reader went away (``s3p progress | head -1``): what a shell
+#: reports for a coreutils tool killed by SIGPIPE there (128 + 13)
+CLOSED_STDOUT_EXIT = 141
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (writing to it fails with EPIPE)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a file descriptor (a test's capture)
+        return False
+
+
+def _end_on_closed_stdout() -> int:
+    """End quietly, as Unix tools do when the reader of their output has gone: nothing on stderr, and
+    stdout pointed at /dev/null so that the interpreter's last flush does not complain either (the
+    recipe of the Python docs' "Note on SIGPIPE"; SIGPIPE itself stays ignored, or a closed socket to
+    the JVM or a tracking server would kill s3p without a word)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_STDOUT_EXIT
+
+
 @_fails_as_a_program
 def main(argv: list[str] | None = None) -> int:
     from .lake import committed
 
+    if not os.environ.get("S3P_DEBUG"):  # MLflow's INFO lines (its store's tables created, ...) are details
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     args = build_parser().parse_args(argv)
     ctx = Context(args, COMMANDS[command_name(args)])
     mark, error = len(committed()), None
@@ -621,17 +659,30 @@ def main(argv: list[str] | None = None) -> int:
         code, error = 130, "interrupted"
         say("s3p: interrupted")
     except Exception as exc:  # an internal error: one line here, the traceback in a file
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            raise  # not an error: the reader of stdout has gone (_fails_as_a_program ends quietly)
         if os.environ.get("S3P_DEBUG"):
             raise
         log = write_error_log(traceback.format_exc())
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
-        say(f"s3p: {error}")
+        fault = fault_from(exc, where=_lake_of(ctx))  # a file that vanished, a full disk: what and where
+        if fault is not None:
+            code, error = fault.exit_code, f"{fault} (details in {log})"
+            say(f"s3p: error: {error}")
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            code, error = 1, f"internal error: {type(exc).__name__}: {first} (traceback in {log})"
+            say(f"s3p: {error}")
     finally:
         paths.select_project(None)
     if ctx.spec.writes and args.format == "json":
         print(json.dumps(write_result(ctx, code, error, committed(mark)), default=str), flush=True)
     return code
+
+
+def _lake_of(ctx: Context) -> str:
+    """The lake the command was writing, once its profile is loaded ("" before)."""
+    config = ctx.__dict__.get("config")  # Context.config is a cached_property: loaded or not, never loaded here
+    return f"the lake {config.lake}" if config is not None else ""
 
 
 def _add_command_arguments(parser: argparse.ArgumentParser) -> None:

@@ -217,6 +217,65 @@ def _webhooks(value, source) -> tuple[str, ...]:
     return tuple(urls)
 
 
+# --------------------------------------------------------------------------- the profile's shape
+
+#: The kinds of profile values the shape checks; OWN_RULE: a value load_config checks with a rule of its own
+#: (_whole_number, positive_tonnes, _date, _month, _backend, _catalog, _methodology, _freshness), bounds
+#: included.
+TEXT, SETTINGS, OWN_RULE = "text", "a mapping of Spark settings to text or numbers", "its own rule"
+#: What each profile value is, by key; a nested dict is a section of the profile (a mapping of its keys).
+#: A key set to null takes its default, as a key left out does.
+PROFILE_SHAPE: dict = {
+    "profile": TEXT, "landing": TEXT, "lake": TEXT, "lake_backend": OWN_RULE, "local_timezone": TEXT,
+    "goal": {"tonnes": OWN_RULE, "start": OWN_RULE, "end": OWN_RULE},
+    "fiscal_year_start_month": OWN_RULE, "reported_aggregates": TEXT, "future_tolerance_days": OWN_RULE,
+    "late_data_horizon_days": OWN_RULE, "time_travel_retention_hours": OWN_RULE, "scenarios_in_parallel": OWN_RULE,
+    "catalog": OWN_RULE, "methodology": OWN_RULE, "freshness": OWN_RULE,
+    "pseudonymisation": {"key_env": TEXT, "dev_key": TEXT},
+    "mlflow": {"tracking_uri": TEXT, "mlflow_dir": TEXT, "experiment": TEXT},
+    "spark": SETTINGS,
+}
+
+
+def _is(kind: str, value) -> bool:
+    """Whether ``value`` is of ``kind``."""
+    if kind == TEXT:
+        return isinstance(value, str)
+    if kind == SETTINGS:  # name -> a text, number or true/false each
+        return isinstance(value, dict) and all(isinstance(v, (str, int, float, bool)) for v in value.values())
+    if kind == OWN_RULE:
+        return True
+    raise ValueError(f"no such kind of profile value: {kind}")
+
+
+def checked_shape(raw: dict, source, shape: dict = PROFILE_SHAPE, prefix: str = "") -> dict:
+    """``raw`` without its null values, once every value has the kind ``shape`` says (a section is a
+    mapping); else one S3PError naming the key, the kind it takes and the value. Keys ``shape`` does
+    not name are left as they are."""
+    checked = {}
+    for key, value in raw.items():
+        kind = shape.get(key)
+        if value is None or kind is None:
+            if value is not None:
+                checked[key] = value
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(kind, dict):
+            if not isinstance(value, dict):
+                raise S3PError(f"{source}: {name} must be a mapping ({', '.join(kind)}), got {_shown(value)}")
+            checked[key] = checked_shape(value, source, kind, f"{name}.")
+        elif _is(kind, value):
+            checked[key] = value
+        else:
+            raise S3PError(f"{source}: {name} must be {kind}, got {_shown(value)}")
+    return checked
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def config_from_args(args) -> Config:
     """The profile a command's ``--conf`` names, with its ``--landing``, ``--lake``, ``--backend`` and ``--mlflow-dir``."""
     return load_config(args.conf, landing=getattr(args, "landing", None), lake=getattr(args, "lake", None),
@@ -228,7 +287,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
     source = Path(path) if path else paths.conf_dir() / "local.yaml"
     if not source.exists():
         raise S3PError(f"config file not found: {source}")
-    raw = read_yaml_mapping(source, "config file", empty={})
+    raw = checked_shape(read_yaml_mapping(source, "config file", empty={}), source)
     goal = raw.get("goal", {})
     pseudo = raw.get("pseudonymisation", {})
     ml = raw.get("mlflow", {}) or {}
@@ -265,4 +324,18 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
     if values["goal_end"] <= values["goal_start"]:
         raise S3PError(f"{source}: goal.end {values['goal_end']} must be after goal.start {values['goal_start']}")
     values.update({k: v for k, v in overrides.items() if v is not None})
+    check_lake_folder(values["lake"])
     return Config(**values)
+
+
+def check_lake_folder(lake: str) -> None:
+    """One S3PError unless a local lake is a folder of its own: not a filesystem root nor the home folder
+    itself (``s3p maintain`` looks for tables under it and vacuums them, ``s3p run`` writes folders into it)."""
+    local = local_path(lake)
+    if local is None:  # an object store: the bucket's or container's own rules apply
+        return
+    folder = Path(local).resolve()
+    what = ("a filesystem root" if folder == folder.parent
+            else "the home folder" if folder == Path.home().resolve() else "")
+    if what:
+        raise S3PError(f"the lake cannot be {lake} ({what}): give it a folder of its own, e.g. {folder / 'lake'}")

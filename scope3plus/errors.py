@@ -1,4 +1,9 @@
-"""The one exception type a user sees as a clean one-line message."""
+"""The one exception type a user sees as a clean one-line message, and the faults of the machine said as one."""
+
+from __future__ import annotations
+
+import errno
+import re
 
 
 class S3PError(Exception):
@@ -29,6 +34,12 @@ class LakeBusy(S3PError):
     exit_code = 4
 
 
+class DiskFull(S3PError):
+    """No space left on the device s3p was writing to (not a fault of s3p's, but it could not go on)."""
+
+    exit_code = 1
+
+
 class MaintenanceFailed(S3PError):
     """``s3p maintain`` could not maintain some tables (the others were maintained)."""
 
@@ -44,4 +55,62 @@ def exit_code_of(exc: BaseException) -> int:
         return 130
     if isinstance(exc, SystemExit):
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 1
+    fault = fault_from(exc)  # a vanished file, a full disk: what cli.main says in one line
+    return fault.exit_code if fault is not None else 1
+# --------------------------------------------------------------------------- faults of the machine
+
+#: where a Spark (Java) or delta-rs error names a file that does not exist, cannot be opened, or was being written
+_MISSING = (re.compile(r"FILE_NOT_EXIST\] Encountered error while reading file (\S+?)\. File does not exist"),
+            re.compile(r"java\.io\.FileNotFoundException: File (\S+) does not exist"),
+            re.compile(r"\[PATH_NOT_FOUND\] Path does not exist: (\S+?)\.?(?:\s|$)"))
+_DENIED = (re.compile(r"java\.nio\.file\.AccessDeniedException: (\S+)"),
+           re.compile(r"java\.io\.FileNotFoundException: (\S+) \(Permission denied\)"))
+_NO_SPACE = re.compile(r"No space left on device|\(os error 28\)")
+_WRITING = (re.compile(r"TASK_WRITE_FAILED\] Task failed while writing rows to (\S+?)\.?(?:\s|$)"),)
+
+
+def fault_from(exc: BaseException, where: str = "") -> S3PError | None:
+    """The fault of the machine behind ``exc`` (a file that vanished or cannot be read, a full disk) as
+    one line saying what and where, exit code 2 for a file and 1 for a full disk; None for any other
+    error. ``where`` is said of a full disk when the error names no file (the lake, say)."""
+    chain = _chain(exc)
+    text = "\n".join(_text(e) for e in chain)
+    oserror = next((e for e in chain if isinstance(e, OSError) and e.errno is not None), None)
+    if _NO_SPACE.search(text) or (oserror and oserror.errno == errno.ENOSPC):
+        path = _first(_WRITING, text) or (oserror.filename if oserror and oserror.errno == errno.ENOSPC else None)
+        return DiskFull(f"no space left on device, writing {_local(path) if path else where or 'a file'}: "
+                        "free space there and rerun")
+    if oserror and oserror.errno in (errno.EACCES, errno.EPERM) and oserror.filename:
+        return S3PError(f"cannot read or write {oserror.filename}: permission denied")
+    path = _first(_DENIED, text)
+    if path:
+        return S3PError(f"cannot read or write {_local(path)}: permission denied")
+    path = _first(_MISSING, text) or (oserror.filename if oserror and oserror.errno == errno.ENOENT else None)
+    if path:
+        return S3PError(f"cannot read {_local(path)}: no such file")
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it was raised from or while handling."""
+    chain = []
+    while exc is not None and exc not in chain and len(chain) < 20:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _text(exc: BaseException) -> str:
+    try:  # a Py4JJavaError's text is the Java exception and its causes, asked of the JVM
+        return str(exc)
+    except Exception:  # noqa: BLE001 - a JVM that is gone cannot say more
+        return ""
+
+
+def _first(patterns, text: str) -> str | None:
+    return next((m.group(1) for p in patterns for m in [p.search(text)] if m), None)
+
+
+def _local(path: str) -> str:
+    """``file:///tmp/x`` and ``file:/tmp/x`` as ``/tmp/x``; any other location as it is."""
+    return re.sub(r"^file:/+", "/", path)

@@ -133,8 +133,15 @@ def build_session(spark_conf: dict | None = None, app_name: str = "scope3plus", 
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel(console_log_level())
     return spark
+
+
+def console_log_level() -> str:
+    """Spark's console log level: FATAL, since s3p says itself what failed, in one line (a failed task's
+    ERROR lines and Java frames, hundreds of lines, go to its error log with the traceback); ERROR with
+    S3P_DEBUG=1, and in a driver spark-submit started (a cluster's driver log is where its operators look)."""
+    return "ERROR" if os.environ.get("S3P_DEBUG") or launched_by_spark_submit() else "FATAL"
 
 
 def config_session(config, app_name: str):

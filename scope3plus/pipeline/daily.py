@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..config import Config
 from ..contracts import SCENARIOS, load_contracts
-from ..errors import GateFailed, S3PError
+from ..errors import GateFailed, S3PError, fault_from
 from ..faults import fault_point
 from ..lake import open_lake
 from ..methodology import load_registry
@@ -278,6 +278,11 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             job_rows = _job_rows(summary, "succeeded", "")
         except S3PError as exc:
             job_rows = _job_rows(summary, "failed", str(exc), failed_scenarios(exc, failed_in))
+            raise
+        except Exception as exc:
+            fault = fault_from(exc, where=f"the lake {config.lake}")  # a file that vanished, a full disk
+            if fault is not None:
+                job_rows = _job_rows(summary, "failed", str(fault), failed_scenarios(exc, failed_in))
             raise
         finally:
             fault_point("run.before_record")

@@ -143,7 +143,9 @@ def text_lines(reader):
 
 def read_landing(spark, files: list[str]) -> DataFrame:
     """Raw lines of the given files, one row per line, with the file they came from."""
-    return with_source_file(text_lines(spark.read).load(files))
+    lines = with_source_file(text_lines(spark.read).load(files))
+    fault_point("ingest.files_listed")
+    return lines
 
 
 def with_source_file(text: DataFrame) -> DataFrame:

@@ -44,6 +44,8 @@ Progress = Callable[[str], None]
 
 AVAILABLE_NOW = "available-now"
 _INTERVAL = re.compile(r"(\d+)\s*(second|minute|hour)s?")
+_SECONDS = {"second": 1, "minute": 60, "hour": 3600}
+LONGEST_INTERVAL_S = 24 * 3600  # looking for files less often than daily is a scheduler's job (available-now)
 STOP_GRACE_SECONDS = 120  # on Ctrl-C / SIGTERM, how long the current micro-batch may take to finish
 JOB = "ingest"  # ops/job_runs ``job``, MLflow tag ``s3p.job``
 
@@ -85,9 +87,9 @@ def parse_trigger(text: str) -> dict:
     if text == AVAILABLE_NOW:
         return {"availableNow": True}
     m = _INTERVAL.fullmatch(text)
-    if not m or int(m.group(1)) < 1:
-        raise S3PError(f"bad trigger {text!r}: expected {AVAILABLE_NOW} or an interval such as '30 seconds', "
-                       "'1 minute', '2 hours'")
+    if not m or not 1 <= int(m.group(1)) * _SECONDS[m.group(2)] <= LONGEST_INTERVAL_S:
+        raise S3PError(f"bad trigger {text!r}: expected {AVAILABLE_NOW} or an interval from 1 second to 24 hours "
+                       "such as '30 seconds', '1 minute', '2 hours'")
     n, unit = int(m.group(1)), m.group(2)
     return {"processingTime": f"{n} {unit}{'s' if n > 1 else ''}"}
 
