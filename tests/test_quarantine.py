@@ -79,10 +79,10 @@ def gold_events(lake) -> list[str]:
 
 def test_list_and_show(delivered, capsys):
     config, lake = delivered
-    counts = {(r["reason"], r["rule"]): r["rows"] for r in summary(lake, "secondhand_trade", D1)}
+    counts = {(r["reason"], r["rule"]): r["rows"] for r in summary(config.lake, "secondhand_trade", D1)}
     assert counts == {("*", ""): 3, ("unknown_factor_key:category", "methodology_coverage"): 2,
                       ("malformed_json", "well_formed_line"): 1}
-    rows = show(lake, "secondhand_trade", D1, reason="unknown_factor_key:*", limit=1, max_chars=30)
+    rows = show(config.lake, "secondhand_trade", D1, reason="unknown_factor_key:*", limit=1, max_chars=30)
     assert len(rows) == 1 and rows[0]["reasons"] == ["unknown_factor_key:category"]
     assert len(rows[0]["line"]) == 30 and rows[0]["line_chars"] > 30
     assert cli.main(["quarantine", "list", "--lake", config.lake, "--date", str(D1)]) == 0
