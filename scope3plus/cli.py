@@ -427,7 +427,8 @@ def cmd_report(ctx: Context) -> int:
         load_progress(config.lake)  # no progress table fails in a second
     else:
         check_daily_summary(config.lake)
-    for path in report_from_lake(ctx.session(), config, as_of, Path(ctx.args.out)).values():
+    spark = ctx.session() if as_of is not None else None  # gold.progress as published: read with delta-rs
+    for path in report_from_lake(spark, config, as_of, Path(ctx.args.out)).values():
         ctx.say(f"wrote {path}")
     return 0
 

@@ -101,7 +101,7 @@ def cmd_list(ctx: Context) -> int:
 
     args = ctx.args
     _check(ctx)
-    rows = summary(ctx.lake(), args.scenario, args.date, args.reason)
+    rows = summary(ctx.config.lake, args.scenario, args.date, args.reason)  # pyarrow: no Spark
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=1))
         return 0
@@ -124,7 +124,7 @@ def cmd_show(ctx: Context) -> int:
 
     args = ctx.args
     _check(ctx)
-    rows = show(ctx.lake(), args.scenario, args.date, args.reason, args.limit, args.max_chars)
+    rows = show(ctx.config.lake, args.scenario, args.date, args.reason, args.limit, args.max_chars)  # pyarrow: no Spark
     if args.format == "json":
         print(json.dumps(rows, default=str, indent=1))
         return 0

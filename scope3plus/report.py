@@ -35,25 +35,31 @@ REPORTED_COLOR = "#9d9d9d"
 
 
 def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str | Path) -> dict[str, Path]:
-    """Write the report from the lake: gold.progress as published, or recomputed as of ``as_of``
-    from gold.daily_summary (``rollup.progress``); the chart's history from the daily summary."""
+    """Write the report from the lake: gold.progress as published (read with delta-rs: ``spark`` may
+    be None), or recomputed as of ``as_of`` from gold.daily_summary (``rollup.progress``, on ``spark``);
+    the chart's history from the daily summary (``rollup.monthly_combined``, with pyarrow)."""
     from .aggregates import read_table
     from .freshness import annotate
-    from .lake import open_lake
+    from .lake import read_small_table, table_exists, table_path
     from .pipeline import tables
-    from .pipeline.rollup import DAILY_SCHEMA, monthly_combined, progress_as_of
+    from .pipeline.rollup import monthly_combined
     from .progress_report import load_progress
-    from .tracking import new_run_id
 
-    lake = open_lake(spark, config.lake, config.lake_backend)
     if as_of is None:
         rows = load_progress(config.lake)
         as_of = total_row(rows)["as_of"]
     else:
+        from .lake import open_lake
+        from .pipeline.rollup import progress_as_of
+        from .tracking import new_run_id
+
+        lake = open_lake(spark, config.lake, config.lake_backend)
         rows = ordered([r.asDict() for r in progress_as_of(lake, config, as_of, new_run_id("report", as_of)).collect()])
-    summary = lake.read_small(tables.GOLD_DAILY) if lake.exists(tables.GOLD_DAILY) else spark.createDataFrame([], DAILY_SCHEMA)
-    aggregates = read_table(lake.root)
-    series = [r.asDict() for r in monthly_combined(summary, as_of, config, aggregates).collect()]
+    aggregates = read_table(config.lake)
+    series = []
+    if table_exists(config.lake, tables.GOLD_DAILY):
+        summary = read_small_table(table_path(config.lake, tables.GOLD_DAILY), columns=["scenario", "event_date", "avoided_t"])
+        series = monthly_combined(summary, as_of, config, aggregates)
     return write_report(out_dir, annotate(rows, config), series, aggregates, config)
 
 

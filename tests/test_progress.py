@@ -36,8 +36,8 @@ from scope3plus.errors import S3PError
 from scope3plus.lake import open_lake
 from scope3plus.paths import conf_dir
 from scope3plus.pipeline import tables
-from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOTAL, fiscal_year_label, fiscal_year_start,
-                                        latest_run_status, monthly_combined, progress, progress_metrics,
+from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOTAL, combined_days, fiscal_year_label,
+                                        fiscal_year_start, latest_run_status, monthly_combined, progress, progress_metrics,
                                         refresh_run_status, refresh_progress)
 from scope3plus.report import growth_path
 from scope3plus.tracking import JOB_RUNS_COLUMNS, JOB_RUNS_SCHEMA, record_job_runs
@@ -215,11 +215,25 @@ def test_methodology_versions_in_force(rows):
     assert rows[TOTAL]["methodology_versions"] == "box_recycling@1.0.0, green_trip@1.0.0"
 
 
-def test_monthly_history_leaves_out_event_days_inside_reported_periods(spark, config):
-    got = {(r.scenario, r.month): r.tonnes for r in monthly_combined(summary_df(spark), AS_OF, config, [FY2023, FY2027]).collect()}
+def test_monthly_history_leaves_out_event_days_inside_reported_periods(spark, config, rows):
+    summary = summary_df(spark).toArrow()  # computed with pyarrow, no Spark: the report's chart
+    got = {(r["scenario"], r["month"]): r["tonnes"] for r in monthly_combined(summary, AS_OF, config, [FY2023, FY2027])}
     assert ("box_recycling", D(2022, 6, 1)) not in got  # reported FY2023 wins
     assert got[("green_trip", D(2026, 6, 1))] == 10 + 5 and got[("green_trip", D(2026, 4, 1))] == 50  # FY2027 not over
     assert sum(got.values()) == 3067 - 1000
+    # the same days count as in progress's combined cumulative (Spark): one rule, combined_days
+    total = rows[TOTAL]
+    assert sum(got.values()) == total["combined_cumulative_t"] - total["reported_cumulative_t"]
+
+
+def test_the_days_that_count_in_the_combined_cumulative():
+    assert combined_days(D(2021, 1, 1), AS_OF, []) == [(D(2021, 1, 1), AS_OF)]
+    assert combined_days(D(2021, 1, 1), AS_OF, [FY2027, FY2023]) == [(D(2021, 1, 1), D(2022, 3, 31)),
+                                                                     (D(2023, 4, 1), D(2026, 3, 31))]
+    early = ReportedAggregate("old", D(2020, 1, 1), D(2021, 1, 31), 1.0, "https://example.org/old")
+    overlapping = ReportedAggregate("x", D(2022, 1, 1), D(2022, 12, 31), 1.0, "https://example.org/x")
+    assert combined_days(D(2021, 1, 1), D(2023, 12, 31), [early, FY2023, overlapping]) == [
+        (D(2021, 2, 1), D(2021, 12, 31)), (D(2023, 4, 1), D(2023, 12, 31))]
 
 
 def test_progress_metrics_for_mlflow(rows):

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from scope3plus import cli
 from scope3plus.config import load_config
 from scope3plus.faults import RELEASE_POINTS
-from scope3plus.lake import open_lake
+from scope3plus.lake import open_lake, read_small_table
 from scope3plus.paths import methodologies_dir
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.daily import run_day
@@ -79,10 +79,10 @@ def gold_events(lake) -> list[str]:
 
 def test_list_and_show(delivered, capsys):
     config, lake = delivered
-    counts = {(r["reason"], r["rule"]): r["rows"] for r in summary(lake, "secondhand_trade", D1)}
+    counts = {(r["reason"], r["rule"]): r["rows"] for r in summary(config.lake, "secondhand_trade", D1)}
     assert counts == {("*", ""): 3, ("unknown_factor_key:category", "methodology_coverage"): 2,
                       ("malformed_json", "well_formed_line"): 1}
-    rows = show(lake, "secondhand_trade", D1, reason="unknown_factor_key:*", limit=1, max_chars=30)
+    rows = show(config.lake, "secondhand_trade", D1, reason="unknown_factor_key:*", limit=1, max_chars=30)
     assert len(rows) == 1 and rows[0]["reasons"] == ["unknown_factor_key:category"]
     assert len(rows[0]["line"]) == 30 and rows[0]["line_chars"] > 30
     assert cli.main(["quarantine", "list", "--lake", config.lake, "--date", str(D1)]) == 0
@@ -91,6 +91,51 @@ def test_list_and_show(delivered, capsys):
     assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--reason", "malformed*"]) == 0
     assert '{"event_id": "s-cut", "category": ' in capsys.readouterr().out
     assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "nope"]) == 2
+
+
+def test_list_show_and_report_read_the_lake_without_spark(delivered, tmp_path):
+    """``quarantine list|show`` and ``report`` read small tables with pyarrow/delta-rs: in a process where
+    no Spark session can start (SPARK_HOME names a missing folder), they still give the lake's numbers."""
+    config, lake = delivered
+    env = {**os.environ, "SPARK_HOME": str(tmp_path / "no-spark"), "PYSPARK_SUBMIT_ARGS": "--no-such-option"}
+    env.pop("SPARK_REMOTE", None)
+
+    def s3p(*args):
+        return subprocess.run([sys.executable, "-m", "scope3plus.cli", *args, "--lake", config.lake], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    no_spark = subprocess.run([sys.executable, "-c", "from pyspark.sql import SparkSession; SparkSession.builder.getOrCreate()"],
+                              env=env, capture_output=True, text=True, timeout=300)
+    assert no_spark.returncode != 0  # the environment really rules Spark out
+
+    listed = s3p("quarantine", "list", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [(r["scenario"], r["landing_date"], r["reason"], r["rule"], r["rows"]) for r in json.loads(listed.stdout)] == [
+        ("secondhand_trade", str(D1), "*", "", 3), ("secondhand_trade", str(D1), "malformed_json", "well_formed_line", 1),
+        ("secondhand_trade", str(D1), "unknown_factor_key:category", "methodology_coverage", 2)]
+    assert json.loads(s3p("quarantine", "list", "--format", "json", "--reason", "malformed*").stdout) == [
+        {"scenario": "secondhand_trade", "landing_date": str(D1), "reason": reason, "rule": rule, "rows": 1}
+        for reason, rule in (("*", ""), ("malformed_json", "well_formed_line"))]
+    assert json.loads(s3p("quarantine", "list", "--format", "json", "--date", "2026-11-02").stdout) == []
+
+    shown = s3p("quarantine", "show", "--scenario", "secondhand_trade", "--date", str(D1), "--format", "json",
+                "--reason", "unknown_factor_key:*", "--max-chars", "30")
+    assert shown.returncode == 0, shown.stderr
+    rows = json.loads(shown.stdout)
+    assert [r["reasons"] for r in rows] == [["unknown_factor_key:category"]] * 2
+    assert all(len(r["line"]) == 30 and r["line_chars"] > 30 and r["source_file"].endswith(f"{D1}-part-00000.jsonl")
+               for r in rows)
+    assert [r["line"] for r in rows] == sorted(r["line"] for r in rows)  # oldest file first, then by line
+
+    out = tmp_path / "report"
+    reported = s3p("report", "--out", str(out))
+    assert reported.returncode == 0, reported.stderr
+    assert all(f"wrote {out / f}" in reported.stderr for f in ("progress.html", "progress.png", "progress.csv"))
+    progress = read_small_table(lake.path(tables.GOLD_PROGRESS)).to_pylist()
+    csv = (out / "progress.csv").read_text(encoding="utf-8")
+    assert str(D1) in csv and len(csv.splitlines()) == 1 + len(progress) == 7
+    assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Scope 3+ avoided emissions" in (out / "progress.html").read_text(encoding="utf-8")
 
 
 def test_release_moves_fixed_rows_exactly_once(spark, delivered):

@@ -387,29 +387,38 @@ def commit_metadata(entry: dict) -> dict:
             **{k: v for k, v in entry.items() if k.startswith("s3p.")}}
 
 
-def read_small_table(path: str):
+def read_small_table(path: str, partitions: dict[str, list] | None = None, columns: list[str] | None = None):
     """A small Delta table (gold/progress, ops/job_runs, gold/daily_summary) as a pyarrow Table,
     without Spark: the snapshot's Parquet files read by pyarrow (several threads), partition
-    values taken from the file paths and typed by the table's schema.
+    values taken from the file paths and typed by the table's schema; optionally only the files
+    of ``{partition column: [values]}`` and only ``columns``.
 
     Spark would list and open each file in a job of its own, ~5 ms a file, and these tables gain
     files with every run (a year of daily runs: ~1,900 daily-summary partitions); pyarrow opens a
     file in ~0.5 ms. (Not delta-rs's own scan: in a process that also loaded pyspark it can abort
     at interpreter exit.)
     """
+    return small_table_dataset(path, partitions).to_table(columns=columns)
+
+
+def small_table_dataset(path: str, partitions: dict[str, list] | None = None):
+    """The pyarrow Dataset ``read_small_table`` reads: the snapshot's files (only those of
+    ``{partition column: [values]}``), for a reader that streams record batches of a few columns
+    (``to_batches(columns=...)``) rather than loading a bigger table whole."""
     import pyarrow as pa
     import pyarrow.dataset as pds
     from deltalake import DeltaTable
 
     table = DeltaTable(path)
     schema = pa.schema(table.schema().to_arrow())
-    files = [uri.removeprefix("file://") for uri in table.file_uris()]
-    if not files:
-        return schema.empty_table()
+    uris = table.file_uris(partition_filters(partitions)) if partitions else table.file_uris()
+    files = [uri.removeprefix("file://") for uri in uris]
     keys = table.metadata().partition_columns
-    partitioning = pds.partitioning(pa.schema([schema.field(k) for k in keys]), flavor="hive") if keys else None
+    if not files or not keys:
+        return pds.dataset(files, schema=schema, format="parquet")
+    partitioning = pds.partitioning(pa.schema([schema.field(k) for k in keys]), flavor="hive")
     return pds.dataset(files, schema=schema, format="parquet", partitioning=partitioning,
-                       partition_base_dir=path.rstrip("/")).to_table()
+                       partition_base_dir=path.rstrip("/"))
 
 
 def open_lake(spark, root: str | Path, backend: str = "auto") -> Lake:

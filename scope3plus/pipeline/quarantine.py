@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Callable
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import functions as F
 
 from ..config import Config
 from ..contracts import SCENARIOS, check_scenario, load_contracts
 from ..errors import GateFailed, S3PError
 from ..faults import fault_point
-from ..lake import Lake
+from ..lake import Lake, small_table_dataset, table_exists, table_path
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
 from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, history_ids, parse_and_check,
@@ -52,55 +52,82 @@ from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_pro
 
 
 def reason_regex(pattern: str) -> str:
-    """A Java regex for a reason-code glob (``enum:*``, ``range:distance_km``)."""
+    """A regex (Java's and RE2's alike) for a reason-code glob (``enum:*``, ``range:distance_km``)."""
     return "^" + ".*".join(re.escape(part) for part in pattern.split("*")) + "$"
 
 
-def _tables(lake: Lake, scenario: str | None) -> list[str]:
+def _batches(lake_root: str, scenario: str, day: dt.date | None, reason: str | None, columns: list[str],
+             batch_rows: int = 65_536):
+    """The quarantined lines of ``scenario`` (delivered on ``day``; with a reason matching the glob
+    ``reason``) as pyarrow record batches of ``columns``: only the day's files are opened, and only
+    those columns read, a batch at a time (never the whole table at once). No Spark needed."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    dataset = small_table_dataset(table_path(lake_root, tables.quarantine(scenario)), {"landing_date": [day]} if day else None)
+    read = columns + ["reasons"] if reason and "reasons" not in columns else columns
+    for batch in dataset.to_batches(columns=read, batch_size=batch_rows):
+        if reason:
+            reasons = batch.column("reasons")
+            hit = pc.match_substring_regex(pc.list_flatten(reasons), reason_regex(reason))
+            lines = pc.filter(pc.list_parent_indices(reasons), hit)
+            batch = batch.filter(pc.is_in(pa.array(range(batch.num_rows), pa.int64()), value_set=lines.cast(pa.int64())))
+            batch = batch.select(columns)
+        if batch.num_rows:
+            yield batch
+
+
+def _scenarios(lake_root: str, scenario: str | None) -> list[str]:
     scenarios = [check_scenario(scenario)] if scenario else list(SCENARIOS)
-    return [s for s in scenarios if lake.exists(tables.quarantine(s))]
+    return [s for s in scenarios if table_exists(lake_root, tables.quarantine(s))]
 
 
-def _read(lake: Lake, scenario: str, day: dt.date | None, reason: str | None) -> DataFrame:
-    q = lake.read(tables.quarantine(scenario), {"landing_date": [day]} if day else None)
-    if reason:
-        regex = reason_regex(reason)
-        q = q.filter(F.exists("reasons", lambda r: r.rlike(regex)))
-    return q
-
-
-def summary(lake: Lake, scenario: str | None = None, day: dt.date | None = None,
+def summary(lake_root: str, scenario: str | None = None, day: dt.date | None = None,
             reason: str | None = None) -> list[dict]:
     """Quarantined lines per scenario, landing date and reason code (a line with two reasons
     counts under both), with the suite expectation each reason implements; plus one row per
-    scenario and date with reason ``*``: the lines in quarantine. One small Spark job."""
-    parts = []
-    for s in _tables(lake, scenario):
-        q = _read(lake, s, day, reason)
-        parts.append(q.select(F.lit(s).alias("scenario"), "landing_date", F.explode("reasons").alias("reason")))
-        parts.append(q.select(F.lit(s).alias("scenario"), "landing_date", F.lit("*").alias("reason")))
-    if not parts:
+    scenario and date with reason ``*``: the lines in quarantine. Read with pyarrow, two columns
+    a batch at a time, counted per batch (memory: a batch and the counts)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    counts: dict[tuple, int] = {}
+    for s in _scenarios(lake_root, scenario):
+        for batch in _batches(lake_root, s, day, reason, ["landing_date", "reasons"]):
+            reasons = batch.column("reasons")
+            lines = pa.table({"landing_date": batch.column("landing_date"), "reason": pa.repeat("*", batch.num_rows)})
+            codes = pa.table({"landing_date": pc.take(batch.column("landing_date"), pc.list_parent_indices(reasons)),
+                              "reason": pc.list_flatten(reasons)})
+            for part in (lines, codes):
+                grouped = part.group_by(["landing_date", "reason"]).aggregate([([], "count_all")])
+                for landing, code, n in zip(*(grouped.column(c).to_pylist() for c in ("landing_date", "reason", "count_all"))):
+                    counts[(s, landing, code)] = counts.get((s, landing, code), 0) + n
+    if not counts:
         return []
-    union = parts[0]
-    for p in parts[1:]:
-        union = union.unionByName(p)
     suites = load_suites()
-    rows = union.groupBy("scenario", "landing_date", "reason").count().collect()
-    out = [{"scenario": r.scenario, "landing_date": r.landing_date, "reason": r.reason,
-            "rule": "" if r.reason == "*" else (suites[(r.scenario, "silver")].rule_of(r.reason) or ""),
-            "rows": r["count"]} for r in rows]
+    out = [{"scenario": s, "landing_date": landing, "reason": code,
+            "rule": "" if code == "*" else (suites[(s, "silver")].rule_of(code) or ""), "rows": n}
+           for (s, landing, code), n in counts.items()]
     return sorted(out, key=lambda r: (r["scenario"], r["landing_date"], r["reason"] != "*", r["reason"]))
 
 
-def show(lake: Lake, scenario: str, day: dt.date | None = None, reason: str | None = None,
+def show(lake_root: str, scenario: str, day: dt.date | None = None, reason: str | None = None,
          limit: int = 20, max_chars: int = 300) -> list[dict]:
     """Up to ``limit`` quarantined lines (first ``max_chars`` characters of each raw line, its
-    length, reasons, file and run), oldest delivery and file first. Collects only those rows."""
-    q = _read(lake, check_scenario(scenario), day, reason)
-    rows = (q.select("landing_date", "source_file", "reasons", "run_id", "quarantined_at",
-                     F.substring("value", 1, max_chars).alias("line"), F.length("value").alias("line_chars"))
-            .orderBy("landing_date", "source_file", "line").limit(limit).collect())
-    return [r.asDict() for r in rows]
+    length, reasons, file and run), oldest delivery and file first. Read with pyarrow a batch at a
+    time, keeping the first ``limit`` lines so far (memory: a batch and those lines)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    order = [("landing_date", "ascending"), ("source_file", "ascending"), ("line", "ascending")]
+    first = None
+    columns = ["landing_date", "source_file", "reasons", "run_id", "quarantined_at", "value"]
+    for batch in _batches(lake_root, check_scenario(scenario), day, reason, columns, batch_rows=4_096):
+        value = batch.column("value")
+        lines = pa.Table.from_batches([batch.drop_columns(["value"])]).append_column(
+            "line", pc.utf8_slice_codeunits(value, 0, max_chars)).append_column("line_chars", pc.utf8_length(value))
+        first = (lines if first is None else pa.concat_tables([first, lines])).sort_by(order).slice(0, limit)
+    return [] if first is None else first.to_pylist()
 
 
 # ---------------------------------------------------------------------------------------
