@@ -59,6 +59,11 @@ class Config:
     freshness: dict = field(default_factory=lambda: _freshness(None, "defaults"))
     alert_webhooks: tuple[str, ...] = ()  # alerts.webhooks: URLs a failed job or a drift warning is POSTed to
 
+    def pseudonym_key_fingerprint(self) -> str:
+        """A fingerprint of the pseudonymisation key: recorded with every silver write, it tells whether two
+        writes hashed user ids with the same key without revealing the key (an HMAC of a fixed text)."""
+        return key_fingerprint(self.pseudonym_key()[0])
+
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
         value = os.environ.get(self.pseudonym_key_env)
@@ -83,6 +88,19 @@ class Config:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{self.mlflow_folder / 'mlflow.db'}"
+
+
+#: what a run record says when user ids were hashed with the profile's development key (ops/job_runs, MLflow)
+DEV_KEY_NOTE = "user ids hashed with the development pseudonymisation key, which gives no privacy"
+DEV_KEY_TAG = "s3p.dev_pseudonym_key"
+
+
+def key_fingerprint(key: bytes) -> str:
+    """16 hex digits of HMAC-SHA256(key, a fixed text): equal for equal keys, and no way back to the key."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key, b"scope3plus pseudonymisation key fingerprint", hashlib.sha256).hexdigest()[:16]
 
 
 def _date(value, key: str, source) -> dt.date:

@@ -129,6 +129,10 @@ class MlflowRun:
         self.run = self.client.create_run(experiment, tags=tags, run_name=run_name)
         self.run_id = self.run.info.run_id
 
+    def tags(self, values: dict) -> None:
+        for key, value in values.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
     def params(self, values: dict) -> None:
         from mlflow.entities import Param
 

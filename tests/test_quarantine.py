@@ -22,6 +22,7 @@ from pyspark.sql import functions as F
 
 from scope3plus import cli
 from scope3plus.config import load_config
+from scope3plus.errors import S3PError
 from scope3plus.faults import RELEASE_POINTS
 from scope3plus.lake import open_lake, read_small_table
 from scope3plus.paths import methodologies_dir
@@ -138,6 +139,32 @@ def test_list_show_and_report_read_the_lake_without_spark(delivered, tmp_path):
     assert "Scope 3+ avoided emissions" in (out / "progress.html").read_text(encoding="utf-8")
 
 
+def test_silver_is_never_written_with_another_key_and_the_development_key_is_recorded(spark, delivered, monkeypatch):
+    """Issue 23, item 7: one key per silver table (a user must not get two pseudonyms), and every use
+    of the public development key is on record."""
+    from scope3plus.config import DEV_KEY_NOTE, DEV_KEY_TAG, key_fingerprint
+    from scope3plus.lake import commit_metadata
+    from scope3plus.tracking import mlflow_client
+
+    config, lake = delivered
+    name = tables.silver("secondhand_trade")
+    dev = key_fingerprint(config.pseudonym_dev_key.encode("utf-8"))
+    assert commit_metadata(lake.history(name, 1)[0])["s3p.pseudonym_key"] == dev == config.pseudonym_key_fingerprint()
+    run = lake.read(tables.JOB_RUNS).filter((F.col("job") == "run") & (F.col("scenario") == "secondhand_trade")).first()
+    assert DEV_KEY_NOTE in run.message
+    assert mlflow_client(config).get_run(run.mlflow_run_id).data.tags[DEV_KEY_TAG] == "true"
+
+    version = lake.version(name)
+    monkeypatch.setenv(config.pseudonym_key_env, "the production key")
+    other = key_fingerprint(b"the production key")
+    with pytest.raises(S3PError, match=f"{name} was written with the pseudonymisation key of fingerprint {dev}, and "
+                                       f"this job's key has fingerprint {other}: a user would get two pseudonyms"):
+        release(lake, config, "secondhand_trade", D1, new_run_id("release", D1))
+    with pytest.raises(S3PError, match="a user would get two pseudonyms"):
+        run_day(spark, config, D1)
+    assert lake.version(name) == version  # nothing was written
+
+
 def test_release_moves_fixed_rows_exactly_once(spark, delivered):
     config, lake = delivered
     before = release(lake, config, "secondhand_trade", D1, new_run_id("release", D1))  # no fix yet: a no-op
@@ -177,6 +204,7 @@ RUN_COLUMNS = ("run_id", "quarantined_at", "latest_run_id")
 KILLED_RELEASE = """
 import datetime as dt, sys
 from scope3plus.config import load_config
+from scope3plus.errors import S3PError
 from scope3plus.faults import RELEASE_POINTS
 from scope3plus.pipeline.quarantine import run_release
 from scope3plus.spark import build_session

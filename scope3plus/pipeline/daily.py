@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..config import Config
+from ..config import DEV_KEY_NOTE, DEV_KEY_TAG, Config
 from ..contracts import SCENARIOS, load_contracts
 from ..errors import GateFailed, S3PError, fault_from
 from ..faults import fault_point
@@ -73,6 +73,8 @@ class RunSummary:
     stages: dict = field(default_factory=dict)
     #: the drift checks that warned (DataQuality.drift_warnings): the run went on; `s3p run` alerts them
     drift_warnings: list = field(default_factory=list)
+    #: user ids were hashed with the profile's development key (recorded in ops/job_runs and MLflow)
+    dev_pseudonym_key: bool = False
 
     @contextmanager
     def stage(self, name: str):
@@ -196,6 +198,9 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
     dq = DataQuality(lake, day, run_id, progress=progress) if quality else None
     with mlflow_run(config, f"run {day}", {"s3p.run_id": run_id, "s3p.job": "run"}) as tracker:
         summary.mlflow_run_id = tracker.run_id
+        if is_dev_key:
+            summary.dev_pseudonym_key = True
+            tracker.tags({DEV_KEY_TAG: "true"})
         tracker.params({"landing_date": day, "profile": config.profile, "lake": config.lake,
                         "lake_backend": lake.backend, **{f"methodology.{s}": ";".join(v) for s, v in versions.items()}})
         try:
@@ -353,7 +358,8 @@ def _job_rows(summary: RunSummary, status: str, message: str, failed: list[str] 
             "touched_dates": ",".join(d.isoformat() for d in c.touched_dates),
             "conservation_ok": c.conserved, "methodology_versions": ";".join(summary.methodology_versions.get(s, [])),
             "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id,
-            "message": "; ".join(m for m in (note, not_taken_note(c.not_taken)) if m),
+            "message": "; ".join(m for m in (note, not_taken_note(c.not_taken),
+                                             DEV_KEY_NOTE if summary.dev_pseudonym_key else "") if m),
         })
     touched = sorted({d for c in summary.scenarios.values() for d in c.touched_dates})
     rows.append({

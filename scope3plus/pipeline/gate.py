@@ -25,9 +25,10 @@ from pyspark.sql.types import ArrayType, StringType, StructField, StructType
 from .. import bloom
 from ..catalog import table
 from ..contracts import CORRUPT_COLUMN, NATIVE_TYPES, SCENARIOS, Contract, FieldSpec
-from ..errors import GateFailed
+from ..config import key_fingerprint
+from ..errors import GateFailed, S3PError
 from ..faults import fault_point
-from ..lake import CommitResult, Lake
+from ..lake import CommitResult, Lake, commit_metadata
 from . import tables
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ class GateSettings:
     future_tolerance_days: int
     late_data_horizon_days: int
     pseudonym_key: bytes
+
+    @property
+    def key_fingerprint(self) -> str:
+        return key_fingerprint(self.pseudonym_key)
 
     @property
     def earliest_event_date(self) -> dt.date:
@@ -427,6 +432,26 @@ def dates_in_batch(lake: Lake, scenario: str, day: dt.date) -> list[dt.date]:
     return [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
 
 
+#: how far back in a silver table's history to look for the pseudonymisation key of its last write
+KEY_HISTORY_COMMITS = 100
+
+
+def check_pseudonym_key(lake: Lake, scenario: str, fingerprint: str) -> None:
+    """Refuse to write silver with another key than its last write used: a user would get two pseudonyms.
+    Every silver write records its key's fingerprint (commit metadata ``s3p.pseudonym_key``)."""
+    name = tables.silver(scenario)
+    if not lake.exists(name):
+        return
+    for entry in lake.history(name, KEY_HISTORY_COMMITS):  # newest first
+        recorded = commit_metadata(entry).get("s3p.pseudonym_key")
+        if recorded:
+            if recorded != fingerprint:
+                raise S3PError(f"{name} was written with the pseudonymisation key of fingerprint {recorded}, and "
+                               f"this job's key has fingerprint {fingerprint}: a user would get two pseudonyms; "
+                               f"set the key that wrote it (see README, Privacy)")
+            return
+
+
 def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, run_id: str,
          inspect: Callable[[DataFrame, GateResult], None] | None = None, drift: bool = False) -> GateResult:
     """Route the bronze batch of ``settings.landing_date`` into silver and quarantine.
@@ -439,6 +464,7 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
     with the committed silver rows and the result.
     """
     scenario, day = contract.scenario, settings.landing_date
+    check_pseudonym_key(lake, scenario, settings.key_fingerprint)
     spark = lake.spark
     lines = lake.partition_rows(tables.bronze(scenario), {"landing_date": [day]})
     one_in = drift_sample(lines or 0) if drift else 1
@@ -483,7 +509,8 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
         m = observed.get
         fault_point("gate.staged")
         stats = _batch_stats(m, spark, staged, contract, drift, one_in)
-        silver_commit = lake.commit_staged(staged[SILVER], {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
+        silver_commit = lake.commit_staged(staged[SILVER], {"landing_date": [day]}, metadata={
+            "run_id": run_id, "job": "gate", "pseudonym_key": settings.key_fingerprint})
         fault_point("gate.silver_committed")
         quarantine_commit = lake.replace_partitions(
             tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE].frame(spark), run_id), tables.BATCH_PARTITION,

@@ -38,15 +38,15 @@ from typing import Callable
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
-from ..config import Config
+from ..config import DEV_KEY_NOTE, DEV_KEY_TAG, Config
 from ..contracts import SCENARIOS, check_scenario, load_contracts
 from ..errors import GateFailed, S3PError
 from ..faults import fault_point
 from ..lake import Lake, small_table_dataset, table_exists, table_path
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
-from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, history_ids, parse_and_check,
-                   quarantine_rows, route, silver_rows)
+from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, check_pseudonym_key, history_ids,
+                   parse_and_check, quarantine_rows, route, silver_rows)
 from .quality import DataQuality, load_suites
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -182,9 +182,13 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     contract = load_contracts()[scenario]
     approved = load_registry(Path(config.methodologies_dir)).approved(scenario)
     verify(approved, config)  # the fix must be an approved, registered methodology version
-    key, _ = config.pseudonym_key()
+    key, is_dev_key = config.pseudonym_key()
+    if is_dev_key:
+        progress(f"warning: ${config.pseudonym_key_env} is not set; user ids are hashed with the development key, "
+                 f"which gives no privacy (README, Privacy)")
     settings = GateSettings(day, config.local_timezone, config.goal_start, config.future_tolerance_days,
                             config.late_data_horizon_days, key)
+    check_pseudonym_key(lake, scenario, settings.key_fingerprint)  # before anything is written
     result = result or ReleaseResult(run_id, scenario, day)
     marker = ReleaseMarker(lake, scenario, day)
     interrupted = marker.interrupted()
@@ -256,7 +260,8 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
         else:
             marker.write(run_id, "silver")
             released_rows = lake.append(tables.silver(scenario), released, tables.BATCH_PARTITION,
-                                        metadata={"run_id": run_id, "job": "release"}).rows_added
+                                        metadata={"run_id": run_id, "job": "release",
+                                                  "pseudonym_key": settings.key_fingerprint}).rows_added
         fault_point("release.silver_committed")
         quarantine_commit = lake.replace_partitions(name, quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
                                                     {"landing_date": [day]}, metadata={"run_id": run_id, "job": "release"})
@@ -372,6 +377,9 @@ def run_release(spark, config: Config, scenario: str, day: dt.date, progress: Ca
     result = ReleaseResult(run_id, scenario, day)
     with mlflow_run(config, f"release {scenario} {day}", {"s3p.run_id": run_id, "s3p.job": "release"}) as tracker:
         tracker.params({"scenario": scenario, "landing_date": day, "lake": config.lake})
+        dev_key = config.pseudonym_key()[1]
+        if dev_key:
+            tracker.tags({DEV_KEY_TAG: "true"})
         status, message = "failed", "unexpected error, see the log"
         try:
             release(lake, config, scenario, day, run_id, progress, tracker, result)
@@ -382,5 +390,8 @@ def run_release(spark, config: Config, scenario: str, day: dt.date, progress: Ca
             raise
         finally:
             if result.changed or status == "failed":
-                record_job_runs(lake, [job_row(result, status, message, started_at, tracker.run_id, lake.backend)])
+                row = job_row(result, status, message, started_at, tracker.run_id, lake.backend)
+                if dev_key:
+                    row["message"] = f"{row['message']}; {DEV_KEY_NOTE}"
+                record_job_runs(lake, [row])
     return result
