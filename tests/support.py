@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 MAINTAINERS = "scope3plus-methodology-maintainers"
 
 
@@ -35,3 +37,12 @@ def assert_same_rows(actual, expected, label: str = "", show: int = 5) -> None:
         raise AssertionError(
             f"{label}: {extra.count()} row(s) only in actual, {missing.count()} only in expected; "
             f"e.g. only in actual: {extra_rows}; only in expected: {missing_rows}")
+
+
+def edit_file(path: Path, *replacements: tuple[str, str]) -> None:
+    """Replace each ``old`` of ``replacements`` (which must be there) by its ``new``, once, in the text file ``path``."""
+    text = path.read_text(encoding="utf-8")
+    for old, new in replacements:
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")

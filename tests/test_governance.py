@@ -18,6 +18,8 @@ from scope3plus.errors import S3PError
 from scope3plus.methodology import MethodologyError, load_methodology
 from scope3plus.methodology.review import approve_spec_file
 
+from .support import edit_file
+
 ROOT = Path(__file__).resolve().parents[1]
 MAINTAINERS = "scope3plus-methodology-maintainers"  # the reviewer already recorded in the shipped specs
 TODAY = dt.date.today()
@@ -31,14 +33,6 @@ def root(tmp_path) -> Path:
     return target
 
 
-def _edit(path: Path, *replacements: tuple[str, str]) -> None:
-    text = path.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path.write_text(text, encoding="utf-8")
-
-
 def _s3p(*argv: str) -> int:
     """``s3p methodology ARGV`` in process; returns the exit code."""
     return main(["methodology", *argv])
@@ -49,7 +43,7 @@ def _s3p(*argv: str) -> int:
 
 def test_a_misspelt_top_level_key_is_named_with_the_nearest_known_one(root, capsys):
     spec = root / "green_trip" / "1.0.0.yaml"
-    _edit(spec, ("\ndescription: >-", "\ndesription: >-"))
+    edit_file(spec, ("\ndescription: >-", "\ndesription: >-"))
     with pytest.raises(MethodologyError) as caught:
         load_methodology(spec)
     assert str(caught.value) == (f"{spec}: unknown key 'desription' (did you mean 'description'?); "
@@ -74,7 +68,7 @@ def test_a_misspelt_top_level_key_is_named_with_the_nearest_known_one(root, caps
 ])
 def test_unknown_keys_are_named_at_every_level_of_the_spec(root, scenario, old, new, message):
     spec = root / scenario / "1.0.0.yaml"
-    _edit(spec, (old, new))
+    edit_file(spec, (old, new))
     with pytest.raises(MethodologyError) as caught:
         load_methodology(spec)
     assert str(caught.value) == f"{spec}: {message}"
@@ -96,7 +90,7 @@ def _draft(folder: Path, version: str, effective_from: str, author: str | None =
     spec = folder / f"{version}.yaml"
     text = (folder / "1.0.0.yaml").read_text(encoding="utf-8")
     spec.write_text(text[: text.index("reviewers:")] + f"reviewers: [{reviewers}]\napprovals: []\n", encoding="utf-8")
-    _edit(spec, ("\nversion: 1.0.0\n", f"\nversion: {version}\n"), ("status: approved", "status: in_review"),
+    edit_file(spec, ("\nversion: 1.0.0\n", f"\nversion: {version}\n"), ("status: approved", "status: in_review"),
           ("effective_from: 2021-01-01", f"effective_from: {effective_from}"),
           ("changelog:\n", f'changelog:\n  - {{version: {version}, date: 2026-12-01, change: "test version"}}\n'),
           *([("\nreviewers:", f"\nauthor: {author}\nreviewers:")] if author else []))
@@ -166,8 +160,8 @@ def test_validate_with_a_lake_reports_a_factor_edited_after_registration(root, t
     assert capsys.readouterr().out.count("OK ") == 5
 
     spec = root / "green_trip" / "1.0.0.yaml"
-    _edit(root / "green_trip" / "factors" / "mode_reduction.csv", ("metro,46.7,", "metro,56.7,"))
-    _edit(root / "box_recycling" / "1.0.0.yaml", ("title: ", "title: Edited "))
+    edit_file(root / "green_trip" / "factors" / "mode_reduction.csv", ("metro,46.7,", "metro,56.7,"))
+    edit_file(root / "box_recycling" / "1.0.0.yaml", ("title: ", "title: Edited "))
     assert _s3p("validate", "--methodologies", str(root)) == 0  # no registry at hand: the files alone are valid
     capsys.readouterr()
 
@@ -261,7 +255,7 @@ def test_retiring_the_only_version_removes_the_alias(root, config, capsys):
     assert _s3p("retire", "box_recycling@1.0.0", "--reviewer", MAINTAINERS, "--reason", "r", *where) == 2
     assert "box_recycling 1.0.0 declares no author, so four eyes cannot be checked" in capsys.readouterr().err
 
-    _edit(spec, (f"reviewers: [{MAINTAINERS}]", f"author: bob\nreviewers: [{MAINTAINERS}]"))
+    edit_file(spec, (f"reviewers: [{MAINTAINERS}]", f"author: bob\nreviewers: [{MAINTAINERS}]"))
     approve_and_register(spec, MAINTAINERS, config, TODAY)
     assert _s3p("retire", "box_recycling@1.0.0", "--reviewer", MAINTAINERS, "--reason", "withdrawn", *where) == 0
     out = capsys.readouterr().out

@@ -23,6 +23,8 @@ from scope3plus.methodology.approval import (
 )
 from scope3plus.methodology.review import approve_spec_file, describe, diff, summary_rows
 
+from .support import edit_file
+
 ROOT = Path(__file__).resolve().parents[1]
 MAINTAINERS = "scope3plus-methodology-maintainers"  # the reviewer already recorded in the shipped specs
 TODAY = dt.date.today()
@@ -47,21 +49,13 @@ def _s3p(*argv: str) -> int:
     return main(["methodology", *argv])
 
 
-def _edit(path: Path, *replacements: tuple[str, str]) -> None:
-    text = path.read_text(encoding="utf-8")
-    for old, new in replacements:
-        assert old in text, old
-        text = text.replace(old, new, 1)
-    path.write_text(text, encoding="utf-8")
-
-
 def _new_version(folder: Path, version: str, effective_from: str, *edits: tuple[str, str]) -> Path:
     """Copy ``1.0.0.yaml`` to an ``in_review`` ``<version>.yaml`` starting ``effective_from``, no approvals,
     drafted by carol for review by the maintainers, alice or bob."""
     spec = folder / f"{version}.yaml"
     text = (folder / "1.0.0.yaml").read_text(encoding="utf-8")
     spec.write_text(text[: text.index("approvals:")] + "approvals: []\n", encoding="utf-8")
-    _edit(spec, ("\nversion: 1.0.0\n", f"\nversion: {version}\n"), ("status: approved", "status: in_review"),
+    edit_file(spec, ("\nversion: 1.0.0\n", f"\nversion: {version}\n"), ("status: approved", "status: in_review"),
           ("effective_from: 2021-01-01", f"effective_from: {effective_from}"),
           ("changelog:\n", f'changelog:\n  - {{version: {version}, date: 2026-12-01, change: "test version"}}\n'),
           (f"reviewers: [{MAINTAINERS}]", f"author: carol\nreviewers: [{MAINTAINERS}, alice, bob]"), *edits)
@@ -95,7 +89,7 @@ def test_validate_passes_the_shipped_specs_and_reports_a_unit_error_with_its_fil
     assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("OK ")]) == 5
 
     broken = root / "green_trip" / "1.0.0.yaml"
-    _edit(broken, ('baseline: "reduction_factor[mode] * distance_km"',
+    edit_file(broken, ('baseline: "reduction_factor[mode] * distance_km"',
                    'baseline: "reduction_factor[mode] * distance_km * distance_km"'))
     assert _s3p("validate", "--methodologies", str(root)) == 2
     out, err = capsys.readouterr()
@@ -111,14 +105,14 @@ def test_validate_passes_the_shipped_specs_and_reports_a_unit_error_with_its_fil
 
 def test_validate_of_one_file_checks_its_folder_for_ambiguous_starts(root, capsys):
     spec = _new_version(root / "green_trip", "1.1.0", "2021-01-01")
-    _edit(spec, ("status: in_review", "status: approved"),
+    edit_file(spec, ("status: in_review", "status: approved"),
           ("approvals: []", "approvals:\n  - {reviewer: alice, date: 2026-12-01, note: ok}"))
     assert _s3p("validate", str(spec)) == 2
     assert "both take effect on 2021-01-01" in capsys.readouterr().err
 
 
 def test_a_validate_subprocess_prints_one_line_errors_and_exits_2(root):
-    _edit(root / "green_trip" / "1.0.0.yaml", ("project: \"0\"", "project: \"distance_km\""))
+    edit_file(root / "green_trip" / "1.0.0.yaml", ("project: \"0\"", "project: \"distance_km\""))
     out = subprocess.run([sys.executable, "-m", "scope3plus.cli", "methodology", "validate", "--methodologies", str(root)],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2, out.stderr
@@ -153,7 +147,7 @@ def test_diff_lists_exactly_the_changed_parameter_factor_row_and_rule(root, caps
     folder = root / "green_product_sale"
     factors = folder / "factors"
     shutil.copy(factors / "grid_factor.csv", factors / "grid_factor_v1_1.csv")
-    _edit(factors / "grid_factor_v1_1.csv", ("2022,0.5366,", "2022,0.5400,"))
+    edit_file(factors / "grid_factor_v1_1.csv", ("2022,0.5366,", "2022,0.5400,"))
     _new_version(folder, "1.1.0", "2027-01-01",
                  ("    value: 1\n    unit: year", "    value: 2\n    unit: year"),
                  ("factors/grid_factor.csv", "factors/grid_factor_v1_1.csv"),
@@ -198,7 +192,7 @@ def test_approve_marks_the_file_registers_it_and_verify_passes(root, config, cap
     folder = root / "green_trip"
     spec = _new_version(folder, "1.1.0", "2027-01-01",
                         ("title: Green trips", "# reviewer comment: keep me\ntitle: Green trips"))
-    _edit(folder / "1.0.0.yaml", ("effective_to: null", "effective_to: 2026-12-31"))
+    edit_file(folder / "1.0.0.yaml", ("effective_to: null", "effective_to: 2026-12-31"))
     before = spec.read_text(encoding="utf-8")
 
     changed, first = approve_and_register(folder / "1.0.0.yaml", MAINTAINERS, config, TODAY)
@@ -251,7 +245,7 @@ def test_tampered_or_unregistered_specs_fail_verify_with_the_fix(root, config):
     original = load_methodology(folder / "1.0.0.yaml")
     verify([original], config)
 
-    _edit(folder / "factors" / "category_production.csv", ("smartphone,25,", "smartphone,30,"))
+    edit_file(folder / "factors" / "category_production.csv", ("smartphone,25,", "smartphone,30,"))
     tampered = load_methodology(folder / "1.0.0.yaml")
     unregistered = load_registry(root).get("box_recycling", "1.0.0")
     with pytest.raises(MethodologyTampered) as caught:
@@ -277,11 +271,11 @@ def test_approval_is_refused_when_its_start_is_ambiguous_it_is_retired_or_invali
         approve_spec_file(overlapping, "alice", TODAY)
     assert overlapping.read_bytes() == before
 
-    _edit(overlapping, ("status: in_review", "status: retired"))
+    edit_file(overlapping, ("status: in_review", "status: retired"))
     with pytest.raises(MethodologyError, match="is retired and cannot be approved"):
         approve_spec_file(overlapping, "alice", TODAY)
 
-    _edit(overlapping, ("status: retired", "status: in_review"), ('project: "0"', 'project: "units"'))
+    edit_file(overlapping, ("status: retired", "status: in_review"), ('project: "0"', 'project: "units"'))
     with pytest.raises(MethodologyError, match="1.1.0.yaml: project"):
         approve_spec_file(overlapping, "alice", TODAY)
 
@@ -293,7 +287,7 @@ def test_approval_is_refused_when_its_start_is_ambiguous_it_is_retired_or_invali
 
 def test_a_second_reviewer_of_an_unregistered_version_is_appended_in_the_same_style(root):
     shipped = root / "no_cutlery_order" / "1.0.0.yaml"
-    _edit(shipped, (f"reviewers: [{MAINTAINERS}]", f"author: carol\nreviewers: [{MAINTAINERS}, bob]"))
+    edit_file(shipped, (f"reviewers: [{MAINTAINERS}]", f"author: carol\nreviewers: [{MAINTAINERS}, bob]"))
     before = shipped.read_text(encoding="utf-8")
     assert approve_spec_file(shipped, "bob", dt.date(2026, 12, 2), note="second look: ok") is True
     assert shipped.read_text(encoding="utf-8") == before + \
