@@ -126,37 +126,63 @@ class MlflowRun:
             print(f"note: closed {len(closed)} MLflow run(s) of killed jobs as KILLED: {', '.join(closed)}",
                   file=sys.stderr)
         tags = {**tags, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-        self.run = self.client.create_run(experiment, tags=tags, run_name=run_name)
-        self.run_id = self.run.info.run_id
+        self.run = self.client.create_run(experiment, tags=tags, run_name=run_name)  # a store that fails here stops
+        self.run_id = self.run.info.run_id                                         # the job before it writes
+        self.problems: list[str] = []  # what the store failed to take (see _logged)
+
+    def _logged(self, what: str, log) -> None:
+        """``log()``, and if the tracking store fails (full, gone, unreachable): one warning line and a note in
+        :attr:`problems`, never an exception. The job's tables are its result, MLflow is their trace: a store
+        that fails after a job published must not turn the published job into a failed one."""
+        try:
+            log()
+        except Exception as exc:  # noqa: BLE001
+            problem = f"MLflow {what}: {type(exc).__name__}: {next(iter(str(exc).strip().splitlines()), '')[:200]}"
+            self.problems.append(problem)
+            print(f"warning: run {self.run_id} is not fully tracked: {problem}", file=sys.stderr)
 
     def tags(self, values: dict) -> None:
-        for key, value in values.items():
-            self.client.set_tag(self.run_id, key, str(value))
+        def log():
+            for key, value in values.items():
+                self.client.set_tag(self.run_id, key, str(value))
+        self._logged("tags", log)
 
     def params(self, values: dict) -> None:
         from mlflow.entities import Param
 
         items = [Param(k, str(v)[:500]) for k, v in values.items()]
-        for i in range(0, len(items), 100):  # MLflow takes at most 100 params in one batch
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+        def log():
+            for i in range(0, len(items), 100):  # MLflow takes at most 100 params in one batch
+                self.client.log_batch(self.run_id, params=items[i:i + 100])
+        self._logged("params", log)
 
     def metrics(self, values: dict) -> None:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, 0) for k, v in values.items() if v is not None]
-        for i in range(0, len(items), 1000):  # and at most 1000 metrics
-            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+
+        def log():
+            for i in range(0, len(items), 1000):  # and at most 1000 metrics
+                self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+        self._logged("metrics", log)
 
     def artifact(self, data: dict, name: str) -> None:
-        self.client.log_dict(self.run_id, json.loads(json.dumps(data, default=str)), name)
+        self._logged(f"artifact {name}",
+                     lambda: self.client.log_dict(self.run_id, json.loads(json.dumps(data, default=str)), name))
 
     def artifacts(self, folder: str | Path, path: str) -> None:
         """Every file of ``folder`` under ``path`` among the run's artifacts."""
-        self.client.log_artifacts(self.run_id, str(folder), artifact_path=path)
+        self._logged(f"artifacts {path}/", lambda: self.client.log_artifacts(self.run_id, str(folder), artifact_path=path))
 
     def end(self, ok: bool) -> None:
-        self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED")
+        self._logged("end", lambda: self.client.set_terminated(self.run_id, "FINISHED" if ok else "FAILED"))
+
+
+def tracking_note(problems: list[str]) -> str:
+    """What a run record says when the MLflow store failed to take some of the run's trace ("" when none)."""
+    return f"MLflow tracking incomplete ({len(problems)} call(s) failed; first: {problems[0]})" if problems else ""
 
 
 @contextmanager
@@ -195,7 +221,8 @@ def job_run(lake: Lake, config: Config, job: str, run_id: str, run_name: str = "
             trace.message = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise
         finally:
-            row = job_row(run_id, job, job, status, started_at, trace.message, lake_backend=lake.backend,
+            message = "; ".join(m for m in (trace.message, tracking_note(tracker.problems)) if m)
+            row = job_row(run_id, job, job, status, started_at, message, lake_backend=lake.backend,
                           mlflow_run_id=tracker.run_id, **trace.columns)
             try:
                 record_job_runs(lake, [row])

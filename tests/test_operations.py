@@ -326,6 +326,30 @@ def test_the_next_job_closes_the_mlflow_run_of_a_killed_job_as_killed(tmp_path):
     assert client.get_run(later.run_id).info.status == "FINISHED"
 
 
+def test_a_tracking_store_that_fails_after_the_start_warns_and_never_fails_the_job(tmp_path, capsys):
+    """Issue 23, item 5: MLflow is a job's trace, its tables are its result. The run's artifact folder is made
+    a file (a real ENOTDIR from the store, as a full or gone store would fail): logging there warns, the
+    failure is noted for the run's record, and the rest of the trace is still kept."""
+    from urllib.parse import urlparse
+
+    from scope3plus.tracking import MlflowRun, tracking_note
+
+    config = load_config(None, lake=str(tmp_path / "lake"), mlflow_dir=str(tmp_path / "mlflow"))
+    run = MlflowRun(config, "a published job", {"s3p.job": "rollup"})
+    artifacts = Path(urlparse(run.run.info.artifact_uri).path)
+    artifacts.parent.mkdir(parents=True, exist_ok=True)
+    artifacts.write_text("not a folder", encoding="utf-8")
+    run.artifact({"published": True}, "run_summary.json")  # fails: a warning, no exception
+    run.metrics({"gold_rows": 3})
+    run.end(True)
+    assert len(run.problems) == 1 and run.problems[0].startswith("MLflow artifact run_summary.json: ")
+    assert f"warning: run {run.run_id} is not fully tracked: MLflow artifact run_summary.json: " in capsys.readouterr().err
+    assert tracking_note(run.problems).startswith("MLflow tracking incomplete (1 call(s) failed; first: MLflow artifact")
+    assert tracking_note([]) == ""
+    kept = mlflow_client(config).get_run(run.run_id)
+    assert (kept.info.status, kept.data.metrics) == ("FINISHED", {"gold_rows": 3.0})
+
+
 def test_a_retention_below_the_time_travel_window_is_refused(week):
     code, out, err = week["refused"]
     assert code == 2 and out == ""

@@ -22,7 +22,7 @@ from ..faults import fault_point
 from ..lake import open_lake
 from ..methodology import load_registry
 from ..methodology.approval import verify
-from ..tracking import mlflow_run, new_run_id, record_job_runs
+from ..tracking import mlflow_run, new_run_id, record_job_runs, tracking_note
 from . import tables
 from .compute import GoldSlice, compute
 from .gate import HISTORY_JOIN_CONNECT, GateSettings, gate
@@ -75,6 +75,8 @@ class RunSummary:
     drift_warnings: list = field(default_factory=list)
     #: user ids were hashed with the profile's development key (recorded in ops/job_runs and MLflow)
     dev_pseudonym_key: bool = False
+    #: what the MLflow store failed to take (MlflowRun.problems): a warning, recorded in ops/job_runs
+    tracking_problems: list = field(default_factory=list)
 
     @contextmanager
     def stage(self, name: str):
@@ -198,6 +200,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
     dq = DataQuality(lake, day, run_id, progress=progress) if quality else None
     with mlflow_run(config, f"run {day}", {"s3p.run_id": run_id, "s3p.job": "run"}) as tracker:
         summary.mlflow_run_id = tracker.run_id
+        summary.tracking_problems = tracker.problems
         if is_dev_key:
             summary.dev_pseudonym_key = True
             tracker.tags({DEV_KEY_TAG: "true"})
@@ -359,7 +362,8 @@ def _job_rows(summary: RunSummary, status: str, message: str, failed: list[str] 
             "conservation_ok": c.conserved, "methodology_versions": ";".join(summary.methodology_versions.get(s, [])),
             "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id,
             "message": "; ".join(m for m in (note, not_taken_note(c.not_taken),
-                                             DEV_KEY_NOTE if summary.dev_pseudonym_key else "") if m),
+                                             DEV_KEY_NOTE if summary.dev_pseudonym_key else "",
+                                             tracking_note(summary.tracking_problems)) if m),
         })
     touched = sorted({d for c in summary.scenarios.values() for d in c.touched_dates})
     rows.append({
@@ -368,6 +372,7 @@ def _job_rows(summary: RunSummary, status: str, message: str, failed: list[str] 
         "seconds": summary.seconds, "gold_rows": summary.gold_rows,
         "touched_dates": ",".join(d.isoformat() for d in touched),
         "conservation_ok": all(c.conserved for c in summary.scenarios.values()),
-        "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id, "message": message,
+        "lake_backend": summary.lake_backend, "mlflow_run_id": summary.mlflow_run_id,
+        "message": "; ".join(m for m in (message, tracking_note(summary.tracking_problems)) if m),
     })
     return rows
