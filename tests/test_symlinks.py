@@ -213,7 +213,7 @@ def test_the_daily_run_leaves_out_and_records_a_file_linked_outside_the_landing_
     assert summary.scenarios["green_trip"].conserved and len(summary.scenarios["green_trip"].not_taken) == 2
     rows = {r.scenario: r.message for r in lake.read(tables.JOB_RUNS).filter(F.col("stage") == "scenario").collect()}
     assert rows["green_trip"].startswith(f"2 file(s) named like deliveries not taken: {listed(link)}: refused: ")
-    assert rows["box_recycling"] == ""
+    assert "not taken" not in rows["box_recycling"]  # its record says nothing of files not taken
     run = mlflow_client(config).get_run(summary.mlflow_run_id)
     metrics = run.data.metrics
     assert metrics["green_trip.files_not_taken"] == 2 and metrics["box_recycling.files_not_taken"] == 0
