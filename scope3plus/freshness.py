@@ -53,8 +53,8 @@ def latest_deliveries(lake_root: str) -> dict[str, dt.date]:
     """Per scenario, the latest delivery date a run or an ingest landed lines of (ops/job_runs)."""
     if not table_exists(lake_root, tables.JOB_RUNS):
         return {}
-    runs = read_small_table(table_path(lake_root, tables.JOB_RUNS))
-    rows = runs.select(["job", "scenario", "landing_date", "landed_lines"]).to_pylist()
+    rows = read_small_table(table_path(lake_root, tables.JOB_RUNS),
+                            columns=["job", "scenario", "landing_date", "landed_lines"]).to_pylist()
     latest: dict[str, dt.date] = {}
     for r in rows:
         if r["job"] in ("run", "ingest") and r["scenario"] and r["landing_date"] and (r["landed_lines"] or 0) > 0:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 
@@ -19,3 +21,14 @@ def spark():
     yield session
     session.stop()
 
+
+@pytest.fixture
+def root(tmp_path) -> Path:
+    """A private copy of the project's methodologies folder (the governance and review tests edit it)."""
+    import shutil
+
+    from scope3plus.paths import methodologies_dir
+
+    target = tmp_path / "methodologies"
+    shutil.copytree(methodologies_dir(), target)
+    return target

@@ -7,7 +7,6 @@ store per module (creating it takes seconds) and so each use their own scenario.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,10 @@ from scope3plus.errors import S3PError
 from scope3plus.methodology import MethodologyError, load_methodology
 from scope3plus.methodology.review import approve_spec_file
 
-from .support import edit_file
+from .support import MAINTAINERS, edit_file
 
 ROOT = Path(__file__).resolve().parents[1]
-MAINTAINERS = "scope3plus-methodology-maintainers"  # the reviewer already recorded in the shipped specs
 TODAY = dt.date.today()
-
-
-@pytest.fixture
-def root(tmp_path) -> Path:
-    """A private copy of the methodologies folder."""
-    target = tmp_path / "methodologies"
-    shutil.copytree(ROOT / "methodologies", target)
-    return target
 
 
 def _s3p(*argv: str) -> int:

@@ -36,14 +36,6 @@ def config(tmp_path_factory):
     return load_config(None, lake=str(base / "lake"), landing=str(base / "landing"), mlflow_dir=str(base / "mlflow"))
 
 
-@pytest.fixture
-def root(tmp_path) -> Path:
-    """A private copy of the methodologies folder."""
-    target = tmp_path / "methodologies"
-    shutil.copytree(ROOT / "methodologies", target)
-    return target
-
-
 def _s3p(*argv: str) -> int:
     """``s3p methodology ARGV`` in process; returns the exit code."""
     return main(["methodology", *argv])
