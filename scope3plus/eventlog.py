@@ -87,8 +87,8 @@ def read_events(path: str | Path) -> Iterator[dict]:
                     event = json.loads(line)
                 except ValueError:
                     raise S3PError(f"{f}:{number}: not a Spark event log (a line that is not JSON)") from None
-                if not isinstance(event, dict) or "Event" not in event:
-                    raise S3PError(f"{f}:{number}: not a Spark event log (no \"Event\" field)")
+                if not isinstance(event, dict) or not isinstance(event.get("Event"), str):
+                    raise S3PError(f"{f}:{number}: not a Spark event log (no \"Event\" name)")
                 yield event
 
 
@@ -103,33 +103,41 @@ def summarise(events: Iterable[dict]) -> list[Execution]:
     job_execution: dict[int, int] = {}
     stage_job: dict[int, int] = {}
     for e in events:
-        kind = e.get("Event", "")
-        if kind.endswith("SQLExecutionStart"):
-            executions[e["executionId"]] = Execution(e["executionId"], e.get("description", ""), e["time"])
-        elif kind.endswith("SQLExecutionEnd") and e["executionId"] in executions:
-            execution = executions[e["executionId"]]
-            execution.wall_s = (e["time"] - execution.started_ms) / 1000
-        elif kind == "SparkListenerJobStart":
-            execution = e.get("Properties", {}).get("spark.sql.execution.id")
-            if execution is not None:
-                job_execution[e["Job ID"]] = int(execution)
-            for stage in e.get("Stage IDs", []):
-                stage_job[stage] = e["Job ID"]
-        elif kind == "SparkListenerStageCompleted":
-            info = e["Stage Info"]
-            acc = {a["Name"]: a.get("Value") for a in info.get("Accumulables", []) if "Name" in a}
-            execution = job_execution.get(stage_job.get(info["Stage ID"], -1))
-            if execution not in executions:
-                continue
-            mb = 2 ** 20
-            executions[execution].stages.append(Stage(
-                info["Stage ID"], info.get("Stage Name", "")[:60], info.get("Number of Tasks", 0),
-                (info.get("Completion Time", 0) - info.get("Submission Time", 0)) / 1000,
-                _metric(acc, "executorRunTime") / 1000, _metric(acc, "executorCpuTime") / 1e9,
-                _metric(acc, "jvmGCTime") / 1000, _metric(acc, "shuffle.write.bytesWritten") / mb,
-                (_metric(acc, "shuffle.read.localBytesRead") + _metric(acc, "shuffle.read.remoteBytesRead")) / mb,
-                _metric(acc, "diskBytesSpilled") / mb, int(_metric(acc, "input.recordsRead"))))
+        try:
+            _add_event(e, executions, job_execution, stage_job)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise S3PError(f"not a Spark event log: a {e.get('Event')} event without a readable {exc}") from None
     return sorted(executions.values(), key=lambda x: x.started_ms)
+
+
+def _add_event(e: dict, executions: dict, job_execution: dict, stage_job: dict) -> None:
+    """Take one event into ``executions`` (by id), ``job_execution`` and ``stage_job``."""
+    kind = e["Event"]
+    if kind.endswith("SQLExecutionStart"):
+        executions[e["executionId"]] = Execution(e["executionId"], e.get("description", ""), e["time"])
+    elif kind.endswith("SQLExecutionEnd") and e["executionId"] in executions:
+        execution = executions[e["executionId"]]
+        execution.wall_s = (e["time"] - execution.started_ms) / 1000
+    elif kind == "SparkListenerJobStart":
+        execution = e.get("Properties", {}).get("spark.sql.execution.id")
+        if execution is not None:
+            job_execution[e["Job ID"]] = int(execution)
+        for stage in e.get("Stage IDs", []):
+            stage_job[stage] = e["Job ID"]
+    elif kind == "SparkListenerStageCompleted":
+        info = e["Stage Info"]
+        acc = {a["Name"]: a.get("Value") for a in info.get("Accumulables", []) if "Name" in a}
+        execution = job_execution.get(stage_job.get(info["Stage ID"], -1))
+        if execution not in executions:
+            return
+        mb = 2 ** 20
+        executions[execution].stages.append(Stage(
+            info["Stage ID"], info.get("Stage Name", "")[:60], info.get("Number of Tasks", 0),
+            (info.get("Completion Time", 0) - info.get("Submission Time", 0)) / 1000,
+            _metric(acc, "executorRunTime") / 1000, _metric(acc, "executorCpuTime") / 1e9,
+            _metric(acc, "jvmGCTime") / 1000, _metric(acc, "shuffle.write.bytesWritten") / mb,
+            (_metric(acc, "shuffle.read.localBytesRead") + _metric(acc, "shuffle.read.remoteBytesRead")) / mb,
+            _metric(acc, "diskBytesSpilled") / mb, int(_metric(acc, "input.recordsRead"))))
 
 
 def as_text(executions: list[Execution], min_seconds: float = 0.3) -> str:

@@ -58,6 +58,9 @@ def load_progress(lake_root: str | Path) -> list[dict]:
     if not table_exists(lake_root, tables.GOLD_PROGRESS):
         raise S3PError(f"no progress table at {path}: run `s3p run --date YYYY-MM-DD` first")
     rows = ordered(read_small_table(path).to_pylist())
+    if not any(r["scope"] == TOTAL for r in rows):
+        raise S3PError(f"{path} holds no total row (an empty or hand-edited table): "
+                       "rerun the latest date with `s3p run --date YYYY-MM-DD` to refresh it")
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if missing:
         raise S3PError(f"{path} was written by an older version (no {missing[0]}): rerun the latest date "

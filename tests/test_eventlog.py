@@ -83,3 +83,16 @@ def test_bench_writes_an_event_log_that_the_summary_reads(tmp_path):
     writes = [x for x in executions if x.stages and x.task_s > 0]
     assert len(writes) >= 10  # the floor's five writes, and each scenario's ingest and gate
     assert any(s.shuffle_write_mb > 0 for x in executions for s in x.stages)  # the gate's dedupe shuffle
+
+
+def test_an_event_log_of_the_wrong_shape_is_one_line(tmp_path, capsys):
+    """An "Event" that is not a name, and a known event without its fields: one line each, exit 2."""
+    not_a_name = tmp_path / "events_1_app"
+    not_a_name.write_text('{"Event": 5}\n')
+    truncated = tmp_path / "events_2_app"
+    truncated.write_text('{"Event": "SparkListenerJobStart", "Stage IDs": [1]}\n')
+    assert main(["eventlog", str(not_a_name)]) == 2
+    assert main(["eventlog", str(truncated)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a Spark event log" in err[0], err
+    assert "not a Spark event log" in err[1] and "SparkListenerJobStart" in err[1] and "Job ID" in err[1], err

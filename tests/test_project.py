@@ -187,6 +187,20 @@ def test_progress_api_reports_a_missing_lake_as_the_cli_does(tmp_path):
         scope3plus.progress(tmp_path / "lake")
 
 
+def test_a_progress_table_without_its_total_row_is_one_clear_error(tmp_path, capsys):
+    """An empty (or hand-edited) gold.progress: one line naming the table, not an internal error."""
+    import pyarrow as pa
+    from deltalake import write_deltalake
+
+    path = tmp_path / "lake" / "gold" / "progress"
+    write_deltalake(str(path), pa.table({"scope": pa.array([], pa.string()), "as_of": pa.array([], pa.date32())}))
+    with pytest.raises(S3PError, match="holds no total row"):
+        scope3plus.progress(tmp_path / "lake")
+    assert main(["progress", "--lake", str(tmp_path / "lake")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path} holds no total row" in err[0], err
+
+
 def test_only_the_data_inside_an_installed_wheel_counts_as_not_to_be_edited(elsewhere, tmp_path):
     package = Path(scope3plus.__file__).resolve().parent
     assert paths.in_installed_package(package / paths.SHIPPED_PACKAGE_DIR / "methodologies" / "green_trip" / "1.0.0.yaml")
