@@ -289,6 +289,12 @@ def checked_shape(raw: dict, source, shape: dict = PROFILE_SHAPE, prefix: str = 
     return checked
 
 
+def spark_setting(value: str | int | float | bool) -> str:
+    """A profile's ``spark:`` value as Spark reads it: YAML's true/false as ``true``/``false``
+    (Python would write ``True``, which Spark's boolean settings refuse)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def _shown(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -327,7 +333,7 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         mlflow_tracking_uri=ml.get("tracking_uri"),
         mlflow_dir=ml.get("mlflow_dir"),
         mlflow_experiment=ml.get("experiment", "scope3plus"),
-        spark={str(k): str(v) for k, v in (raw.get("spark") or {}).items()},
+        spark={str(k): spark_setting(v) for k, v in (raw.get("spark") or {}).items()},
         source=str(source),
         fiscal_year_start_month=_month(raw.get("fiscal_year_start_month", 4), source),
         reported_aggregates=str(raw.get("reported_aggregates") or reported_aggregates_file()),

@@ -92,6 +92,18 @@ def test_a_null_profile_value_takes_its_default(tmp_path):
     assert config.spark == {} and config.pseudonym_dev_key is None
 
 
+def test_a_profiles_spark_settings_reach_spark_as_spark_spells_them(tmp_path):
+    """YAML's true/false become Spark's ``true``/``false`` (Python's ``True`` is refused by Spark's
+    boolean settings); numbers and text stay as written."""
+    from scope3plus.config import load_config
+
+    profile = tmp_path / "spark.yaml"
+    profile.write_text("spark: {spark.sql.ansi.enabled: false, spark.sql.shuffle.partitions: 8, "
+                       "spark.ui.enabled: 'False', spark.driver.memory: 2g}\n", encoding="utf-8")
+    assert load_config(profile).spark == {"spark.sql.ansi.enabled": "false", "spark.sql.shuffle.partitions": "8",
+                                          "spark.ui.enabled": "False", "spark.driver.memory": "2g"}
+
+
 def test_the_shipped_profiles_have_the_shape_they_are_checked_against():
     from scope3plus import paths
     from scope3plus.config import load_config
