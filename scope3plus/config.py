@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from .errors import S3PError
+from .errors import S3PError, unknown_keys
 from .lakeuri import local_path
 from .yamlio import read_yaml_mapping
 from . import paths
@@ -248,7 +248,7 @@ PROFILE_SHAPE: dict = {
     "goal": {"tonnes": OWN_RULE, "start": OWN_RULE, "end": OWN_RULE},
     "fiscal_year_start_month": OWN_RULE, "reported_aggregates": TEXT, "future_tolerance_days": OWN_RULE,
     "late_data_horizon_days": OWN_RULE, "time_travel_retention_hours": OWN_RULE, "scenarios_in_parallel": OWN_RULE,
-    "catalog": OWN_RULE, "methodology": OWN_RULE, "freshness": OWN_RULE,
+    "catalog": OWN_RULE, "methodology": OWN_RULE, "freshness": OWN_RULE, "alerts": OWN_RULE,
     "pseudonymisation": {"key_env": TEXT, "dev_key": TEXT},
     "mlflow": {"tracking_uri": TEXT, "mlflow_dir": TEXT, "experiment": TEXT},
     "spark": SETTINGS,
@@ -268,14 +268,16 @@ def _is(kind: str, value) -> bool:
 
 def checked_shape(raw: dict, source, shape: dict = PROFILE_SHAPE, prefix: str = "") -> dict:
     """``raw`` without its null values, once every value has the kind ``shape`` says (a section is a
-    mapping); else one S3PError naming the key, the kind it takes and the value. Keys ``shape`` does
-    not name are left as they are."""
+    mapping); else one S3PError naming the key, the kind it takes and the value. A key ``shape`` does
+    not name is refused with the nearest one it does (a misspelt ``late_data_horizon_day`` would
+    otherwise leave its default in force without a word)."""
+    unknown = unknown_keys(raw, set(shape))
+    if unknown:
+        raise S3PError(f"{source}: {unknown}" + (f" in {prefix.rstrip('.')}" if prefix else ""))
     checked = {}
     for key, value in raw.items():
-        kind = shape.get(key)
-        if value is None or kind is None:
-            if value is not None:
-                checked[key] = value
+        kind = shape[key]
+        if value is None:
             continue
         name = f"{prefix}{key}"
         if isinstance(kind, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
 import re
 
@@ -114,3 +115,16 @@ def _first(patterns, text: str) -> str | None:
 def _local(path: str) -> str:
     """``file:///tmp/x`` and ``file:/tmp/x`` as ``/tmp/x``; any other location as it is."""
     return re.sub(r"^file:/+", "/", path)
+
+
+def unknown_keys(mapping: dict, known: set[str]) -> str | None:
+    """``unknown key 'desription' (did you mean 'description'?)`` for the keys of ``mapping`` not in ``known``
+    (each with the nearest known key, when one is close), or None when every key is known."""
+    unknown = sorted(map(str, set(mapping) - known))
+    if not unknown:
+        return None
+    named = []
+    for key in unknown:
+        near = difflib.get_close_matches(key, sorted(known), n=1)
+        named.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    return f"unknown key{'s' if len(named) > 1 else ''} {', '.join(named)}"

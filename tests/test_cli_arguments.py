@@ -26,11 +26,18 @@ def one_error_line(out, code: int = 2) -> str:
 
 
 def tiny_lake(root) -> str:
-    """A lake holding one empty gold/progress table, written with delta-rs (no Spark)."""
+    """A lake holding a gold/progress table of one total row, all zero, written with delta-rs (no Spark)."""
+    import datetime as dt
+
     import deltalake
     import pyarrow as pa
 
-    deltalake.write_deltalake(str(root / "gold" / "progress"), pa.table({"scope": pa.array([], pa.string())}))
+    from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
+
+    row = {**dict.fromkeys(PROGRESS_COLUMNS, 0.0), "scope": TOTAL, "as_of": dt.date(2026, 11, 7),
+           "fiscal_year": "FY2027", "growth_method": "", "methodology_versions": "", "latest_run_status": "",
+           "latest_run_id": "", "run_id": "", "latest_run_landing_date": dt.date(2026, 11, 7)}
+    deltalake.write_deltalake(str(root / "gold" / "progress"), pa.Table.from_pylist([row]))
     return str(root)
 
 
@@ -72,6 +79,9 @@ def test_a_closed_stdout_in_a_shell_pipeline_gives_141():
     ("local_timezone: 8", "local_timezone must be text, got 8"),
     ("spark: [spark.master]", "spark must be a mapping of Spark settings to text or numbers, got ['spark.master']"),
     ("spark: {spark.jars: [a, b]}", "spark must be a mapping of Spark settings to text or numbers"),
+    ("late_data_horizon_day: 60", "unknown key 'late_data_horizon_day' (did you mean 'late_data_horizon_days'?)"),
+    ("mlflow: {tracking_url: http://x}", "unknown key 'tracking_url' (did you mean 'tracking_uri'?) in mlflow"),
+    ("goal: {tonnes: 1.5e9, ending: 2035-12-31}", "unknown key 'ending' (did you mean 'end'?) in goal"),
 ])
 def test_a_profile_value_of_the_wrong_kind_is_one_line_naming_the_key(tmp_path, line, message):
     profile = tmp_path / "bad.yaml"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import difflib
 import hashlib
 import io
 import keyword
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..errors import unknown_keys
 from ..yamlio import load_yaml
 from .formula import (
     BOOL, FUNCTIONS, STRING, UNITS, Definition, Expr, Field, MethodologyError, Param,
@@ -188,19 +188,6 @@ def content_hash(spec_path: Path, table_files: Iterable[Path]) -> str:
         digest.update(f"{label}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()
-
-
-def unknown_keys(mapping: dict, known: set[str]) -> str | None:
-    """``unknown key 'desription' (did you mean 'description'?)`` for the keys of ``mapping`` not in ``known``
-    (each with the nearest known key, when one is close), or None when every key is known."""
-    unknown = sorted(map(str, set(mapping) - known))
-    if not unknown:
-        return None
-    named = []
-    for key in unknown:
-        near = difflib.get_close_matches(key, sorted(known), n=1)
-        named.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
-    return f"unknown key{'s' if len(named) > 1 else ''} {', '.join(named)}"
 
 
 class _SpecLoader:
