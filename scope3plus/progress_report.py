@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +86,19 @@ def format_tonnes(value: float | None) -> str:
     if abs(value) >= 1e6:
         return f"{value / 1e6:,.3f} Mt"
     return f"{value:,.3f} t"
+
+
+def format_tonnes_rounded(value: float | None) -> str:
+    """tCO2e to 3 significant figures, in t, Mt or Gt, for the headline figures: "82.1 Mt", "33.4 t"
+    (the tables keep ``format_tonnes``'s full precision, the CSV the exact values)."""
+    if value is None:
+        return "–"
+    unit, scale = ("Gt", 1e9) if abs(value) >= 1e9 else ("Mt", 1e6) if abs(value) >= 1e6 else ("t", 1.0)
+    scaled = value / scale
+    if scaled == 0:
+        return f"0 {unit}"
+    digits = math.floor(math.log10(abs(scaled))) + 1
+    return f"{round(scaled, 3 - digits):,.{max(0, 3 - digits)}f} {unit}"
 
 
 def format_goal(value: float) -> str:

@@ -25,8 +25,8 @@ from .aggregates import ReportedAggregate, counted_as_of
 from .config import Config
 from .contracts import SCENARIOS
 from .pipeline.rollup import DAYS_PER_YEAR, TOTAL
-from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_tonnes, headline, ordered,
-                              progress_tables, scenario_status, total_row)
+from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
+                              format_tonnes_rounded, headline, ordered, progress_tables, scenario_status, total_row)
 
 FILES = {"html": "progress.html", "png": "progress.png", "csv": "progress.csv"}
 COLORS = {"secondhand_trade": "#4c78a8", "no_cutlery_order": "#f58518", "green_trip": "#54a24b",
@@ -189,6 +189,10 @@ h3{font-size:15px;margin:18px 0 4px}
 .status{border-left:6px solid #c62828;background:#fdf2f2;padding:12px 18px;margin:0 0 8px}
 .status.on{border-color:#2e7d32;background:#f1f8f2}
 .status p{margin:4px 0}
+dl.figures{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0 0}
+dl.figures div{flex:1 1 200px;border:1px solid #e3e6eb;border-radius:6px;padding:8px 12px}
+dl.figures dt{color:#5b6475;font-size:12.5px}
+dl.figures dd{margin:2px 0 0;font-size:22px;font-weight:700;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;font-weight:700;color:#fff;background:#c62828;border-radius:4px;padding:1px 8px;margin-right:6px}
 .on .badge{background:#2e7d32}
 ul.scenarios{padding-left:20px;margin:6px 0}
@@ -225,6 +229,7 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         f'<p><span class="badge">{esc(verdict)}</span>{esc(first)}</p>',
         *[f"<p>{esc(line)}</p>" for line in details],
         "</section>",
+        _headline_figures(total),
         "<h2>Scenario by scenario</h2>",
         '<p class="small">The pledge sets no target per scenario; on or off track is judged on the total.</p>',
         '<ul class="scenarios">', *[f"<li>{esc(scenario_status(r))}</li>" for r in rows if r["scope"] != TOTAL], "</ul>",
@@ -243,6 +248,21 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _headline_figures(total: dict) -> str:
+    """The total's key figures at a glance, to 3 significant figures; each element carries its
+    gold.progress column (data-key) and exact value (data-value), the ones `s3p progress --format json` prints."""
+    days = total["trailing_365d_days_with_data"] or 0
+    pace = "Last 365 days" + (f" (annualised from {days:,} days of data)" if days < 365 else "")
+    figures = [("combined_cumulative_t", "Avoided so far", format_tonnes_rounded),
+               ("combined_share_of_goal", "Share of the goal", format_share),
+               ("trailing_365d_t", pace, format_tonnes_rounded),
+               ("projected_linear_t", f"Projected by {format_date(total['as_of'] + dt.timedelta(days=total['days_remaining']))} "
+                                      "at that pace", format_tonnes_rounded)]
+    cells = "".join(f'<div><dt>{html.escape(name)}</dt><dd data-key="{key}" data-value="{total[key]!r}">'
+                    f"{html.escape(show(total[key]))}</dd></div>" for key, name, show in figures)
+    return f'<dl class="figures">{cells}</dl>'
 
 
 def _html_table(table: Table) -> str:

@@ -166,17 +166,54 @@ def test_report_and_aggregates_commands_fail_in_one_line(args, message):
     assert len(lines) == 1 and message in lines[0], out.stderr
 
 
-def test_the_page_renders_in_a_browser(report, tmp_path):
-    """Open the page as a person would, in headless Chromium, and take a screenshot."""
+# Written into the page's copy (the report itself carries no script): after load, what the browser laid out.
+MEASURE = """<script>addEventListener("load", () => {
+  const page = document.documentElement, width = window.innerWidth;
+  page.setAttribute("data-measured", JSON.stringify({
+    width: width, scroll_width: page.scrollWidth,
+    overflowing: [...document.querySelectorAll("main *")].filter(e => e.getBoundingClientRect().right > width + 0.5)
+                   .map(e => e.tagName + "." + e.className),
+    images: [...document.images].map(i => i.complete ? i.naturalWidth : 0)}));
+});</script>"""
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1280,1600"]
+
+
+def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
+    """Open the page as a person would, in headless Chromium (installed by `make test`): nothing wider than
+    the window, every chart loaded, the headline figures those of `s3p progress --format json`; the
+    screenshot is kept in the pytest base temp directory."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("chromium is not installed: skipping the screenshot check (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium): screenshot check skipped")
-    shot = tmp_path / "page.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,1600",
+    assert chromium, "chromium is not installed: run `make chromium` (apt-get install -y chromium)"
+    measured_page = tmp_path / "measured.html"
+    measured_page.write_text(report["html"].read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
+                             encoding="utf-8")
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'dom-profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", measured_page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False).stdout
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, dom[:2000]
+    measured = json.loads(html.unescape(found.group(1)))
+    assert measured["scroll_width"] <= measured["width"] and measured["overflowing"] == [], measured
+    assert measured["images"] and all(w > 0 for w in measured["images"]), measured
+
+    expected = json.loads(render(hand_rows(), "json"))  # what `s3p progress --format json` prints for these rows
+    figures = dict((key, (float(value), html.unescape(text))) for key, value, text in
+                   re.findall(r'<dd data-key="(\w+)" data-value="([^"]+)">([^<]*)</dd>', dom))
+    assert set(figures) == {"combined_cumulative_t", "combined_share_of_goal", "trailing_365d_t", "projected_linear_t"}
+    for key, (value, _) in figures.items():
+        assert value == expected[key], key
+    # 3 significant figures: 82,125,000 t -> 82.1 Mt; 10,000 t -> 10,000 t; 82,216,000 t -> 82.2 Mt
+    assert figures["combined_cumulative_t"][1] == "82.1 Mt"
+    assert figures["trailing_365d_t"][1] == "10,000 t"
+    assert figures["projected_linear_t"][1] == "82.2 Mt"
+    assert "annualised from 7 days of data" in dom  # hand_rows: event data on 7 of the last 365 days
+
+    shot = tmp_path_factory.getbasetemp() / "report-screenshot.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'shot-profile'}", f"--screenshot={shot}",
                     report["html"].resolve().as_uri()], capture_output=True, timeout=120, check=False)
+    print(f"screenshot: {shot}")
     assert shot.exists() and shot.read_bytes().startswith(PNG_SIGNATURE)
     from matplotlib.image import imread
 
