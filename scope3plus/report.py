@@ -7,7 +7,7 @@ Writes three files into one folder:
   parts, formatted the same as in the terminal), the reported totals with their sources, and
   how the numbers are made;
 * ``progress.png``: cumulative tCO2e against the straight-line path to the goal, stacked by
-  scenario with the reported totals apart, and the two projections to the goal's end;
+  scenario with the reported totals apart, and the projection at the last 365 days' pace;
 * ``progress.csv``: the progress rows, every gold.progress column.
 
 ``write_report`` works on plain rows (no Spark); ``report_from_lake`` gathers them.
@@ -26,7 +26,8 @@ from .config import Config
 from .contracts import SCENARIOS
 from .pipeline.rollup import DAYS_PER_YEAR, TOTAL
 from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
-                              format_tonnes_rounded, headline, ordered, progress_tables, scenario_status, total_row)
+                              format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
+                              STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
 
 FILES = {"html": "progress.html", "png": "progress.png", "csv": "progress.csv"}
 COLORS = {"secondhand_trade": "#4c78a8", "no_cutlery_order": "#f58518", "green_trip": "#54a24b",
@@ -146,25 +147,15 @@ def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: li
     ax.plot([config.goal_start, end], [0, goal / 1e6], color="#333333", linestyle=":", linewidth=1.6,
             label=f"Straight-line path to {format_goal(goal)} (about {per_year / 1e6:,.0f} Mt a year)")
     ax.plot([as_of, end], mt([total["combined_cumulative_t"], total["projected_linear_t"]]), color="#1f4e79",
-            linestyle="--", linewidth=2, label=f"Projection at the last 365 days' pace: {format_tonnes(total['projected_linear_t'])}")
-    future = [as_of + dt.timedelta(days=d) for d in range(0, (end - as_of).days + 1, 30)] + [end]
-    path_growth = growth_path(total, future)
+            linestyle="--", linewidth=2, label=f"Projection at the last 365 days' pace: {format_tonnes_rounded(total['projected_linear_t'])}")
     top = max(goal, total["projected_linear_t"], total["combined_cumulative_t"]) * 1.12
-    if path_growth is not None:
-        ax.plot(future, mt(path_growth), color="#b5179e", linestyle="--", linewidth=2,
-                label=f"Projection on the growth trend: {format_tonnes(total['projected_growth_t'])}")
-        top = max(top, min(total["projected_growth_t"], 2 * goal) * 1.05)
-        if total["projected_growth_t"] > top:
-            ax.annotate(f"growth trend continues off the chart to {format_tonnes(total['projected_growth_t'])}",
-                        xy=(end, top / 1e6), xytext=(-8, -14), textcoords="offset points", ha="right",
-                        fontsize=9, color="#b5179e")
     ax.axhline(goal / 1e6, color="#2e7d32", linewidth=1.2)
     ax.annotate(f"Goal: {format_goal(goal)} by {format_date(end)}", xy=(config.goal_start, goal / 1e6),
                 xytext=(4, 5), textcoords="offset points", fontsize=10, color="#2e7d32")
     ax.axvline(as_of, color="#777777", linewidth=0.8, linestyle="-.")
     ax.text(as_of, top / 1e6, f" As of {format_date(as_of)}", ha="left", va="top", fontsize=9, color="#555555")
     ax.plot([as_of], [total["combined_cumulative_t"] / 1e6], marker="o", color="#1f4e79")
-    ax.annotate(f"{format_tonnes(total['combined_cumulative_t'])} so far", xy=(as_of, total["combined_cumulative_t"] / 1e6),
+    ax.annotate(f"{format_tonnes_rounded(total['combined_cumulative_t'])} so far", xy=(as_of, total["combined_cumulative_t"] / 1e6),
                 xytext=(-8, 10), textcoords="offset points", ha="right", fontsize=9, color="#1f4e79")
     ax.set_xlim(config.goal_start, end)
     ax.set_ylim(0, top / 1e6)
@@ -253,8 +244,7 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
 def _headline_figures(total: dict) -> str:
     """The total's key figures at a glance, to 3 significant figures; each element carries its
     gold.progress column (data-key) and exact value (data-value), the ones `s3p progress --format json` prints."""
-    days = total["trailing_365d_days_with_data"] or 0
-    pace = "Last 365 days" + (f" (annualised from {days:,} days of data)" if days < 365 else "")
+    pace = f"Last 365 days ({pace_basis(total)})"
     figures = [("combined_cumulative_t", "Avoided so far", format_tonnes_rounded),
                ("combined_share_of_goal", "Share of the goal", format_share),
                ("trailing_365d_t", pace, format_tonnes_rounded),
@@ -303,12 +293,11 @@ def _notes(total: dict, config: Config) -> str:
         "so nothing is counted twice. Periods with neither a reported total nor event data count as zero, so the "
         "combined figure is a floor.",
         "<b>Projection at the last 365 days' pace</b> (linear): combined so far + event-derived tonnes of the last "
-        "365 days × years remaining. It decides on or off track.",
-        "<b>Projection on the growth trend</b>: a straight line fitted by least squares to the logarithm of yearly "
-        f"totals (complete fiscal years starting in {fy_month}, plus each reported total, as tonnes per year at the "
-        "period's midpoint), or of complete months when there are fewer than two yearly totals, then continued to "
-        f"{format_date(config.goal_end)}. With fewer than two totals it falls back to the linear projection and says "
-        f"so. Here: {html.escape(str(total['growth_method']))}.",
+        f"365 days × years remaining. {html.escape(STATUS_RULE)}",
+        f"<b>Growth trend</b>: {html.escape(TOO_LITTLE_HISTORY)}. The progress table still lists the engine's "
+        "exponential fit (a least-squares line through the logarithm of yearly totals, complete fiscal years "
+        f"starting in {fy_month} plus each reported total, or of complete months) for reference; it does not "
+        f"decide the status. Here: {html.escape(str(total['growth_method']))}.",
         "<b>Range (low – high)</b>: where a methodology's factors carry uncertainty, the same events computed with "
         "its low and high factors.",
         "<b>Data quality</b>: from the run records (ops/job_runs), the run of each scenario's latest delivery: "

@@ -21,7 +21,8 @@ from scope3plus.aggregates import ReportedAggregate
 from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
 from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
-from scope3plus.progress_report import as_json, as_table, progress_tables, render
+from scope3plus.progress_report import (STATUS_RULE, TOO_LITTLE_HISTORY, as_json, as_table, format_tonnes_rounded,
+                                        progress_tables, render)
 from scope3plus.report import FILES, write_report
 
 AS_OF = dt.date(2026, 11, 7)
@@ -83,9 +84,10 @@ def test_the_page_shows_the_tables_numbers_as_formatted(report):
         "82.115 Mt",        # reported
         "10,000.000 t",     # event-derived
         "5.475%",           # 82.125 Mt / 1.5 Gt
-        "1.418 Gt",         # remaining: 1.5 Gt - 82.125 Mt
+        "82.1 Mt CO2e avoided so far",  # the headline to 3 significant figures: 82,125,000 t
+        "1.42 Gt",          # remaining: 1.5 Gt - 82.125 Mt = 1,417,875,000 t, to 3 significant figures
         "3,341 days",
-        "155.004 Mt a year",
+        "155 Mt a year",    # 155,004,123 t to 3 significant figures
         "82.216 Mt",        # projection at the last 365 days' pace
         "2.346 Gt",         # projection on the growth trend
         "+61.3% a year",
@@ -111,6 +113,24 @@ def test_the_page_stands_alone_with_the_chart_embedded(report):
     from matplotlib.image import imread
 
     assert imread(report["png"]).shape[:2] == (640, 1100)  # 11 × 6.4 in at 100 dpi
+
+
+def test_the_status_states_one_rule_and_no_trend_from_two_points(report):
+    """hand_rows' growth fit rests on two reported totals (FY2023, FY2025): no trend is shown, and the
+    page's only verdict is the one the linear rule gives (82.216 Mt projected < 1.5 Gt: OFF TRACK)."""
+    page = html.unescape(report["html"].read_text(encoding="utf-8"))
+    assert STATUS_RULE in page and TOO_LITTLE_HISTORY in page
+    assert "would reach the goal" not in page and "growth trend continues off the chart" not in page
+    assert ">ON TRACK<" not in page and '<span class="badge">OFF TRACK</span>82.1 Mt CO2e avoided so far' in page
+    assert "10,000 t (rests on 7 days of event data, less than a year: not a year's pace)" in page
+
+
+@pytest.mark.parametrize("tonnes, shown", [
+    (82_125_000.0, "82.1 Mt"), (33.355, "33.4 t"), (10_000.0, "10,000 t"), (999.96, "1,000 t"),
+    (2_345_678_901.0, "2.35 Gt"), (0.01234, "0.0123 t"), (0.0, "0 t"), (None, "–"),
+])
+def test_headline_tonnes_have_three_significant_figures(tonnes, shown):
+    assert format_tonnes_rounded(tonnes) == shown
 
 
 def test_the_csv_is_the_table(report):
@@ -208,7 +228,7 @@ def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
     assert figures["combined_cumulative_t"][1] == "82.1 Mt"
     assert figures["trailing_365d_t"][1] == "10,000 t"
     assert figures["projected_linear_t"][1] == "82.2 Mt"
-    assert "annualised from 7 days of data" in dom  # hand_rows: event data on 7 of the last 365 days
+    assert "rests on 7 days of event data" in dom  # hand_rows: event data on 7 of the last 365 days
 
     shot = tmp_path_factory.getbasetemp() / "report-screenshot.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'shot-profile'}", f"--screenshot={shot}",
