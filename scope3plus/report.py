@@ -29,10 +29,48 @@ from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, f
                               format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
                               STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
 
-FILES = {"html": "progress.html", "png": "progress.png", "csv": "progress.csv"}
+FILES = {"html": "progress.html", "png": "progress.png", "scenarios_png": "progress-scenarios.png", "csv": "progress.csv"}
 COLORS = {"secondhand_trade": "#4c78a8", "no_cutlery_order": "#f58518", "green_trip": "#54a24b",
           "box_recycling": "#b279a2", "green_product_sale": "#e45756"}
 REPORTED_COLOR = "#9d9d9d"
+PDF = "progress.pdf"
+# Headless Chromium for the PDF (and the browser test): no sandbox (CI runs as root), no GPU, nothing that
+# reaches the network (the page is self-contained: inline CSS, embedded images).
+HEADLESS_CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def find_chromium() -> str:
+    """The chromium executable on PATH, or an S3PError saying how to install it."""
+    import shutil
+
+    from .errors import S3PError
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        raise S3PError("--pdf needs chromium, which is not installed: run `make chromium` (apt-get install -y chromium)")
+    return found
+
+
+def write_pdf(html_path: Path, chromium: str) -> Path:
+    """Print ``html_path`` to progress.pdf beside it with headless Chromium (fresh profile); the PDF is
+    written under a temporary name and renamed, so a failed print leaves no half-written file."""
+    import subprocess
+    import tempfile
+
+    from .errors import S3PError
+
+    pdf = html_path.parent / PDF
+    partial = html_path.parent / f".{PDF}.partial"
+    with tempfile.TemporaryDirectory(prefix="s3p-chromium-") as profile:
+        done = subprocess.run([chromium, *HEADLESS_CHROMIUM, f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                               f"--print-to-pdf={partial}", html_path.resolve().as_uri()],
+                              capture_output=True, timeout=300, check=False)
+    if not partial.exists() or not partial.read_bytes().startswith(b"%PDF"):
+        partial.unlink(missing_ok=True)
+        raise S3PError(f"chromium could not print {html_path} to PDF (exit {done.returncode})")
+    partial.replace(pdf)
+    return pdf
 
 
 def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str | Path) -> dict[str, Path]:
@@ -76,8 +114,10 @@ def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggr
     paths = {kind: out / name for kind, name in FILES.items()}
     rows = ordered(rows)
     write_chart(paths["png"], rows, series, aggregates, config)
+    write_scenario_shares(paths["scenarios_png"], rows)
     paths["csv"].write_text(as_csv(rows) + "\n", encoding="utf-8")
-    paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config), encoding="utf-8")
+    paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config,
+                                         paths["scenarios_png"].read_bytes()), encoding="utf-8")
     return paths
 
 
@@ -169,6 +209,32 @@ def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: li
     fig.savefig(path, format="png")
 
 
+def write_scenario_shares(path: Path, rows: list[dict]) -> None:
+    """Each scenario's share of the event-derived cumulative (``cumulative_t``), one bar each on its own
+    0–100 % scale, labelled with its tonnes: visible however small beside the reported totals (Agg backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scenarios = [r for r in rows if r["scope"] != TOTAL]
+    event_total = sum(r["cumulative_t"] or 0.0 for r in scenarios)
+    fig = Figure(figsize=(11, 2.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    names = [LABELS[r["scope"]] for r in scenarios][::-1]
+    shares = [100 * (r["cumulative_t"] or 0.0) / event_total if event_total else 0.0 for r in scenarios][::-1]
+    ax.barh(names, shares, color=[COLORS[r["scope"]] for r in scenarios][::-1])
+    for y, (share, r) in enumerate(zip(shares, scenarios[::-1])):
+        ax.text(min(share, 100) + 1, y, f"{share:.1f}% ({format_tonnes_rounded(r['cumulative_t'] or 0.0)})",
+                va="center", fontsize=9)
+    ax.set_xlim(0, 118)
+    ax.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
+    ax.set_title(f"Share of the event-derived total ({format_tonnes_rounded(event_total)}; reported totals not included)",
+                 fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
 # ---- the page ----
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#eef0f3;color:#1d2433;line-height:1.45}
@@ -200,7 +266,8 @@ a{color:#1f4e79}
 """
 
 
-def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config) -> str:
+def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config,
+                scenarios_png: bytes) -> str:
     """The whole page as one string (no external resources)."""
     total = total_row(rows)
     as_of = total["as_of"]
@@ -228,6 +295,9 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         f'<img class="chart" alt="Chart: cumulative avoided emissions, stacked by scenario, against the straight-line '
         f'path to {esc(format_goal(total["goal_t"]))}, with projections to {esc(format_date(config.goal_end))}" '
         f'src="data:image/png;base64,{image}">',
+        "<h2>Which platform drives the event-derived total</h2>",
+        '<img class="chart" alt="Chart: each scenario\'s share of the event-derived cumulative tonnes" '
+        f'src="data:image/png;base64,{base64.b64encode(scenarios_png).decode("ascii")}">',
         "<h2>The progress table</h2>",
         *[_html_table(t) for t in progress_tables(rows)],
         "<h2>Reported totals (published before event-level data)</h2>",

@@ -10,8 +10,8 @@ import base64
 import datetime as dt
 import html
 import json
+import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -23,7 +23,7 @@ from scope3plus.contracts import SCENARIOS
 from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
 from scope3plus.progress_report import (STATUS_RULE, TOO_LITTLE_HISTORY, as_json, as_table, format_tonnes_rounded,
                                         progress_tables, render)
-from scope3plus.report import FILES, write_report
+from scope3plus.report import FILES, HEADLESS_CHROMIUM, find_chromium, write_pdf, write_report
 
 AS_OF = dt.date(2026, 11, 7)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -107,8 +107,9 @@ def test_the_page_stands_alone_with_the_chart_embedded(report):
     page = report["html"].read_text(encoding="utf-8")
     png = report["png"].read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 20_000
-    embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert embedded and base64.b64decode(embedded.group(1)) == png
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    # the cumulative chart, then each scenario's share of the event-derived total (one bar per scenario)
+    assert [base64.b64decode(e) for e in embedded] == [png, report["scenarios_png"].read_bytes()]
     assert not re.search(r"<(link|script)|src=\"http", page)  # nothing fetched from elsewhere
     from matplotlib.image import imread
 
@@ -195,17 +196,14 @@ MEASURE = """<script>addEventListener("load", () => {
                    .map(e => e.tagName + "." + e.className),
     images: [...document.images].map(i => i.complete ? i.naturalWidth : 0)}));
 });</script>"""
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,1600"]
+CHROMIUM_FLAGS = [*HEADLESS_CHROMIUM, "--window-size=1280,1600"]
 
 
 def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
     """Open the page as a person would, in headless Chromium (installed by `make test`): nothing wider than
     the window, every chart loaded, the headline figures those of `s3p progress --format json`; the
     screenshot is kept in the pytest base temp directory."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "chromium is not installed: run `make chromium` (apt-get install -y chromium)"
+    chromium = find_chromium()  # installed by `make test`; a missing one fails here, it does not skip
     measured_page = tmp_path / "measured.html"
     measured_page.write_text(report["html"].read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
                              encoding="utf-8")
@@ -216,7 +214,7 @@ def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
     assert found, dom[:2000]
     measured = json.loads(html.unescape(found.group(1)))
     assert measured["scroll_width"] <= measured["width"] and measured["overflowing"] == [], measured
-    assert measured["images"] and all(w > 0 for w in measured["images"]), measured
+    assert len(measured["images"]) == 2 and all(w > 0 for w in measured["images"]), measured  # both charts
 
     expected = json.loads(render(hand_rows(), "json"))  # what `s3p progress --format json` prints for these rows
     figures = dict((key, (float(value), html.unescape(text))) for key, value, text in
@@ -239,3 +237,21 @@ def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
 
     pixels = imread(shot)
     assert pixels.shape[:2] == (1600, 1280) and pixels.std() > 0.05  # not a blank page
+
+
+def test_the_pdf_is_printed_beside_the_page(report):
+    pdf = write_pdf(report["html"], find_chromium())
+    data = pdf.read_bytes()
+    assert pdf == report["html"].parent / "progress.pdf" and data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) > 0  # at least one page
+    assert not list(pdf.parent.glob(".*.partial"))
+
+
+def test_report_pdf_without_chromium_fails_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "scope3plus.cli", "report", "--out", str(tmp_path / "out"), "--pdf",
+                          "--lake", str(tmp_path / "lake")], capture_output=True, text=True,
+                         env={**os.environ, "PATH": str(tmp_path)})  # a PATH with no chromium on it
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "s3p: error: --pdf needs chromium, which is not installed: run `make chromium` (apt-get install -y chromium)"]
+    assert not (tmp_path / "out").exists()
