@@ -24,7 +24,7 @@ from pathlib import Path
 from .aggregates import ReportedAggregate, counted_as_of
 from .config import Config
 from .contracts import SCENARIOS
-from .pipeline.rollup import DAYS_PER_YEAR, TOTAL
+from .pipeline.rollup import DAYS_PER_YEAR, TOTAL, fiscal_year_label, fiscal_year_start
 from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
                               format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
                               STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
@@ -117,7 +117,8 @@ def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggr
     write_scenario_shares(paths["scenarios_png"], rows)
     paths["csv"].write_text(as_csv(rows) + "\n", encoding="utf-8")
     paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config,
-                                         paths["scenarios_png"].read_bytes()), encoding="utf-8")
+                                         paths["scenarios_png"].read_bytes(), fiscal_years(rows, series, aggregates, config)),
+                             encoding="utf-8")
     return paths
 
 
@@ -261,13 +262,15 @@ th{background:#f0f2f5;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.total td{font-weight:700;border-top:2px solid #9aa3b2;background:#fafbfc}
 .notes li{margin:5px 0}
+table.years{font-size:12px}
+table.years td,table.years th{padding:5px 4px}
 .small{color:#5b6475;font-size:12.5px}
 a{color:#1f4e79}
 """
 
 
 def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config,
-                scenarios_png: bytes) -> str:
+                scenarios_png: bytes, years: list[dict]) -> str:
     """The whole page as one string (no external resources)."""
     total = total_row(rows)
     as_of = total["as_of"]
@@ -298,6 +301,11 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         "<h2>Which platform drives the event-derived total</h2>",
         '<img class="chart" alt="Chart: each scenario\'s share of the event-derived cumulative tonnes" '
         f'src="data:image/png;base64,{base64.b64encode(scenarios_png).decode("ascii")}">',
+        "<h2>Year over year</h2>",
+        '<p class="small">Each fiscal year against the previous one and against the straight-line path to '
+        f'{esc(format_goal(total["goal_t"]))} over the same days; the path is for the total (the pledge sets no '
+        "target per scenario), so a scenario's share of it is its contribution.</p>",
+        _fiscal_year_table(years),
         "<h2>The progress table</h2>",
         *[_html_table(t) for t in progress_tables(rows)],
         "<h2>Reported totals (published before event-level data)</h2>",
@@ -309,6 +317,52 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def fiscal_years(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
+                 config: Config) -> list[dict]:
+    """Each fiscal year of the goal period up to the as-of date (the last one to date): its tonnes per column
+    (``reported``: the reported totals counted as of the as-of date, in the fiscal year their period ends in;
+    each scenario: its event-derived tonnes that count in the combined total, by the month's fiscal year),
+    the total, and the straight-line path's tonnes for the same days (goal × days / days of the goal period)."""
+    as_of, goal = total_row(rows)["as_of"], total_row(rows)["goal_t"]
+    per_day = goal / ((config.goal_end - config.goal_start).days + 1)
+    start_month = config.fiscal_year_start_month
+    years, start = [], fiscal_year_start(config.goal_start, start_month)
+    while start <= as_of:
+        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
+        first, last = max(start, config.goal_start), min(end, as_of)
+        years.append({"label": fiscal_year_label(start, start_month) + ("" if end <= as_of else " to date"),
+                      "start": start, "end": end, "path_t": per_day * ((last - first).days + 1),
+                      "tonnes": dict.fromkeys(("reported", *SCENARIOS), 0.0)})
+        start = end + dt.timedelta(days=1)
+    for year in years:
+        inside = lambda day: year["start"] <= day <= year["end"]  # noqa: E731
+        year["tonnes"]["reported"] = sum(a.tco2e for a in counted_as_of(aggregates, as_of) if inside(a.period_end))
+        for r in series:
+            if inside(r["month"]):
+                year["tonnes"][r["scenario"]] += float(r["tonnes"] or 0.0)
+        year["tonnes"][TOTAL] = sum(year["tonnes"].values())
+    return years
+
+
+def _fiscal_year_table(years: list[dict]) -> str:
+    """Fiscal year by fiscal year (full precision): each column's tonnes, its change from the previous fiscal
+    year, and its share of the straight-line path's tonnes for the same days."""
+    esc = html.escape
+    columns = [("reported", "Reported totals"), *[(s, LABELS[s]) for s in SCENARIOS], (TOTAL, "Total")]
+    head = "".join(f"<th class=num>{esc(name)}</th>" for _, name in columns)
+    body = []
+    for i, year in enumerate(years):
+        cells = []
+        for key, _ in columns:
+            value, before = year["tonnes"][key], years[i - 1]["tonnes"][key] if i else None
+            change = f"{value / before - 1:+.1%} vs previous FY" if before else "no previous FY total"
+            cells.append(f"<td class=num>{esc(format_tonnes(value))}<br><span class=small>{esc(change)}<br>"
+                         f"{esc(format_share(value / year['path_t']))} of the path</span></td>")
+        body.append(f"<tr><td>{esc(year['label'])}</td>{''.join(cells)}<td class=num>{esc(format_tonnes(year['path_t']))}</td></tr>")
+    return (f'<table class="years"><thead><tr><th>Fiscal year</th>{head}<th class=num>Straight-line path</th></tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
 
 
 def _headline_figures(total: dict) -> str:

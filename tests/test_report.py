@@ -23,7 +23,7 @@ from scope3plus.contracts import SCENARIOS
 from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
 from scope3plus.progress_report import (STATUS_RULE, TOO_LITTLE_HISTORY, as_json, as_table, format_tonnes_rounded,
                                         progress_tables, render)
-from scope3plus.report import FILES, HEADLESS_CHROMIUM, find_chromium, write_pdf, write_report
+from scope3plus.report import FILES, HEADLESS_CHROMIUM, find_chromium, fiscal_years, write_pdf, write_report
 
 AS_OF = dt.date(2026, 11, 7)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -255,3 +255,20 @@ def test_report_pdf_without_chromium_fails_in_one_line(tmp_path):
     assert out.stderr.strip().splitlines() == [
         "s3p: error: --pdf needs chromium, which is not installed: run `make chromium` (apt-get install -y chromium)"]
     assert not (tmp_path / "out").exists()
+
+
+def test_each_fiscal_year_against_the_previous_and_the_straight_line_path(report):
+    years = fiscal_years(hand_rows(), SERIES, AGGREGATES, load_config(None))
+    # FY2021 (April 2020 - March 2021, the goal starts 1 January 2021) to FY2027, to date on 7 November 2026
+    assert [y["label"] for y in years] == [f"FY{y}" for y in range(2021, 2027)] + ["FY2027 to date"]
+    per_day = 1.5e9 / 5478  # 1 Jan 2021 - 31 Dec 2035: 15 × 365 + 3 leap days (2024, 2028, 2032)
+    assert [y["path_t"] for y in years] == pytest.approx(
+        [90 * per_day, 365 * per_day, 365 * per_day, 366 * per_day, 365 * per_day, 365 * per_day,
+         221 * per_day])  # FY2021: 1 Jan - 31 Mar 2021; FY2024 holds 29 Feb 2024; FY2027: 1 Apr - 7 Nov 2026
+    totals = {y["label"]: y["tonnes"][TOTAL] for y in years}
+    assert totals == {"FY2021": 0.0, "FY2022": 0.0, "FY2023": 22_907_000.0, "FY2024": 0.0, "FY2025": 59_208_000.0,
+                      "FY2026": 0.0, "FY2027 to date": 10_000.0}
+    assert years[-1]["tonnes"]["green_trip"] == 10_000.0 and years[4]["tonnes"]["reported"] == 59_208_000.0
+    page = report["html"].read_text(encoding="utf-8")
+    # FY2023: 22,907,000 / (365 × 1.5e9 / 5478 = 99,945,235.5) = 22.920 %; FY2024 against FY2023: 0 / 22.907 Mt - 1
+    assert "22.920% of the path" in page and "-100.0% vs previous FY" in page and "FY2027 to date" in page
