@@ -1,13 +1,15 @@
 """``s3p report``: progress toward the goal as a page someone who is not an engineer can read.
 
-Writes three files into one folder:
+Writes four files into one folder (a fifth, ``progress.pdf``, with ``write_pdf``):
 
-* ``progress.html``: self-contained (inline CSS, the chart embedded as a base64 PNG): the
-  status, one line per scenario, the chart, the progress table (``progress_report``'s three
-  parts, formatted the same as in the terminal), the reported totals with their sources, and
-  how the numbers are made;
+* ``progress.html``: self-contained (inline CSS, the charts embedded as base64 PNGs): the
+  status under its one rule (``STATUS_RULE``), the key figures to 3 significant figures, one line
+  per scenario, the charts, year over year, the progress table (``progress_report``'s three parts,
+  formatted the same as in the terminal), the reported totals with their sources, and how the
+  numbers are made;
 * ``progress.png``: cumulative tCO2e against the straight-line path to the goal, stacked by
   scenario with the reported totals apart, and the projection at the last 365 days' pace;
+* ``progress-scenarios.png``: each scenario's share of the event-derived total;
 * ``progress.csv``: the progress rows, every gold.progress column.
 
 ``write_report`` works on plain rows (no Spark); ``report_from_lake`` gathers them.
