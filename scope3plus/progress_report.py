@@ -115,10 +115,6 @@ def format_share(value: float | None) -> str:
     return f"{value:.3%}"
 
 
-def format_growth(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.1%} a year"
-
-
 def format_date(value: dt.date | None) -> str:
     return "–" if value is None else f"{value.day} {value:%B %Y}"
 
@@ -169,12 +165,11 @@ def progress_tables(rows: list[dict]) -> list[Table]:
     toward = Table(
         f"Toward the {goal} goal (reported totals count; event days inside a reported period do not)",
         ["Scenario", "Event-derived", "Reported totals", "Combined", f"Share of {goal}",
-         "2035, at last 365 days' pace", "2035, on growth trend", "Growth trend"],
+         "2035, at last 365 days' pace"],
         [[label(r["scope"]), format_tonnes(r["cumulative_t"]),
           format_tonnes(r.get("reported_cumulative_t")) if r["scope"] == TOTAL else "not split",
           format_tonnes(r.get("combined_cumulative_t")), format_share(r.get("combined_share_of_goal")),
-          format_tonnes(r.get("projected_linear_t")), format_tonnes(r.get("projected_growth_t")),
-          format_growth(r.get("growth_rate_per_year")) if r.get("growth_rate_per_year") is not None else "too little history"]
+          format_tonnes(r.get("projected_linear_t"))]  # no growth trend: TOO_LITTLE_HISTORY
          for r in rows])
     trust = Table(
         "Can we trust the number?",

@@ -265,6 +265,7 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 tr.total td{font-weight:700;border-top:2px solid #9aa3b2;background:#fafbfc}
 .notes li{margin:5px 0}
 table.years{font-size:12px}
+table.years td:first-child{white-space:nowrap}
 table.years td,table.years th{padding:5px 4px}
 .small{color:#5b6475;font-size:12.5px}
 a{color:#1f4e79}
@@ -420,10 +421,10 @@ def _notes(total: dict, config: Config) -> str:
         "combined figure is a floor.",
         "<b>Projection at the last 365 days' pace</b> (linear): combined so far + event-derived tonnes of the last "
         f"365 days × years remaining. {html.escape(STATUS_RULE)}",
-        f"<b>Growth trend</b>: {html.escape(TOO_LITTLE_HISTORY)}. The progress table still lists the engine's "
-        "exponential fit (a least-squares line through the logarithm of yearly totals, complete fiscal years "
-        f"starting in {fy_month} plus each reported total, or of complete months) for reference; it does not "
-        f"decide the status. Here: {html.escape(str(total['growth_method']))}.",
+        f"<b>Growth trend</b>: {html.escape(TOO_LITTLE_HISTORY)}. The engine's exponential fit (a least-squares "
+        "line through the logarithm of yearly totals, complete fiscal years starting in "
+        f"{fy_month} plus each reported total, or of complete months) computes no uncertainty band; it stays in "
+        f"gold.progress and the JSON (projected_growth_t) and decides nothing. Here: {html.escape(str(total['growth_method']))}.",
         "<b>Range (low – high)</b>: where a methodology's factors carry uncertainty, the same events computed with "
         "its low and high factors.",
         "<b>Data quality</b>: from the run records (ops/job_runs), the run of each scenario's latest delivery: "
