@@ -1,6 +1,7 @@
 # scope3plus: the two commands of the README quick start, plus helpers.
 #   make demo   create .venv, install, generate a sample week, run each day, print progress
-#   make test   create .venv, install, run the test suite
+#   make test   create .venv, install, install chromium if missing, run the test suite
+#   make chromium  install Debian's chromium (the report's browser test and `s3p report --pdf`) if missing
 # Both are idempotent: the venv is rebuilt only when pyproject.toml or constraints.txt change,
 # the generator rewrites identical files, and rerunning a day replaces that day's results.
 
@@ -15,7 +16,7 @@ DEMO_EVENTS ?= 20000
 DEMO_DIRTY  ?= 0.01
 DEMO_DATA   ?= data
 
-.PHONY: demo test install dist clean delta-jars
+.PHONY: demo test install dist clean delta-jars chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scope3plus needs Python 3.11 or newer")'
@@ -43,7 +44,16 @@ demo: install
 	$(BIN)/s3p run --date $(DEMO_START) --days $(DEMO_DAYS) --landing $(DEMO_DATA)/landing --lake $(DEMO_DATA)/lake
 	$(BIN)/s3p progress --lake $(DEMO_DATA)/lake
 
-test: install
+# Debian's chromium, for the report's browser test and `s3p report --pdf`: a no-op when it is on PATH;
+# apt-get update runs only when the package is not in apt's lists yet. Needs root (or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	  else echo "chromium is missing: install it as root with 'apt-get install -y chromium'" >&2; exit 1; fi; \
+	  apt-cache show chromium >/dev/null 2>&1 || $$SUDO apt-get update -qq; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: install chromium
 	$(BIN)/python -m pytest
 
 # What a cluster needs: a wheel (Databricks/EMR libraries) and a zip for spark-submit --py-files.

@@ -162,12 +162,15 @@ def build_parser() -> Parser:
                         description="Write into --out: progress.html, a self-contained page for readers who are not "
                                     "engineers (status, one line per scenario, a chart of cumulative tCO2e against the "
                                     "straight-line path to the goal with the projections, the progress table, the "
-                                    "reported totals and their sources); progress.png, the chart; progress.csv, the "
-                                    "table. Without --as-of it shows gold.progress as last published; with --as-of it "
+                                    "reported totals and their sources); progress.png, the chart; progress-scenarios.png, each "
+                                    "scenario's share of the event-derived total; progress.csv, the table; with --pdf, "
+                                    "progress.pdf. Without --as-of it shows gold.progress as last published; with --as-of it "
                                     "recomputes progress as of that date from gold.daily_summary.")
     rp.add_argument("--as-of", dest="as_of", metavar="DATE", type=_date,
                     help="report as of this date, YYYY-MM-DD (default: the as-of date of gold.progress)")
-    rp.add_argument("--out", metavar="DIR", required=True, help="folder to write the three files into (created if missing)")
+    rp.add_argument("--out", metavar="DIR", required=True, help="folder to write the files into (created if missing)")
+    rp.add_argument("--pdf", action="store_true",
+                    help="also print the page to progress.pdf beside it, with headless Chromium (no network)")
     _add_config_args(rp, landing=False)
 
     b = sub.add_parser("bench", help="measure end-to-end speed against Spark's own I/O floor (JSON to stdout with --format json)",
@@ -420,15 +423,19 @@ def cmd_progress(ctx: Context) -> int:
 def cmd_report(ctx: Context) -> int:
     from .pipeline.rollup import check_daily_summary
     from .progress_report import load_progress
-    from .report import report_from_lake
+    from .report import find_chromium, report_from_lake, write_pdf
 
     config, as_of = ctx.config, ctx.args.as_of
+    chromium = find_chromium() if ctx.args.pdf else None  # no chromium: fails before anything is written
     if as_of is None:
         load_progress(config.lake)  # no progress table fails in a second
     else:
         check_daily_summary(config.lake)
     spark = ctx.session() if as_of is not None else None  # gold.progress as published: read with delta-rs
-    for path in report_from_lake(spark, config, as_of, Path(ctx.args.out)).values():
+    paths = report_from_lake(spark, config, as_of, Path(ctx.args.out))
+    if chromium is not None:
+        paths["pdf"] = write_pdf(paths["html"], chromium)
+    for path in paths.values():
         ctx.say(f"wrote {path}")
     return 0
 

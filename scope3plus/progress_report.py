@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,19 @@ def format_tonnes(value: float | None) -> str:
     return f"{value:,.3f} t"
 
 
+def format_tonnes_rounded(value: float | None) -> str:
+    """tCO2e to 3 significant figures, in t, Mt or Gt, for the headline figures: "82.1 Mt", "33.4 t"
+    (the tables keep ``format_tonnes``'s full precision, the CSV the exact values)."""
+    if value is None:
+        return "–"
+    unit, scale = ("Gt", 1e9) if abs(value) >= 1e9 else ("Mt", 1e6) if abs(value) >= 1e6 else ("t", 1.0)
+    scaled = value / scale
+    if scaled == 0:
+        return f"0 {unit}"
+    digits = math.floor(math.log10(abs(scaled))) + 1
+    return f"{round(scaled, 3 - digits):,.{max(0, 3 - digits)}f} {unit}"
+
+
 def format_goal(value: float) -> str:
     """The goal, as people say it: "1.5 Gt"."""
     return f"{value / 1e9:,.1f} Gt" if value >= 1e9 else format_tonnes(value)
@@ -102,10 +116,6 @@ def format_share(value: float | None) -> str:
     if 0 < abs(value) < 0.000005:
         return "< 0.001%" if value > 0 else "> -0.001%"
     return f"{value:.3%}"
-
-
-def format_growth(value: float | None) -> str:
-    return "–" if value is None else f"{value:+.1%} a year"
 
 
 def format_date(value: dt.date | None) -> str:
@@ -158,12 +168,11 @@ def progress_tables(rows: list[dict]) -> list[Table]:
     toward = Table(
         f"Toward the {goal} goal (reported totals count; event days inside a reported period do not)",
         ["Scenario", "Event-derived", "Reported totals", "Combined", f"Share of {goal}",
-         "2035, at last 365 days' pace", "2035, on growth trend", "Growth trend"],
+         "2035, at last 365 days' pace"],
         [[label(r["scope"]), format_tonnes(r["cumulative_t"]),
           format_tonnes(r.get("reported_cumulative_t")) if r["scope"] == TOTAL else "not split",
           format_tonnes(r.get("combined_cumulative_t")), format_share(r.get("combined_share_of_goal")),
-          format_tonnes(r.get("projected_linear_t")), format_tonnes(r.get("projected_growth_t")),
-          format_growth(r.get("growth_rate_per_year")) if r.get("growth_rate_per_year") is not None else "too little history"]
+          format_tonnes(r.get("projected_linear_t"))]  # no growth trend: TOO_LITTLE_HISTORY
          for r in rows])
     trust = Table(
         "Can we trust the number?",
@@ -176,21 +185,30 @@ def progress_tables(rows: list[dict]) -> list[Table]:
 
 
 # ---- status sentences ----
+# The one rule that decides the status; every text that states the status says this rule (and no other).
+STATUS_RULE = ("Status rule: ON TRACK when the projection at the last 365 days' pace (combined so far + the last "
+               "365 days' tonnes × years remaining) reaches the goal by its end; OFF TRACK otherwise.")
+# Why no growth trend is shown: a two-point exponential is not a trend. A trend needs at least three
+# complete fiscal years of points and a fit whose uncertainty band is computed; rollup's fit computes no band.
+TOO_LITTLE_HISTORY = ("too little history for a trend (one needs at least 3 complete fiscal years and a computed "
+                      "uncertainty band); none is shown")
+
+
 def headline(rows: list[dict]) -> list[str]:
-    """The total's status in a few sentences: where we are, what is needed, where we are heading."""
+    """The total's status in a few sentences: where we are, what is needed, where we are heading
+    (tonnes to 3 significant figures; the tables keep full precision)."""
     t = total_row(rows)
     end = format_date(t["as_of"] + dt.timedelta(days=t["days_remaining"]))
     lines = [
-        f"{'ON TRACK' if t['on_track'] else 'OFF TRACK'}: {format_tonnes(t['combined_cumulative_t'])} CO2e avoided so far, "
+        f"{'ON TRACK' if t['on_track'] else 'OFF TRACK'}: {format_tonnes_rounded(t['combined_cumulative_t'])} CO2e avoided so far, "
         f"{format_share(t['combined_share_of_goal'])} of the {format_goal(t['goal_t'])} goal "
-        f"({format_tonnes(t['reported_cumulative_t'])} from published reports, "
-        f"{format_tonnes(t['combined_cumulative_t'] - t['reported_cumulative_t'])} measured from events).",
-        f"Remaining: {format_tonnes(t['remaining_t'])} in {t['days_remaining']:,} days (to {end}). "
-        f"That needs {format_tonnes(t['required_t_per_year'])} a year; the last 365 days achieved "
-        f"{format_tonnes(t['trailing_365d_t'])} (event data on {t['trailing_365d_days_with_data']:,} of those days).",
-        f"Projected by {end}: {format_tonnes(t['projected_linear_t'])} if the last 365 days' pace continues "
-        f"(this decides on/off track); {format_tonnes(t['projected_growth_t'])} on the growth trend "
-        f"({_growth_words(t)}{_reaches(t['on_track_growth'])}).",
+        f"({format_tonnes_rounded(t['reported_cumulative_t'])} from published reports, "
+        f"{format_tonnes_rounded(t['combined_cumulative_t'] - t['reported_cumulative_t'])} measured from events).",
+        f"Remaining: {format_tonnes_rounded(t['remaining_t'])} in {t['days_remaining']:,} days (to {end}). "
+        f"That needs {format_tonnes_rounded(t['required_t_per_year'])} a year; the last 365 days achieved "
+        f"{format_tonnes_rounded(t['trailing_365d_t'])} ({pace_basis(t)}).",
+        f"Projected by {end}: {format_tonnes_rounded(t['projected_linear_t'])} if the last 365 days' pace continues. "
+        f"{STATUS_RULE} Growth trend: {TOO_LITTLE_HISTORY}.",
     ]
     if t.get("restatement_change_t"):
         lines.append(f"Restatements changed the event-derived cumulative by {format_restatement(t)}.")
@@ -208,24 +226,18 @@ def scenario_status(row: dict) -> str:
     name = label(row["scope"])
     if not row["events"] and not row.get("combined_cumulative_t"):
         return f"{name}: no events measured yet."
-    trend = (f"{format_tonnes(row['projected_growth_t'])} on its growth trend ({_growth_words(row)})"
-             if row.get("growth_rate_per_year") is not None else "too little history for a growth trend")
-    return (f"{name}: {format_tonnes(row['combined_cumulative_t'])} counted so far; "
-            f"{format_tonnes(row['trailing_365d_t'])} in the last 365 days "
-            f"({row['trailing_365d_days_with_data']:,} days with data). By 2035: "
-            f"{format_tonnes(row['projected_linear_t'])} at that pace, {trend}. "
+    return (f"{name}: {format_tonnes_rounded(row['combined_cumulative_t'])} counted so far; "
+            f"{format_tonnes_rounded(row['trailing_365d_t'])} in the last 365 days ({pace_basis(row)}). By 2035: "
+            f"{format_tonnes_rounded(row['projected_linear_t'])} at that pace; growth trend: {TOO_LITTLE_HISTORY}. "
             f"Latest delivery ({format_date(row.get('latest_run_landing_date'))}): {format_run_status(row)}."
             + (f" Freshness: {row['freshness'].words()}." if "freshness" in row else ""))
 
 
-def _growth_words(row: dict) -> str:
-    if row.get("growth_rate_per_year") is None:
-        return row.get("growth_method") or "no fit"
-    return f"{format_growth(row['growth_rate_per_year'])}, {row['growth_method']}"
-
-
-def _reaches(on_track: bool | None) -> str:
-    return "" if on_track is None else "; that would reach the goal" if on_track else "; that would fall short of the goal"
+def pace_basis(row: dict) -> str:
+    """How many days of event data the last 365 days' tonnes rest on: below a year, said as such."""
+    days = row["trailing_365d_days_with_data"] or 0
+    return (f"event data on all {days:,} days" if days >= 365 else
+            f"rests on {days:,} day{'s' if days != 1 else ''} of event data, less than a year: not a year's pace")
 
 
 def run_status_words(rows: list[dict]) -> str:

@@ -1,13 +1,15 @@
 """``s3p report``: progress toward the goal as a page someone who is not an engineer can read.
 
-Writes three files into one folder:
+Writes four files into one folder (a fifth, ``progress.pdf``, with ``write_pdf``):
 
-* ``progress.html``: self-contained (inline CSS, the chart embedded as a base64 PNG): the
-  status, one line per scenario, the chart, the progress table (``progress_report``'s three
-  parts, formatted the same as in the terminal), the reported totals with their sources, and
-  how the numbers are made;
+* ``progress.html``: self-contained (inline CSS, the charts embedded as base64 PNGs): the
+  status under its one rule (``STATUS_RULE``), the key figures to 3 significant figures, one line
+  per scenario, the charts, year over year, the progress table (``progress_report``'s three parts,
+  formatted the same as in the terminal), the reported totals with their sources, and how the
+  numbers are made;
 * ``progress.png``: cumulative tCO2e against the straight-line path to the goal, stacked by
-  scenario with the reported totals apart, and the two projections to the goal's end;
+  scenario with the reported totals apart, and the projection at the last 365 days' pace;
+* ``progress-scenarios.png``: each scenario's share of the event-derived total;
 * ``progress.csv``: the progress rows, every gold.progress column.
 
 ``write_report`` works on plain rows (no Spark); ``report_from_lake`` gathers them.
@@ -24,14 +26,53 @@ from pathlib import Path
 from .aggregates import ReportedAggregate, counted_as_of
 from .config import Config
 from .contracts import SCENARIOS
-from .pipeline.rollup import DAYS_PER_YEAR, TOTAL
-from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_tonnes, headline, ordered,
-                              progress_tables, scenario_status, total_row)
+from .pipeline.rollup import DAYS_PER_YEAR, TOTAL, fiscal_year_label, fiscal_year_start
+from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
+                              format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
+                              STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
 
-FILES = {"html": "progress.html", "png": "progress.png", "csv": "progress.csv"}
+FILES = {"html": "progress.html", "png": "progress.png", "scenarios_png": "progress-scenarios.png", "csv": "progress.csv"}
 COLORS = {"secondhand_trade": "#4c78a8", "no_cutlery_order": "#f58518", "green_trip": "#54a24b",
           "box_recycling": "#b279a2", "green_product_sale": "#e45756"}
 REPORTED_COLOR = "#9d9d9d"
+PDF = "progress.pdf"
+# Headless Chromium for the PDF (and the browser test): no sandbox (CI runs as root), no GPU, nothing that
+# reaches the network (the page is self-contained: inline CSS, embedded images).
+HEADLESS_CHROMIUM = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def find_chromium() -> str:
+    """The chromium executable on PATH, or an S3PError saying how to install it."""
+    import shutil
+
+    from .errors import S3PError
+
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        raise S3PError("--pdf needs chromium, which is not installed: run `make chromium` (apt-get install -y chromium)")
+    return found
+
+
+def write_pdf(html_path: Path, chromium: str) -> Path:
+    """Print ``html_path`` to progress.pdf beside it with headless Chromium (fresh profile); the PDF is
+    written under a temporary name and renamed, so a failed print leaves no half-written file."""
+    import subprocess
+    import tempfile
+
+    from .errors import S3PError
+
+    pdf = html_path.parent / PDF
+    partial = html_path.parent / f".{PDF}.partial"
+    with tempfile.TemporaryDirectory(prefix="s3p-chromium-") as profile:
+        done = subprocess.run([chromium, *HEADLESS_CHROMIUM, f"--user-data-dir={profile}", "--no-pdf-header-footer",
+                               f"--print-to-pdf={partial}", html_path.resolve().as_uri()],
+                              capture_output=True, timeout=300, check=False)
+    if not partial.exists() or not partial.read_bytes().startswith(b"%PDF"):
+        partial.unlink(missing_ok=True)
+        raise S3PError(f"chromium could not print {html_path} to PDF (exit {done.returncode})")
+    partial.replace(pdf)
+    return pdf
 
 
 def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str | Path) -> dict[str, Path]:
@@ -75,8 +116,11 @@ def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggr
     paths = {kind: out / name for kind, name in FILES.items()}
     rows = ordered(rows)
     write_chart(paths["png"], rows, series, aggregates, config)
+    write_scenario_shares(paths["scenarios_png"], rows)
     paths["csv"].write_text(as_csv(rows) + "\n", encoding="utf-8")
-    paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config), encoding="utf-8")
+    paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config,
+                                         paths["scenarios_png"].read_bytes(), fiscal_years(rows, series, aggregates, config)),
+                             encoding="utf-8")
     return paths
 
 
@@ -146,25 +190,15 @@ def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: li
     ax.plot([config.goal_start, end], [0, goal / 1e6], color="#333333", linestyle=":", linewidth=1.6,
             label=f"Straight-line path to {format_goal(goal)} (about {per_year / 1e6:,.0f} Mt a year)")
     ax.plot([as_of, end], mt([total["combined_cumulative_t"], total["projected_linear_t"]]), color="#1f4e79",
-            linestyle="--", linewidth=2, label=f"Projection at the last 365 days' pace: {format_tonnes(total['projected_linear_t'])}")
-    future = [as_of + dt.timedelta(days=d) for d in range(0, (end - as_of).days + 1, 30)] + [end]
-    path_growth = growth_path(total, future)
+            linestyle="--", linewidth=2, label=f"Projection at the last 365 days' pace: {format_tonnes_rounded(total['projected_linear_t'])}")
     top = max(goal, total["projected_linear_t"], total["combined_cumulative_t"]) * 1.12
-    if path_growth is not None:
-        ax.plot(future, mt(path_growth), color="#b5179e", linestyle="--", linewidth=2,
-                label=f"Projection on the growth trend: {format_tonnes(total['projected_growth_t'])}")
-        top = max(top, min(total["projected_growth_t"], 2 * goal) * 1.05)
-        if total["projected_growth_t"] > top:
-            ax.annotate(f"growth trend continues off the chart to {format_tonnes(total['projected_growth_t'])}",
-                        xy=(end, top / 1e6), xytext=(-8, -14), textcoords="offset points", ha="right",
-                        fontsize=9, color="#b5179e")
     ax.axhline(goal / 1e6, color="#2e7d32", linewidth=1.2)
     ax.annotate(f"Goal: {format_goal(goal)} by {format_date(end)}", xy=(config.goal_start, goal / 1e6),
                 xytext=(4, 5), textcoords="offset points", fontsize=10, color="#2e7d32")
     ax.axvline(as_of, color="#777777", linewidth=0.8, linestyle="-.")
     ax.text(as_of, top / 1e6, f" As of {format_date(as_of)}", ha="left", va="top", fontsize=9, color="#555555")
     ax.plot([as_of], [total["combined_cumulative_t"] / 1e6], marker="o", color="#1f4e79")
-    ax.annotate(f"{format_tonnes(total['combined_cumulative_t'])} so far", xy=(as_of, total["combined_cumulative_t"] / 1e6),
+    ax.annotate(f"{format_tonnes_rounded(total['combined_cumulative_t'])} so far", xy=(as_of, total["combined_cumulative_t"] / 1e6),
                 xytext=(-8, 10), textcoords="offset points", ha="right", fontsize=9, color="#1f4e79")
     ax.set_xlim(config.goal_start, end)
     ax.set_ylim(0, top / 1e6)
@@ -174,6 +208,32 @@ def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: li
     ax.grid(axis="y", color="#e3e6eb")
     ax.spines[["top", "right"]].set_visible(False)
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+
+
+def write_scenario_shares(path: Path, rows: list[dict]) -> None:
+    """Each scenario's share of the event-derived cumulative (``cumulative_t``), one bar each on its own
+    0–100 % scale, labelled with its tonnes: visible however small beside the reported totals (Agg backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    scenarios = [r for r in rows if r["scope"] != TOTAL]
+    event_total = sum(r["cumulative_t"] or 0.0 for r in scenarios)
+    fig = Figure(figsize=(11, 2.8), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    names = [LABELS[r["scope"]] for r in scenarios][::-1]
+    shares = [100 * (r["cumulative_t"] or 0.0) / event_total if event_total else 0.0 for r in scenarios][::-1]
+    ax.barh(names, shares, color=[COLORS[r["scope"]] for r in scenarios][::-1])
+    for y, (share, r) in enumerate(zip(shares, scenarios[::-1])):
+        ax.text(min(share, 100) + 1, y, f"{share:.1f}% ({format_tonnes_rounded(r['cumulative_t'] or 0.0)})",
+                va="center", fontsize=9)
+    ax.set_xlim(0, 118)
+    ax.set_xticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
+    ax.set_title(f"Share of the event-derived total ({format_tonnes_rounded(event_total)}; reported totals not included)",
+                 fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     fig.savefig(path, format="png")
 
@@ -189,6 +249,10 @@ h3{font-size:15px;margin:18px 0 4px}
 .status{border-left:6px solid #c62828;background:#fdf2f2;padding:12px 18px;margin:0 0 8px}
 .status.on{border-color:#2e7d32;background:#f1f8f2}
 .status p{margin:4px 0}
+dl.figures{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0 0}
+dl.figures div{flex:1 1 200px;border:1px solid #e3e6eb;border-radius:6px;padding:8px 12px}
+dl.figures dt{color:#5b6475;font-size:12.5px}
+dl.figures dd{margin:2px 0 0;font-size:22px;font-weight:700;font-variant-numeric:tabular-nums}
 .badge{display:inline-block;font-weight:700;color:#fff;background:#c62828;border-radius:4px;padding:1px 8px;margin-right:6px}
 .on .badge{background:#2e7d32}
 ul.scenarios{padding-left:20px;margin:6px 0}
@@ -200,12 +264,16 @@ th{background:#f0f2f5;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.total td{font-weight:700;border-top:2px solid #9aa3b2;background:#fafbfc}
 .notes li{margin:5px 0}
+table.years{font-size:12px}
+table.years td:first-child{white-space:nowrap}
+table.years td,table.years th{padding:5px 4px}
 .small{color:#5b6475;font-size:12.5px}
 a{color:#1f4e79}
 """
 
 
-def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config) -> str:
+def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config,
+                scenarios_png: bytes, years: list[dict]) -> str:
     """The whole page as one string (no external resources)."""
     total = total_row(rows)
     as_of = total["as_of"]
@@ -225,6 +293,7 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         f'<p><span class="badge">{esc(verdict)}</span>{esc(first)}</p>',
         *[f"<p>{esc(line)}</p>" for line in details],
         "</section>",
+        _headline_figures(total),
         "<h2>Scenario by scenario</h2>",
         '<p class="small">The pledge sets no target per scenario; on or off track is judged on the total.</p>',
         '<ul class="scenarios">', *[f"<li>{esc(scenario_status(r))}</li>" for r in rows if r["scope"] != TOTAL], "</ul>",
@@ -232,6 +301,14 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         f'<img class="chart" alt="Chart: cumulative avoided emissions, stacked by scenario, against the straight-line '
         f'path to {esc(format_goal(total["goal_t"]))}, with projections to {esc(format_date(config.goal_end))}" '
         f'src="data:image/png;base64,{image}">',
+        "<h2>Which platform drives the event-derived total</h2>",
+        '<img class="chart" alt="Chart: each scenario\'s share of the event-derived cumulative tonnes" '
+        f'src="data:image/png;base64,{base64.b64encode(scenarios_png).decode("ascii")}">',
+        "<h2>Year over year</h2>",
+        '<p class="small">Each fiscal year against the previous one and against the straight-line path to '
+        f'{esc(format_goal(total["goal_t"]))} over the same days; the path is for the total (the pledge sets no '
+        "target per scenario), so a scenario's share of it is its contribution.</p>",
+        _fiscal_year_table(years),
         "<h2>The progress table</h2>",
         *[_html_table(t) for t in progress_tables(rows)],
         "<h2>Reported totals (published before event-level data)</h2>",
@@ -243,6 +320,66 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def fiscal_years(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
+                 config: Config) -> list[dict]:
+    """Each fiscal year of the goal period up to the as-of date (the last one to date): its tonnes per column
+    (``reported``: the reported totals counted as of the as-of date, in the fiscal year their period ends in;
+    each scenario: its event-derived tonnes that count in the combined total, by the month's fiscal year),
+    the total, and the straight-line path's tonnes for the same days (goal × days / days of the goal period)."""
+    as_of, goal = total_row(rows)["as_of"], total_row(rows)["goal_t"]
+    per_day = goal / ((config.goal_end - config.goal_start).days + 1)
+    start_month = config.fiscal_year_start_month
+    years, start = [], fiscal_year_start(config.goal_start, start_month)
+    while start <= as_of:
+        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
+        first, last = max(start, config.goal_start), min(end, as_of)
+        years.append({"label": fiscal_year_label(start, start_month) + ("" if end <= as_of else " to date"),
+                      "start": start, "end": end, "path_t": per_day * ((last - first).days + 1),
+                      "tonnes": dict.fromkeys(("reported", *SCENARIOS), 0.0)})
+        start = end + dt.timedelta(days=1)
+    for year in years:
+        inside = lambda day: year["start"] <= day <= year["end"]  # noqa: E731
+        year["tonnes"]["reported"] = sum(a.tco2e for a in counted_as_of(aggregates, as_of) if inside(a.period_end))
+        for r in series:
+            if inside(r["month"]):
+                year["tonnes"][r["scenario"]] += float(r["tonnes"] or 0.0)
+        year["tonnes"][TOTAL] = sum(year["tonnes"].values())
+    return years
+
+
+def _fiscal_year_table(years: list[dict]) -> str:
+    """Fiscal year by fiscal year (full precision): each column's tonnes, its change from the previous fiscal
+    year, and its share of the straight-line path's tonnes for the same days."""
+    esc = html.escape
+    columns = [("reported", "Reported totals"), *[(s, LABELS[s]) for s in SCENARIOS], (TOTAL, "Total")]
+    head = "".join(f"<th class=num>{esc(name)}</th>" for _, name in columns)
+    body = []
+    for i, year in enumerate(years):
+        cells = []
+        for key, _ in columns:
+            value, before = year["tonnes"][key], years[i - 1]["tonnes"][key] if i else None
+            change = f"{value / before - 1:+.1%} vs previous FY" if before else "no previous FY total"
+            cells.append(f"<td class=num>{esc(format_tonnes(value))}<br><span class=small>{esc(change)}<br>"
+                         f"{esc(format_share(value / year['path_t']))} of the path</span></td>")
+        body.append(f"<tr><td>{esc(year['label'])}</td>{''.join(cells)}<td class=num>{esc(format_tonnes(year['path_t']))}</td></tr>")
+    return (f'<table class="years"><thead><tr><th>Fiscal year</th>{head}<th class=num>Straight-line path</th></tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>")
+
+
+def _headline_figures(total: dict) -> str:
+    """The total's key figures at a glance, to 3 significant figures; each element carries its
+    gold.progress column (data-key) and exact value (data-value), the ones `s3p progress --format json` prints."""
+    pace = f"Last 365 days ({pace_basis(total)})"
+    figures = [("combined_cumulative_t", "Avoided so far", format_tonnes_rounded),
+               ("combined_share_of_goal", "Share of the goal", format_share),
+               ("trailing_365d_t", pace, format_tonnes_rounded),
+               ("projected_linear_t", f"Projected by {format_date(total['as_of'] + dt.timedelta(days=total['days_remaining']))} "
+                                      "at that pace", format_tonnes_rounded)]
+    cells = "".join(f'<div><dt>{html.escape(name)}</dt><dd data-key="{key}" data-value="{total[key]!r}">'
+                    f"{html.escape(show(total[key]))}</dd></div>" for key, name, show in figures)
+    return f'<dl class="figures">{cells}</dl>'
 
 
 def _html_table(table: Table) -> str:
@@ -283,12 +420,11 @@ def _notes(total: dict, config: Config) -> str:
         "so nothing is counted twice. Periods with neither a reported total nor event data count as zero, so the "
         "combined figure is a floor.",
         "<b>Projection at the last 365 days' pace</b> (linear): combined so far + event-derived tonnes of the last "
-        "365 days × years remaining. It decides on or off track.",
-        "<b>Projection on the growth trend</b>: a straight line fitted by least squares to the logarithm of yearly "
-        f"totals (complete fiscal years starting in {fy_month}, plus each reported total, as tonnes per year at the "
-        "period's midpoint), or of complete months when there are fewer than two yearly totals, then continued to "
-        f"{format_date(config.goal_end)}. With fewer than two totals it falls back to the linear projection and says "
-        f"so. Here: {html.escape(str(total['growth_method']))}.",
+        f"365 days × years remaining. {html.escape(STATUS_RULE)}",
+        f"<b>Growth trend</b>: {html.escape(TOO_LITTLE_HISTORY)}. The engine's exponential fit (a least-squares "
+        "line through the logarithm of yearly totals, complete fiscal years starting in "
+        f"{fy_month} plus each reported total, or of complete months) computes no uncertainty band; it stays in "
+        f"gold.progress and the JSON (projected_growth_t) and decides nothing. Here: {html.escape(str(total['growth_method']))}.",
         "<b>Range (low – high)</b>: where a methodology's factors carry uncertainty, the same events computed with "
         "its low and high factors.",
         "<b>Data quality</b>: from the run records (ops/job_runs), the run of each scenario's latest delivery: "

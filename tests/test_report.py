@@ -10,8 +10,8 @@ import base64
 import datetime as dt
 import html
 import json
+import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -21,8 +21,9 @@ from scope3plus.aggregates import ReportedAggregate
 from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
 from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
-from scope3plus.progress_report import as_json, as_table, progress_tables, render
-from scope3plus.report import FILES, write_report
+from scope3plus.progress_report import (STATUS_RULE, TOO_LITTLE_HISTORY, as_json, as_table, format_tonnes_rounded,
+                                        progress_tables, render)
+from scope3plus.report import FILES, HEADLESS_CHROMIUM, find_chromium, fiscal_years, write_pdf, write_report
 
 AS_OF = dt.date(2026, 11, 7)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -83,12 +84,11 @@ def test_the_page_shows_the_tables_numbers_as_formatted(report):
         "82.115 Mt",        # reported
         "10,000.000 t",     # event-derived
         "5.475%",           # 82.125 Mt / 1.5 Gt
-        "1.418 Gt",         # remaining: 1.5 Gt - 82.125 Mt
+        "82.1 Mt CO2e avoided so far",  # the headline to 3 significant figures: 82,125,000 t
+        "1.42 Gt",          # remaining: 1.5 Gt - 82.125 Mt = 1,417,875,000 t, to 3 significant figures
         "3,341 days",
-        "155.004 Mt a year",
+        "155 Mt a year",    # 155,004,123 t to 3 significant figures
         "82.216 Mt",        # projection at the last 365 days' pace
-        "2.346 Gt",         # projection on the growth trend
-        "+61.3% a year",
         "1,234.500 t", "8,765.432 t", "9,876.500 t", "9,000.000 t",   # day, month, calendar and fiscal year
         "9,000.000 t – 11,500.000 t",                                   # the range
         "passed, 1.230% quarantined",
@@ -105,12 +105,32 @@ def test_the_page_stands_alone_with_the_chart_embedded(report):
     page = report["html"].read_text(encoding="utf-8")
     png = report["png"].read_bytes()
     assert png.startswith(PNG_SIGNATURE) and len(png) > 20_000
-    embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert embedded and base64.b64decode(embedded.group(1)) == png
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    # the cumulative chart, then each scenario's share of the event-derived total (one bar per scenario)
+    assert [base64.b64decode(e) for e in embedded] == [png, report["scenarios_png"].read_bytes()]
     assert not re.search(r"<(link|script)|src=\"http", page)  # nothing fetched from elsewhere
     from matplotlib.image import imread
 
     assert imread(report["png"]).shape[:2] == (640, 1100)  # 11 × 6.4 in at 100 dpi
+
+
+def test_the_status_states_one_rule_and_no_trend_from_two_points(report):
+    """hand_rows' growth fit rests on two reported totals (FY2023, FY2025): no trend is shown, and the
+    page's only verdict is the one the linear rule gives (82.216 Mt projected < 1.5 Gt: OFF TRACK)."""
+    page = html.unescape(report["html"].read_text(encoding="utf-8"))
+    assert STATUS_RULE in page and TOO_LITTLE_HISTORY in page
+    assert "would reach the goal" not in page and "growth trend continues off the chart" not in page
+    assert "2.346 Gt" not in page and "61.3%" not in page  # the two-point fit's projection and rate: not quoted
+    assert ">ON TRACK<" not in page and '<span class="badge">OFF TRACK</span>82.1 Mt CO2e avoided so far' in page
+    assert "10,000 t (rests on 7 days of event data, less than a year: not a year's pace)" in page
+
+
+@pytest.mark.parametrize("tonnes, shown", [
+    (82_125_000.0, "82.1 Mt"), (33.355, "33.4 t"), (10_000.0, "10,000 t"), (999.96, "1,000 t"),
+    (2_345_678_901.0, "2.35 Gt"), (0.01234, "0.0123 t"), (0.0, "0 t"), (None, "–"),
+])
+def test_headline_tonnes_have_three_significant_figures(tonnes, shown):
+    assert format_tonnes_rounded(tonnes) == shown
 
 
 def test_the_csv_is_the_table(report):
@@ -166,19 +186,88 @@ def test_report_and_aggregates_commands_fail_in_one_line(args, message):
     assert len(lines) == 1 and message in lines[0], out.stderr
 
 
-def test_the_page_renders_in_a_browser(report, tmp_path):
-    """Open the page as a person would, in headless Chromium, and take a screenshot."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        print("chromium is not installed: skipping the screenshot check (apt-get install -y chromium)")
-        pytest.skip("chromium is not installed (apt-get install -y chromium): screenshot check skipped")
-    shot = tmp_path / "page.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,1600",
+# Written into the page's copy (the report itself carries no script): after load, what the browser laid out.
+MEASURE = """<script>addEventListener("load", () => {
+  const page = document.documentElement, width = window.innerWidth;
+  page.setAttribute("data-measured", JSON.stringify({
+    width: width, scroll_width: page.scrollWidth,
+    overflowing: [...document.querySelectorAll("main *")].filter(e => e.getBoundingClientRect().right > width + 0.5)
+                   .map(e => e.tagName + "." + e.className),
+    images: [...document.images].map(i => i.complete ? i.naturalWidth : 0)}));
+});</script>"""
+CHROMIUM_FLAGS = [*HEADLESS_CHROMIUM, "--window-size=1280,1600"]
+
+
+def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
+    """Open the page as a person would, in headless Chromium (installed by `make test`): nothing wider than
+    the window, every chart loaded, the headline figures those of `s3p progress --format json`; the
+    screenshot is kept in the pytest base temp directory."""
+    chromium = find_chromium()  # installed by `make test`; a missing one fails here, it does not skip
+    measured_page = tmp_path / "measured.html"
+    measured_page.write_text(report["html"].read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"),
+                             encoding="utf-8")
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'dom-profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", measured_page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False).stdout
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, dom[:2000]
+    measured = json.loads(html.unescape(found.group(1)))
+    assert measured["scroll_width"] <= measured["width"] and measured["overflowing"] == [], measured
+    assert len(measured["images"]) == 2 and all(w > 0 for w in measured["images"]), measured  # both charts
+
+    expected = json.loads(render(hand_rows(), "json"))  # what `s3p progress --format json` prints for these rows
+    figures = dict((key, (float(value), html.unescape(text))) for key, value, text in
+                   re.findall(r'<dd data-key="(\w+)" data-value="([^"]+)">([^<]*)</dd>', dom))
+    assert set(figures) == {"combined_cumulative_t", "combined_share_of_goal", "trailing_365d_t", "projected_linear_t"}
+    for key, (value, _) in figures.items():
+        assert value == expected[key], key
+    # 3 significant figures: 82,125,000 t -> 82.1 Mt; 10,000 t -> 10,000 t; 82,216,000 t -> 82.2 Mt
+    assert figures["combined_cumulative_t"][1] == "82.1 Mt"
+    assert figures["trailing_365d_t"][1] == "10,000 t"
+    assert figures["projected_linear_t"][1] == "82.2 Mt"
+    assert "rests on 7 days of event data" in dom  # hand_rows: event data on 7 of the last 365 days
+
+    shot = tmp_path_factory.getbasetemp() / "report-screenshot.png"
+    subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'shot-profile'}", f"--screenshot={shot}",
                     report["html"].resolve().as_uri()], capture_output=True, timeout=120, check=False)
+    print(f"screenshot: {shot}")
     assert shot.exists() and shot.read_bytes().startswith(PNG_SIGNATURE)
     from matplotlib.image import imread
 
     pixels = imread(shot)
     assert pixels.shape[:2] == (1600, 1280) and pixels.std() > 0.05  # not a blank page
+
+
+def test_the_pdf_is_printed_beside_the_page(report):
+    pdf = write_pdf(report["html"], find_chromium())
+    data = pdf.read_bytes()
+    assert pdf == report["html"].parent / "progress.pdf" and data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page[^s]", data)) > 0  # at least one page
+    assert not list(pdf.parent.glob(".*.partial"))
+
+
+def test_report_pdf_without_chromium_fails_in_one_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "scope3plus.cli", "report", "--out", str(tmp_path / "out"), "--pdf",
+                          "--lake", str(tmp_path / "lake")], capture_output=True, text=True,
+                         env={**os.environ, "PATH": str(tmp_path)})  # a PATH with no chromium on it
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [
+        "s3p: error: --pdf needs chromium, which is not installed: run `make chromium` (apt-get install -y chromium)"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_each_fiscal_year_against_the_previous_and_the_straight_line_path(report):
+    years = fiscal_years(hand_rows(), SERIES, AGGREGATES, load_config(None))
+    # FY2021 (April 2020 - March 2021, the goal starts 1 January 2021) to FY2027, to date on 7 November 2026
+    assert [y["label"] for y in years] == [f"FY{y}" for y in range(2021, 2027)] + ["FY2027 to date"]
+    per_day = 1.5e9 / 5478  # 1 Jan 2021 - 31 Dec 2035: 15 × 365 + 3 leap days (2024, 2028, 2032)
+    assert [y["path_t"] for y in years] == pytest.approx(
+        [90 * per_day, 365 * per_day, 365 * per_day, 366 * per_day, 365 * per_day, 365 * per_day,
+         221 * per_day])  # FY2021: 1 Jan - 31 Mar 2021; FY2024 holds 29 Feb 2024; FY2027: 1 Apr - 7 Nov 2026
+    totals = {y["label"]: y["tonnes"][TOTAL] for y in years}
+    assert totals == {"FY2021": 0.0, "FY2022": 0.0, "FY2023": 22_907_000.0, "FY2024": 0.0, "FY2025": 59_208_000.0,
+                      "FY2026": 0.0, "FY2027 to date": 10_000.0}
+    assert years[-1]["tonnes"]["green_trip"] == 10_000.0 and years[4]["tonnes"]["reported"] == 59_208_000.0
+    page = report["html"].read_text(encoding="utf-8")
+    # FY2023: 22,907,000 / (365 × 1.5e9 / 5478 = 99,945,235.5) = 22.920 %; FY2024 against FY2023: 0 / 22.907 Mt - 1
+    assert "22.920% of the path" in page and "-100.0% vs previous FY" in page and "FY2027 to date" in page
