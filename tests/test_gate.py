@@ -268,3 +268,38 @@ def test_a_line_ends_at_lf_alone(spark, tmp_path):
     lines = [r.value for r in read_landing(spark, [str(path)]).collect()]
     assert lines == [trip(event_id="t1"), trip(event_id="t2") + "\r", cr_inside, trip(event_id="t4")]
     assert [reasons for reasons, _ in check(spark, "green_trip", lines)] == [[], [], ["malformed_json"], []]
+
+
+@pytest.mark.parametrize("tolerance_days, horizon_days", [(1, 30), (0, 30), (3, 7)])
+def test_a_rerun_of_an_earlier_delivery_keeps_the_copy_already_credited(spark, tmp_path, tolerance_days, horizon_days):
+    """Issue 21, item 8: D, then L = D + tolerance + horizon (the latest delivery that can hold an event D
+    accepts: its horizon reaches back to D + tolerance, D's latest event date) and L + 1 are gated;
+    then a late file of D lands and D is rerun. Its copy of "edge" (dated D + tolerance, credited
+    by L) is a duplicate of history: the copy already credited wins. L + 1 cannot hold an event D
+    accepts, so its silver is not looked at: "beyond", dated there (L + 1 - horizon) and in D's late
+    file (dated D), stays in D's silver."""
+    from scope3plus.lake import open_lake
+    from scope3plus.pipeline import tables
+    from scope3plus.pipeline.gate import gate
+
+    lake = open_lake(spark, tmp_path / "lake", backend="delta-rs")
+    last = DAY + dt.timedelta(days=tolerance_days + horizon_days)
+    beyond = last + dt.timedelta(days=1)
+    settings = GateSettings(DAY, "Asia/Shanghai", dt.date(2021, 1, 1), tolerance_days, horizon_days, b"test-key")
+    assert (settings.latest_delivery_to_dedupe_against, DAY - dt.timedelta(days=horizon_days + tolerance_days)) == (
+        last, settings.earliest_delivery_to_dedupe_against)
+    edge_time = f"{DAY + dt.timedelta(days=tolerance_days)}T08:00:00+08:00"
+    gate_deliveries(spark, lake, {DAY: [trip(event_id="a")],
+                                  last: [trip(event_id="edge", event_time=edge_time)],
+                                  beyond: [trip(event_id="beyond", event_time=f"{beyond - dt.timedelta(days=horizon_days)}"
+                                                                            "T08:00:00+08:00")]},
+                    tolerance_days, horizon_days)
+    late = bronze_frame(spark, [(DAY, f"{DAY}-late-f{i}", line, "r0") for i, line in
+                                enumerate([trip(event_id="edge", event_time=edge_time), trip(event_id="beyond")])], "run_id string")
+    lake.append(tables.bronze("green_trip"), late, tables.BATCH_PARTITION)
+    rerun = gate(lake, load_contracts()["green_trip"], load_registry(methodologies_dir()).approved("green_trip"),
+                 settings, "r-rerun")
+    assert (rerun.silver_rows, rerun.quarantined_rows, rerun.duplicates_removed, rerun.stats.duplicates_of_history) == (
+        2, 0, 1, 1)
+    silver = lake.read(tables.silver("green_trip")).groupBy("event_id").agg(F.sort_array(F.collect_list("landing_date")).alias("d"))
+    assert {r.event_id: r.d for r in silver.collect()} == {"a": [DAY], "edge": [last], "beyond": [DAY, beyond]}

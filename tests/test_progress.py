@@ -37,8 +37,8 @@ from scope3plus.lake import open_lake
 from scope3plus.paths import conf_dir
 from scope3plus.pipeline import tables
 from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOTAL, combined_days, fiscal_year_label,
-                                        fiscal_year_start, latest_run_status, monthly_combined, progress, progress_metrics,
-                                        refresh_run_status, refresh_progress)
+                                        fiscal_year_start, latest_possible_delivery, latest_run_status, monthly_combined,
+                                        progress, progress_metrics, refresh_run_status, refresh_progress)
 from scope3plus.report import growth_path
 from scope3plus.tracking import JOB_RUNS_COLUMNS, JOB_RUNS_SCHEMA, record_job_runs
 
@@ -332,3 +332,28 @@ def test_refresh_on_a_lake_counts_loaded_aggregates_and_brings_in_the_latest_run
     assert (after["green_trip"]["latest_run_status"], after["green_trip"]["latest_run_quarantined_share"]) == ("succeeded", 0.01)
     unchanged = [c for c in PROGRESS_COLUMNS if not c.startswith("latest_run_")]
     assert all(after[s][c] == before[s][c] for s in after for c in unchanged)
+
+
+def test_progress_stays_as_of_the_latest_delivery_that_is_not_in_the_future(spark, config, tmp_path):
+    """Issue 21, item 12: a delivery run with --allow-future-delivery (2035-12-30, after today plus
+    the future tolerance) does not move as_of; on a lake that knows only that one, the next delivery
+    that is not in the future takes as_of back."""
+    future = dt.date(2035, 12, 30)
+    assert future > latest_possible_delivery(config)
+    lake = open_lake(spark, tmp_path / "lake")
+    lake.overwrite(tables.GOLD_DAILY, summary_df(spark), partition_by=tables.EVENT_PARTITION)
+
+    def as_of(day):  # refresh after a run of ``day``; the one as_of gold.progress then holds
+        returned, _ = refresh_progress(lake, config, day, f"run-{day}")
+        stored = [r.as_of for r in lake.read(tables.GOLD_PROGRESS).select("as_of").distinct().collect()]
+        assert stored == [returned]
+        return returned
+
+    assert as_of(AS_OF) == AS_OF
+    assert as_of(future) == AS_OF  # the future delivery is run, and progress stays as of 2026-06-15
+    assert as_of(AS_OF + dt.timedelta(days=1)) == dt.date(2026, 6, 16)  # later normal runs move it as before
+    fresh = open_lake(spark, tmp_path / "fresh")
+    fresh.overwrite(tables.GOLD_DAILY, summary_df(spark), partition_by=tables.EVENT_PARTITION)
+    lake = fresh
+    assert as_of(future) == future  # no other delivery known: as of the one run
+    assert as_of(AS_OF) == AS_OF  # a delivery that is not in the future takes it back from 2035-12-30

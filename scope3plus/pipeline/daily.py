@@ -28,7 +28,7 @@ from .compute import GoldSlice, compute
 from .gate import HISTORY_JOIN_CONNECT, GateSettings, gate
 from .ingest import ingest, not_taken_note, scan_landing
 from .quality import DataQuality
-from .rollup import (progress_metrics, refresh_daily_summary, refresh_delivery_summary, refresh_progress,
+from .rollup import (latest_possible_delivery, progress_metrics, refresh_daily_summary, refresh_delivery_summary, refresh_progress,
                      refresh_run_status)
 from .stream_ingest import bronze_rows
 
@@ -111,10 +111,8 @@ def refuse_future_deliveries(config: Config, days: list[dt.date]) -> None:
     tolerance cannot have landed yet: it is a wrong date, and running it would credit future events and
     move progress's ``as_of`` past every real delivery (issue 21). ``--allow-future-delivery`` lets
     tests and replays of synthetic data run it anyway."""
-    from zoneinfo import ZoneInfo
-
-    today = dt.datetime.now(ZoneInfo(config.local_timezone)).date()
-    latest = today + dt.timedelta(days=config.future_tolerance_days)
+    latest = latest_possible_delivery(config)
+    today = latest - dt.timedelta(days=config.future_tolerance_days)
     future = [d for d in days if d > latest]
     if future:
         raise S3PError(f"delivery date {future[0]} is in the future: today is {today} in {config.local_timezone}, "

@@ -73,6 +73,21 @@ class GateSettings:
         D-30 delivered on D-31 and again on D was credited twice: issue 21)."""
         return self.earliest_event_date - dt.timedelta(days=self.future_tolerance_days)
 
+    @property
+    def latest_delivery_to_dedupe_against(self) -> dt.date:
+        """The latest delivery that can hold an event this delivery accepts: a delivery accepts events
+        dated up to ``late_data_horizon_days`` before it, and this one events dated up to
+        ``latest_event_date``. A rerun dedupes against the later deliveries up to here too, so the copy
+        already credited keeps its credit and a late copy in the rerun is a duplicate (issue 21)."""
+        return self.latest_event_date + dt.timedelta(days=self.late_data_horizon_days)
+
+    @property
+    def deliveries_to_dedupe_against(self) -> list[dt.date]:
+        """Every other delivery date that can hold an event this delivery accepts, earlier and later."""
+        first, last = self.earliest_delivery_to_dedupe_against, self.latest_delivery_to_dedupe_against
+        days = (first + dt.timedelta(days=i) for i in range((last - first).days + 1))
+        return [d for d in days if d != self.landing_date]
+
 
 @dataclass(frozen=True)
 class BatchStats:
@@ -330,7 +345,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
 
 def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
     """Add ``disposition``: silver, quarantine, or duplicate (of an earlier row in this batch,
-    in file order, or of a row already in silver from an earlier batch), and for duplicates
+    in file order, or of a row already in silver from another delivery: ``history_ids``), and for duplicates
     ``duplicate_of``: ``history`` or ``batch``."""
     valid = F.size("reasons") == 0
     # The first valid copy in (file, line text) order; the text enters the shuffle as a 64-bit hash,
@@ -385,11 +400,12 @@ HISTORY_JOIN_CONNECT = "join without the Bloom pre-filter (Spark Connect)"
 
 def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFrame,
                 line_count: int | None) -> tuple[DataFrame | None, str]:
-    """Event ids of the earlier deliveries' silver rows that a row of the batch ``lines`` (bronze
+    """Event ids of the other deliveries' silver rows that a row of the batch ``lines`` (bronze
     rows: ``value``) could duplicate, or None when there are none: any valid event is dated within
     the late-data horizon, and was delivered at most the future tolerance before its date
-    (``GateSettings.earliest_delivery_to_dedupe_against``); with the way they were found
-    (``HISTORY_*``, also logged).
+    (``GateSettings.earliest_delivery_to_dedupe_against``) or, for a rerun, by a later delivery
+    whose horizon reaches its date (``latest_delivery_to_dedupe_against``): the copy already
+    credited wins; with the way they were found (``HISTORY_*``, also logged).
 
     When the earlier deliveries hold many rows per line of the batch, a Bloom filter of the batch's
     ids (one narrow pass: the lines parsed for ``event_id`` alone) drops the ids that cannot match
@@ -399,15 +415,13 @@ def history_ids(lake: Lake, scenario: str, settings: GateSettings, lines: DataFr
     gives a well-formed line the same id. A Spark Connect session cannot build the filter: the join
     then takes every id within the horizon, and routes every row as it would have."""
     name = tables.silver(scenario)
-    first = settings.earliest_delivery_to_dedupe_against
-    days = (settings.landing_date - first).days
-    if days <= 0 or not lake.exists(name):
+    if not lake.exists(name):
         return None, HISTORY_NONE
-    earlier = {"landing_date": [first + dt.timedelta(days=i) for i in range(days)]}
-    rows = lake.partition_rows(name, earlier)
+    others = {"landing_date": settings.deliveries_to_dedupe_against}
+    rows = lake.partition_rows(name, others)
     if rows == 0:
         return None, HISTORY_NONE
-    ids = lake.read(name, earlier).select("event_id")
+    ids = lake.read(name, others).select("event_id")
     if rows is not None and line_count is not None and rows < max(BLOOM_FROM_HISTORY_PER_LINE * line_count,
                                                                   BLOOM_FROM_HISTORY_ROWS):
         path = HISTORY_JOIN

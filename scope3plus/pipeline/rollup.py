@@ -422,10 +422,22 @@ def rollup(lake: Lake, config: Config, as_of: dt.date | None) -> tuple[dt.date, 
     return as_of, run_id
 
 
+def latest_possible_delivery(config: Config) -> dt.date:
+    """The latest delivery date that can have landed: today (the machine's clock, in the lake's local
+    time zone) plus the future tolerance. A later one is in the future (issue 21)."""
+    from zoneinfo import ZoneInfo
+
+    today = dt.datetime.now(ZoneInfo(config.local_timezone)).date()
+    return today + dt.timedelta(days=config.future_tolerance_days)
+
+
 def refresh_progress(lake: Lake, config: Config, run_date: dt.date, run_id: str) -> tuple[dt.date, CommitResult]:
-    """Overwrite gold.progress as of the latest date run so far (a rerun of an older date keeps it)."""
-    earlier = previous_as_of(lake)
-    as_of = max(run_date, earlier) if earlier else run_date
+    """Overwrite gold.progress as of the latest date run so far that is not in the future
+    (``latest_possible_delivery``): a rerun of an older date keeps it, and a delivery run with
+    ``--allow-future-delivery`` moves it only while no delivery that is not in the future is known."""
+    known = [d for d in (run_date, previous_as_of(lake)) if d]
+    present = [d for d in known if d <= latest_possible_delivery(config)]
+    as_of = max(present or known)
     commit = lake.overwrite(tables.GOLD_PROGRESS, progress_as_of(lake, config, as_of, run_id),
                             metadata={"run_id": run_id, "job": "rollup"})
     return as_of, commit
