@@ -48,3 +48,30 @@ def test_an_unknown_model_is_credited_at_its_category_footprint(spark):
                                    "trade_type string, category string, item_model string, condition double, quantity long")
     [row] = trades.withColumn("event_date", F.lit("2026-11-01").cast("date")).select(cols.avoided_kg).collect()
     assert row[0] == pytest.approx(22.5)  # no model footprint: smartphone default 25 kg x condition 0.9 = 22.5 kg
+
+
+def test_key_normalises_a_display_name_to_the_factor_tables_key(spark):
+    m = load_registry(methodologies_dir()).get("secondhand_trade", "1.1.0")
+    cols = m.columns()
+    trades = spark.createDataFrame([("c2c", "smartphone", "iPhone 14 Pro Max", 0.9, 1), ("c2c", "smartphone", " IPHONE-14 pro  MAX!", 0.9, 1),
+                                    ("c2c", "smartphone", "Galaxy S23 Ultra", 0.9, 1)],
+                                   "trade_type string, category string, item_model string, condition double, quantity long")
+    rows = trades.withColumn("event_date", F.lit("2026-11-01").cast("date")).select(cols.avoided_kg).collect()
+    # iphone_14_pro_max: 73 kg x 0.79 x 0.9 = 51.903 kg (both spellings); unknown model: 25 kg x 0.9 = 22.5 kg
+    assert [r[0] for r in rows] == pytest.approx([51.903, 51.903, 22.5])
+
+
+@pytest.mark.parametrize("formula, reason", [
+    ("key(item_model)", "key.field. is used only as a table key"),
+    ("model_lifecycle[key(condition)]", "key.. normalises a text field"),
+    ("model_lifecycle[key(item_model, category)]", "key takes exactly 1 argument"),
+])
+def test_key_is_only_a_table_key_of_a_text_field(formula, reason):
+    from scope3plus.methodology.formula import (DIMENSIONLESS, STRING, UNITS, Field, MethodologyError, Table,
+                                                compile_formula, number)
+
+    symbols = {"item_model": Field("item_model", STRING), "category": Field("category", STRING),
+               "condition": Field("condition", number(DIMENSIONLESS)),
+               "model_lifecycle": Table("model_lifecycle", (("iphone_14_pro_max", 73.0),), UNITS.kg)}
+    with pytest.raises(MethodologyError, match=reason):
+        compile_formula(formula, symbols, "test")
