@@ -147,7 +147,7 @@ def test_validate_with_a_lake_reports_a_factor_edited_after_registration(root, t
     assert _s3p("approve", "--all-shipped", "--reviewer", MAINTAINERS, "--methodologies", str(root), "--lake", lake) == 0
     capsys.readouterr()
     assert _s3p("validate", "--methodologies", str(root), "--lake", lake) == 0
-    assert capsys.readouterr().out.count("OK ") == 5
+    assert capsys.readouterr().out.count("OK ") == 9  # 5 approved 1.0.0 specs and 4 in-review 1.1.0 specs
 
     spec = root / "green_trip" / "1.0.0.yaml"
     edit_file(root / "green_trip" / "factors" / "mode_reduction.csv", ("metro,46.7,", "metro,56.7,"))
@@ -157,9 +157,9 @@ def test_validate_with_a_lake_reports_a_factor_edited_after_registration(root, t
 
     assert _s3p("validate", "--methodologies", str(root), "--lake", lake) == 2
     out, err = capsys.readouterr()
-    assert out.count("OK ") == 3 and "green_trip" not in out and "box_recycling" not in out
+    assert out.count("OK ") == 7 and "green_trip 1.0.0" not in out and "box_recycling 1.0.0" not in out
     lines = err.splitlines()
-    assert lines[-1] == "s3p: error: 2 problem(s) in 5 methodology spec(s)" and len(lines) == 3
+    assert lines[-1] == "s3p: error: 2 problem(s) in 9 methodology spec(s)" and len(lines) == 3
     assert lines[1].startswith(f"ERROR  green_trip@1.0.0 ({spec}) changed since it was registered: "
                                "factors/mode_reduction.csv differs; file hash ")
     assert lines[0].startswith(f"ERROR  box_recycling@1.0.0 ({root / 'box_recycling' / '1.0.0.yaml'}) changed since it "

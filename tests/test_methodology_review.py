@@ -61,12 +61,16 @@ def test_list_and_show_give_ids_versions_and_hashes(root, capsys):
     registry = load_registry(root)
     assert _s3p("list", "--methodologies", str(root)) == 0
     out = capsys.readouterr().out
-    for m in registry:
-        line = next(line for line in out.splitlines() if line.startswith(m.id + " "))
-        assert line.split() == [m.id, "1.0.0", "approved", "2021-01-01", "open", m.content_hash[:12]]
+    for m in registry:  # the approved 1.0.0 specs and the in-review 1.1.0 specs of four scenarios
+        line = next(line for line in out.splitlines() if line.split()[:2] == [m.id, m.version])
+        assert line.split() == [m.id, m.version, m.status, str(m.effective_from), "open", m.content_hash[:12]]
+    assert sorted((m.version, m.status, str(m.effective_from)) for m in registry) == (
+        [("1.0.0", "approved", "2021-01-01")] * 5 + [("1.1.0", "in_review", "2021-01-02")] * 4)
     assert [r["id"] for r in summary_rows(registry)] == sorted(m.id for m in registry)
 
-    assert _s3p("show", "green_trip", "--methodologies", str(root)) == 0
+    assert _s3p("show", "green_trip", "--methodologies", str(root)) == 0  # without a version: the latest
+    assert capsys.readouterr().out.startswith("green_trip 1.1.0 [in_review]")
+    assert _s3p("show", "green_trip@1.0.0", "--methodologies", str(root)) == 0
     shown = capsys.readouterr().out
     assert shown == describe(registry.get("green_trip", "1.0.0")) + "\n"
     for expected in ("green_trip 1.0.0 [approved]", registry.get("green_trip", "1.0.0").content_hash,
@@ -78,18 +82,18 @@ def test_list_and_show_give_ids_versions_and_hashes(root, capsys):
 
 def test_validate_passes_the_shipped_specs_and_reports_a_unit_error_with_its_file(root, capsys):
     assert _s3p("validate", "--methodologies", str(root)) == 0
-    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("OK ")]) == 5
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("OK ")]) == 9  # 5 x 1.0.0, 4 x 1.1.0
 
     broken = root / "green_trip" / "1.0.0.yaml"
     edit_file(broken, ('baseline: "reduction_factor[mode] * distance_km"',
                    'baseline: "reduction_factor[mode] * distance_km * distance_km"'))
     assert _s3p("validate", "--methodologies", str(root)) == 2
     out, err = capsys.readouterr()
-    assert len([line for line in out.splitlines() if line.startswith("OK ")]) == 4
+    assert len([line for line in out.splitlines() if line.startswith("OK ")]) == 8
     (error,) = [line for line in err.splitlines() if line.startswith("ERROR")]
     assert error == (f"ERROR  {broken}: baseline: line 1, col 1: the result must be convertible to kg ([mass]), "
                      "found g * km ([mass] * [length])")
-    assert err.splitlines()[-1] == "s3p: error: 1 problem(s) in 5 methodology spec(s)"
+    assert err.splitlines()[-1] == "s3p: error: 1 problem(s) in 9 methodology spec(s)"
 
     assert _s3p("validate", str(broken)) == 2  # one file: same error
     assert "green_trip/1.0.0.yaml: baseline" in capsys.readouterr().err
@@ -111,8 +115,8 @@ def test_a_validate_subprocess_prints_one_line_errors_and_exits_2(root):
     assert "Traceback" not in out.stderr
     error, summary = out.stderr.splitlines()
     assert error.startswith(f"ERROR  {root / 'green_trip' / '1.0.0.yaml'}: project: line 1, col 1: ")
-    assert summary == "s3p: error: 1 problem(s) in 5 methodology spec(s)"
-    assert out.stdout.count("\nOK ") + out.stdout.startswith("OK ") == 4
+    assert summary == "s3p: error: 1 problem(s) in 9 methodology spec(s)"
+    assert out.stdout.count("\nOK ") + out.stdout.startswith("OK ") == 8  # 4 x 1.0.0, 4 x 1.1.0
 
 
 @pytest.mark.parametrize("argv", [("show", "green_trip@"), ("show", "@1.0.0"), ("show", "a@b@c"),
@@ -129,7 +133,7 @@ def test_bad_references_get_one_line_and_exit_2(argv, capsys):
 def test_unknown_versions_are_one_line_errors(root, capsys):
     assert _s3p("show", "green_trip@9.9.9", "--methodologies", str(root)) == 2
     assert capsys.readouterr().err.strip() == (
-        "s3p: error: no methodology 'green_trip' version '9.9.9' (versions: 1.0.0)")
+        "s3p: error: no methodology 'green_trip' version '9.9.9' (versions: 1.0.0, 1.1.0)")
 
 
 # ----------------------------------------------------------------------------- diff

@@ -23,7 +23,7 @@ MAX_DEPTH = 40
 MAX_LITERAL = 1e12
 MAX_UNIT_CHARS = 64
 MAX_UNIT_EXPONENT = 6  # m**3, s**-2 ...; kg**400/g**399 is refused (its conversion overflows a float)
-FUNCTIONS = ("clip", "coalesce", "max", "min")
+FUNCTIONS = ("clip", "coalesce", "key", "max", "min")
 
 UNITS = pint.UnitRegistry()
 DIMENSIONLESS = UNITS.dimensionless
@@ -387,12 +387,20 @@ class _Checker:
         table = self.symbols.get(node.value.id) if isinstance(node.value, ast.Name) else None
         if not isinstance(table, Table):
             self.fail(node, "only factor tables can be indexed, as table[key_field]")
-        key = self.symbols.get(node.slice.id) if isinstance(node.slice, ast.Name) else None
+        key_node, normalised = node.slice, False
+        if isinstance(key_node, ast.Call) and isinstance(key_node.func, ast.Name) and key_node.func.id == "key":
+            if len(key_node.args) != 1 or not isinstance(key_node.args[0], ast.Name):
+                self.fail(key_node, "key takes exactly 1 argument, a text field: table[key(field)]")
+            key_node, normalised = key_node.args[0], True
+        key = self.symbols.get(key_node.id) if isinstance(key_node, ast.Name) else None
         if not isinstance(key, Field):
-            self.fail(node.slice, "a table key must be an event field name (or event_year)")
+            self.fail(key_node, "a table key must be an event field name (or event_year)")
         if not (key.type == STRING or (key.type.kind == "number" and key.type.unit == DIMENSIONLESS)):
-            self.fail(node.slice, f"a table key must be a text or whole-number field; {key.name!r} is {key.type.describe()}")
-        return Expr("lookup", number(table.unit), (Expr("field", key.type, value=key.name),), table)
+            self.fail(key_node, f"a table key must be a text or whole-number field; {key.name!r} is {key.type.describe()}")
+        if normalised and key.type != STRING:
+            self.fail(key_node, f"key() normalises a text field; {key.name!r} is {key.type.describe()}")
+        field = Expr("field", key.type, value=key.name)
+        return Expr("lookup", number(table.unit), (Expr("key", STRING, (field,)) if normalised else field,), table)
 
     # -- arithmetic
 
@@ -415,6 +423,8 @@ class _Checker:
 
     def _call(self, node: ast.Call) -> Expr:
         name, nodes = node.func.id, node.args
+        if name == "key":
+            self.fail(node, "key(field) is used only as a table key: table[key(field)]")
         if name == "clip" and len(nodes) != 3:
             self.fail(node, "clip takes exactly 3 arguments: clip(x, low, high)")
         if len(nodes) < 2:

@@ -71,6 +71,8 @@ def to_column(expr: Expr) -> Column:
         return _field(expr)
     if op == "lookup":
         return _lookup(expr, args[0])
+    if op == "key":  # table[key(field)]: lower case, each run of other than letters and digits one '_', none at the ends
+        return F.regexp_replace(F.regexp_replace(F.lower(args[0]), r"[^\p{L}\p{N}]+", "_"), r"^_+|_+$", "")
     if op == "scale":
         return args[0] * F.lit(expr.value)
     if op == "cmp":
