@@ -9,6 +9,7 @@ import pytest
 
 from scope3plus import paths
 from scope3plus.contracts import SCENARIO_KEYS, SCENARIOS, load_contracts, scenario_info, scenario_registry
+from scope3plus.cli import main
 from scope3plus.errors import S3PError
 from scope3plus.yamlio import read_yaml_mapping
 
@@ -54,6 +55,41 @@ def test_a_project_contract_adds_a_scenario_in_its_declared_place(own_schemas):
     assert SCENARIOS[0] == "toy_refill" and "toy_refill" in SCENARIOS
     assert list(load_contracts()) == list(SCENARIOS) and "litres" in load_contracts()["toy_refill"].field_names
     assert scenario_info("toy_refill").label_zh == "玩具补充装"
+
+
+def test_scenario_check_says_ok_for_every_shipped_scenario(capsys):
+    for scenario in SCENARIOS:
+        assert main(["scenario", "check", scenario]) == 0
+        out = capsys.readouterr().out
+        assert out == f"OK {scenario}: contract, methodology and suites agree\n"
+
+
+def test_scenario_check_names_each_problem_of_a_broken_copy_on_one_line(tmp_path, capsys):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / paths.MARKER).write_text("name: test\n", encoding="utf-8")
+    for folder in ("schemas", "methodologies", "quality"):
+        shutil.copytree(paths.shipped_dir(folder), own / folder)
+    contract = own / "schemas" / "events" / "green_trip.yaml"
+    contract.write_text(contract.read_text(encoding="utf-8")  # distance renamed, a boolean made a string
+                        .replace("  distance_km:", "  distance:")
+                        .replace("navigation_verified: {type: boolean", "navigation_verified: {type: string"),
+                        encoding="utf-8")
+    silver = own / "quality" / "green_trip.silver.yaml"
+    silver.write_text(silver.read_text(encoding="utf-8").replace("where: {mode: walk}", "where: {travel_mode: walk}"),
+                      encoding="utf-8")
+    (own / "quality" / "green_trip.gold.yaml").unlink()
+    assert main(["--project", str(own), "scenario", "check", "green_trip"]) == 2
+    captured = capsys.readouterr()
+    spec, quality = own / "methodologies" / "green_trip" / "1.0.0.yaml", own / "quality"
+    assert captured.out == "" and sorted(captured.err.splitlines()) == sorted([
+        f"green_trip: {spec}: fields.distance_km: not a field of the contract",
+        f"green_trip: {spec}: fields.navigation_verified: unit boolean needs a boolean field; the contract's is string",
+        f"green_trip: {silver}: distance_typical: column 'distance_km' is not a silver column of the contract",
+        f"green_trip: {silver}: walk_distance_typical: column 'distance_km' is not a silver column of the contract",
+        f"green_trip: {silver}: walk_distance_typical: where 'travel_mode' is not a silver column of the contract",
+        f"green_trip: {quality / 'green_trip.gold.yaml'}: missing: every scenario has a gold suite",
+    ])
 
 
 @pytest.mark.parametrize("change, message", [

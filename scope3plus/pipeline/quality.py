@@ -183,7 +183,6 @@ def load_suites(quality_dir: Path | None = None) -> dict[tuple[str, str], Suite]
 @lru_cache(maxsize=None)
 def _load_suites(quality_dir: Path) -> dict[tuple[str, str], Suite]:
     from ..contracts import SCENARIOS
-    from .gate import REASON_PREFIXES
 
     suites = {}
     for scenario in SCENARIOS:
@@ -196,10 +195,17 @@ def _load_suites(quality_dir: Path) -> dict[tuple[str, str], Suite]:
                 raise S3PError(f"{path}: scenario must be {scenario!r}")
             suites[(scenario, layer)] = suite
         silver = suites[(scenario, SILVER)]
-        unmapped = [p for p in REASON_PREFIXES if not silver.rule_of(p) and not silver.rule_of(f"{p}:x")]
+        unmapped = uncovered_reason_codes(silver)
         if unmapped:
             raise S3PError(f"{silver.path}: no quarantine expectation covers the reason codes {unmapped}")
     return suites
+
+
+def uncovered_reason_codes(silver: Suite) -> list[str]:
+    """The gate's reason codes (their prefixes) no quarantine expectation of a silver suite covers."""
+    from .gate import REASON_PREFIXES
+
+    return [p for p in REASON_PREFIXES if not silver.rule_of(p) and not silver.rule_of(f"{p}:x")]
 
 
 # ---------------------------------------------------------------------------------------
