@@ -165,6 +165,9 @@ class ScenarioInfo:
     label_zh: str
     platform: str
     color: str
+    path: Path = field(compare=False)
+    #: the contract's ``generator:`` section as written (``scope3plus.generate`` reads and checks it)
+    generator: dict = field(default_factory=dict, compare=False)
 
 
 def scenario_registry(schemas_dir: Path | None = None) -> dict[str, ScenarioInfo]:
@@ -188,7 +191,7 @@ def _scenario_registry(schemas_dir: Path) -> dict[str, ScenarioInfo]:
             raise S3PError(f"{path}: order: must be a whole number, not {data['order']!r}")
         entries.append(ScenarioInfo(id=path.stem, order=data["order"], label=str(data["label"]),
                                     label_zh=str(data["label_zh"]), platform=str(data["platform"]),
-                                    color=str(data["color"])))
+                                    color=str(data["color"]), path=path, generator=data.get("generator") or {}))
     if not entries:
         raise S3PError(f"{schemas_dir / 'events'}: no scenario contract (<id>.yaml)")
     entries.sort(key=lambda e: e.order)

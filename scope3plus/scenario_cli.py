@@ -3,7 +3,8 @@
 A scenario is a set of reviewed files (docs/adding-a-scenario.md): its contract
 ``schemas/events/<id>.yaml``, its methodology versions ``methodologies/<id>/*.yaml`` and its suites
 ``quality/<id>.silver.yaml`` and ``quality/<id>.gold.yaml``, all from the project in force. The check
-reads each one and says, one line a problem, where they disagree on field names and types: every
+reads each one and says, one line a problem, where they disagree on field names and types: the
+contract's ``generator:`` section is complete and names contract fields, every
 methodology field is a contract field of the type its unit needs (no unit: a string category;
 ``boolean``: a boolean; a unit: a number), every silver column and ``where`` key is a silver column
 of the contract, and the silver suite covers every reason code of the gate.
@@ -22,7 +23,7 @@ NUMBER_TYPES = ("double", "integer")
 
 
 def add_parser(sub, parser_class) -> None:
-    s = sub.add_parser("scenario", help="check a scenario's files together (contract, methodology, suites)",
+    s = sub.add_parser("scenario", help="check a scenario's files together (contract, generator, methodology, suites)",
                        description="A scenario is its files: schemas/events/<id>.yaml, methodologies/<id>/*.yaml, "
                                    "quality/<id>.silver.yaml and quality/<id>.gold.yaml (docs/adding-a-scenario.md).")
     actions = s.add_subparsers(dest="scenario_command", metavar="ACTION", parser_class=parser_class)
@@ -49,8 +50,18 @@ def scenario_problems(scenario: str) -> list[str]:
     except S3PError as e:
         return [str(e)]
     types = {name: spec.type for name, spec in contract.silver_fields()}
-    return [*_methodology_problems(scenario, types, methodologies_dir() / scenario),
+    return [*_generator_problems(scenario), *_methodology_problems(scenario, types, methodologies_dir() / scenario),
             *_suite_problems(scenario, types, Path(quality_dir()))]
+
+
+def _generator_problems(scenario: str) -> list[str]:
+    from .generate import generator_profile
+
+    try:
+        generator_profile(scenario)
+    except S3PError as e:
+        return [str(e)]
+    return []
 
 
 def _methodology_problems(scenario: str, types: dict[str, str], folder: Path) -> list[str]:

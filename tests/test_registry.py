@@ -22,6 +22,7 @@ color: "#123456"
 description: A toy seventh scenario.
 fields:
   litres: {type: double, required: true, min: 0}
+generator: {share: 0.1, event_id_prefix: tr, out_of_range: [{litres: negated}], unknown: [{litres: "x"}]}
 """
 
 
@@ -71,7 +72,8 @@ def test_scenario_check_names_each_problem_of_a_broken_copy_on_one_line(tmp_path
     for folder in ("schemas", "methodologies", "quality"):
         shutil.copytree(paths.shipped_dir(folder), own / folder)
     contract = own / "schemas" / "events" / "green_trip.yaml"
-    contract.write_text(contract.read_text(encoding="utf-8")  # distance renamed, a boolean made a string
+    contract.write_text(contract.read_text(encoding="utf-8")  # distance renamed, a boolean made a string, a prefix lost
+                        .replace("event_id_prefix: gt", "event_id_prefix: g-t")
                         .replace("  distance_km:", "  distance:")
                         .replace("navigation_verified: {type: boolean", "navigation_verified: {type: string"),
                         encoding="utf-8")
@@ -83,6 +85,7 @@ def test_scenario_check_names_each_problem_of_a_broken_copy_on_one_line(tmp_path
     captured = capsys.readouterr()
     spec, quality = own / "methodologies" / "green_trip" / "1.0.0.yaml", own / "quality"
     assert captured.out == "" and sorted(captured.err.splitlines()) == sorted([
+        f"green_trip: {contract}: generator.event_id_prefix: must be letters and digits, not 'g-t'",
         f"green_trip: {spec}: fields.distance_km: not a field of the contract",
         f"green_trip: {spec}: fields.navigation_verified: unit boolean needs a boolean field; the contract's is string",
         f"green_trip: {silver}: distance_typical: column 'distance_km' is not a silver column of the contract",
@@ -103,3 +106,21 @@ def test_a_bad_registry_entry_is_one_line_naming_file_key_and_reason(own_schemas
         list(SCENARIOS)
     assert message in str(raised.value) and "\n" not in str(raised.value)
     assert Path(str(raised.value).split(":")[0]).parent == own_schemas
+
+
+def test_the_generator_section_is_checked_with_one_line_naming_the_key(own_schemas):
+    from scope3plus import generate
+
+    (own_schemas / "toy_refill.yaml").write_text(TOY, encoding="utf-8")
+    assert generate.generator_profile("toy_refill") == generate.GeneratorProfile(
+        0.1, "tr", (("litres", generate.NEGATED),), (("litres", "x"),))
+    with pytest.raises(S3PError, match=r"generator.share of the scenarios sums to 1.1, not 1 \(toy_refill 0.1, "):
+        generate.scenario_shares()
+
+
+def test_a_generator_option_of_a_field_the_contract_lacks_is_one_line(own_schemas):
+    from scope3plus import generate
+
+    (own_schemas / "toy_refill.yaml").write_text(TOY.replace("[{litres: negated}]", "[{volume: -1}]"), encoding="utf-8")
+    with pytest.raises(S3PError, match=r"toy_refill.yaml: generator.out_of_range: \{'volume': -1\} is not one"):
+        generate.generator_profile("toy_refill")
