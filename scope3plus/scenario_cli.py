@@ -72,13 +72,9 @@ def _methodology_problems(scenario: str, types: dict[str, str], folder: Path) ->
         return [f"{folder}: no methodology version (<version>.yaml)"]
     problems = []
     for path in specs:
-        try:
-            spec = load_methodology(path)
-        except S3PError as e:
-            problems.append(str(e))
+        spec = _loaded(load_methodology, path, scenario, problems)
+        if spec is None:
             continue
-        if spec.scenario != scenario:
-            problems.append(f"{path}: scenario: {spec.scenario!r}, not {scenario!r}")
         for name, unit in spec.fields.items():
             needed = UNIT_TYPES.get(unit, NUMBER_TYPES)
             if name not in types:
@@ -87,6 +83,18 @@ def _methodology_problems(scenario: str, types: dict[str, str], folder: Path) ->
                 problems.append(f"{path}: fields.{name}: unit {unit or 'none'} needs a {' or '.join(needed)} field; "
                                 f"the contract's is {types[name]}")
     return problems
+
+
+def _loaded(load, path: Path, scenario: str, problems: list[str]):
+    """``load(path)``, or None with its error added to ``problems``; a file of another scenario is a problem too."""
+    try:
+        loaded = load(path)
+    except S3PError as e:
+        problems.append(str(e))
+        return None
+    if loaded.scenario != scenario:
+        problems.append(f"{path}: scenario: {loaded.scenario!r}, not {scenario!r}")
+    return loaded
 
 
 def _suite_problems(scenario: str, types: dict[str, str], folder: Path) -> list[str]:
@@ -98,14 +106,8 @@ def _suite_problems(scenario: str, types: dict[str, str], folder: Path) -> list[
         if not path.is_file():
             problems.append(f"{path}: missing: every scenario has a {layer} suite")
             continue
-        try:
-            suite = load_suite(path)
-        except S3PError as e:
-            problems.append(str(e))
-            continue
-        if suite.scenario != scenario:
-            problems.append(f"{path}: scenario: {suite.scenario!r}, not {scenario!r}")
-        if layer != SILVER:
+        suite = _loaded(load_suite, path, scenario, problems)
+        if suite is None or layer != SILVER:
             continue  # gold suites read the gold table's columns, the same for every scenario
         for e in suite.expectations:
             column = e.param("column")
