@@ -15,7 +15,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from . import catalog_cli, methodology_cli, paths, quarantine_cli
+from . import catalog_cli, methodology_cli, paths, quarantine_cli, scenario_cli
 from .argtypes import (DATE_WINDOW, LATEST_DATE, MOST_DAYS, consecutive_dates, date as _date, date_range,
                        day_count as _day_count, fraction as _fraction, int_at_least as _int_at_least, remote as _remote)
 from .command import COMMANDS, Context, command, command_name, say
@@ -233,6 +233,7 @@ def build_parser() -> Parser:
     _add_config_args(ls, landing=False)
     _add_operations_parsers(sub)
     catalog_cli.add_parser(sub, Parser, _add_config_args)
+    scenario_cli.add_parser(sub, Parser)
     _add_command_arguments(parser)
     return parser
 

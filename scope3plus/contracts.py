@@ -6,6 +6,7 @@ Spark schemas used to parse landing lines and into the per-field rules the gate 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -15,13 +16,8 @@ from .errors import S3PError
 from .yamlio import read_yaml_mapping
 from .paths import schemas_dir as _schemas_dir
 
-SCENARIOS = (
-    "secondhand_trade",
-    "no_cutlery_order",
-    "green_trip",
-    "box_recycling",
-    "green_product_sale",
-)
+#: keys every scenario contract declares about itself, besides its fields
+SCENARIO_KEYS = ("order", "label", "label_zh", "platform", "color")
 FIELD_TYPES = ("string", "double", "integer", "boolean", "timestamp")
 CORRUPT_COLUMN = "_corrupt_record"
 #: Field types that ``Contract.typed_schema`` parses in their Spark type (the others as text).
@@ -128,7 +124,7 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_contracts(schemas_dir: Path | None = None) -> dict[str, Contract]:
-    """All scenario contracts, common fields first, in the order of SCENARIOS (default: the project's schemas/)."""
+    """All scenario contracts, common fields first, in the registry's order (default: the project's schemas/)."""
     return _load_contracts(Path(schemas_dir) if schemas_dir else _schemas_dir())
 
 
@@ -139,7 +135,7 @@ def _load_contracts(schemas_dir: Path) -> dict[str, Contract]:
     common = _read_yaml(common_path)
     common_fields = [_field(n, r, common_path) for n, r in common["fields"].items()]
     contracts = {}
-    for scenario in SCENARIOS:
+    for scenario in _scenario_registry(schemas_dir):
         path = events / f"{scenario}.yaml"
         if not path.exists():
             raise S3PError(f"missing event contract {path}")
@@ -158,6 +154,79 @@ def _load_contracts(schemas_dir: Path) -> dict[str, Contract]:
             fields=tuple(common_fields + own),
         )
     return contracts
+
+
+@dataclass(frozen=True)
+class ScenarioInfo:
+    """What a scenario's contract declares about it (not its fields): the scenario registry's entry."""
+    id: str
+    order: int
+    label: str
+    label_zh: str
+    platform: str
+    color: str
+    path: Path = field(compare=False)
+    #: the contract's ``generator:`` section as written (``scope3plus.generate`` reads and checks it)
+    generator: dict = field(default_factory=dict, compare=False)
+
+
+def scenario_registry(schemas_dir: Path | None = None) -> dict[str, ScenarioInfo]:
+    """The scenario registry: one entry per contract ``schemas/events/<id>.yaml`` (files named ``_*`` are
+    shared parts, not scenarios), in the order the contracts declare (``order``). Read from the schemas
+    in force (a project's own, else the shipped ones) when asked."""
+    return _scenario_registry(Path(schemas_dir) if schemas_dir else _schemas_dir())
+
+
+@lru_cache(maxsize=None)
+def _scenario_registry(schemas_dir: Path) -> dict[str, ScenarioInfo]:
+    entries = []
+    for path in sorted((schemas_dir / "events").glob("*.yaml")):
+        if path.name.startswith("_"):
+            continue
+        data = _read_yaml(path)
+        missing = [k for k in SCENARIO_KEYS if data.get(k) in (None, "")]
+        if missing:
+            raise S3PError(f"{path}: {missing[0]}: missing (every scenario contract declares {', '.join(SCENARIO_KEYS)})")
+        if isinstance(data["order"], bool) or not isinstance(data["order"], int):
+            raise S3PError(f"{path}: order: must be a whole number, not {data['order']!r}")
+        entries.append(ScenarioInfo(id=path.stem, order=data["order"], label=str(data["label"]),
+                                    label_zh=str(data["label_zh"]), platform=str(data["platform"]),
+                                    color=str(data["color"]), path=path, generator=data.get("generator") or {}))
+    if not entries:
+        raise S3PError(f"{schemas_dir / 'events'}: no scenario contract (<id>.yaml)")
+    entries.sort(key=lambda e: e.order)
+    for a, b in zip(entries, entries[1:]):
+        if a.order == b.order:
+            raise S3PError(f"{schemas_dir / 'events' / (b.id + '.yaml')}: order: {b.order} is {a.id}'s already")
+    return {e.id: e for e in entries}
+
+
+def scenario_ids() -> tuple[str, ...]:
+    """The scenarios in force, in their declared order."""
+    return tuple(scenario_registry())
+
+
+def scenario_info(scenario: str) -> ScenarioInfo:
+    """The registry's entry for ``scenario`` (label, label_zh, platform, color, order)."""
+    return scenario_registry()[check_scenario(scenario)]
+
+
+class _Scenarios(Sequence):
+    """``SCENARIOS``: the registry's ids, read from the files each time it is used (never frozen at
+    import), so ``for s in SCENARIOS``, ``SCENARIOS[0]``, ``len(SCENARIOS)`` and ``s in SCENARIOS`` follow
+    the project in force."""
+
+    def __getitem__(self, index):
+        return scenario_ids()[index]
+
+    def __len__(self) -> int:
+        return len(scenario_ids())
+
+    def __repr__(self) -> str:
+        return repr(scenario_ids())
+
+
+SCENARIOS = _Scenarios()
 
 
 def check_scenario(name: str) -> str:

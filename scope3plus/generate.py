@@ -38,30 +38,64 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from .contracts import SCENARIOS, load_contracts
+from .contracts import SCENARIOS, load_contracts, scenario_info
 from .errors import S3PError
 
 # --------------------------------------------------------------------------------------
 # Workload assumptions (shares of events; each list of weights is normalised on use)
 # --------------------------------------------------------------------------------------
 
-#: Share of a day's events per scenario (sums to 1).
-SCENARIO_SHARES = {
-    "green_trip": 0.45,
-    "no_cutlery_order": 0.30,
-    "box_recycling": 0.10,
-    "secondhand_trade": 0.10,
-    "green_product_sale": 0.05,
-}
+#: The keys of a contract's ``generator:`` section (docs/adding-a-scenario.md).
+GENERATOR_KEYS = ("share", "event_id_prefix", "out_of_range", "unknown")
 
-#: Prefix of event_id per scenario: ``<prefix>-<yyyymmdd>-<seq>``.
-EVENT_ID_PREFIX = {
-    "green_trip": "gt",
-    "no_cutlery_order": "nc",
-    "box_recycling": "br",
-    "secondhand_trade": "sh",
-    "green_product_sale": "gp",
-}
+
+@dataclass(frozen=True)
+class GeneratorProfile:
+    """How the generator makes one scenario's events, from its contract's ``generator:`` section."""
+    share: float                     # of a day's events
+    event_id_prefix: str             # event_id = <prefix>-<yyyymmdd>-<seq>
+    out_of_range: tuple              # (field, bad value or NEGATED) options for out-of-range lines
+    unknown: tuple                   # (field, value outside the enum or the type) options
+
+
+def generator_profile(scenario: str) -> GeneratorProfile:
+    """The scenario's generator section, checked: one line naming the contract, the key and the reason."""
+    info = scenario_info(scenario)
+    raw, where = info.generator, f"{info.path}: generator"
+    if not isinstance(raw, dict) or not raw:
+        raise S3PError(f"{where}: missing: a mapping with {', '.join(GENERATOR_KEYS)}")
+    unknown_keys = sorted(set(raw) - set(GENERATOR_KEYS))
+    if unknown_keys:
+        raise S3PError(f"{where}.{unknown_keys[0]}: unknown key (known: {', '.join(GENERATOR_KEYS)})")
+    share = raw.get("share")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise S3PError(f"{where}.share: must be a number in (0, 1], not {share!r}")
+    prefix = raw.get("event_id_prefix")
+    if not isinstance(prefix, str) or not prefix.isalnum():
+        raise S3PError(f"{where}.event_id_prefix: must be letters and digits, not {prefix!r}")
+    fields = set(load_contracts()[scenario].field_names)
+
+    def options(key: str) -> tuple:
+        items = raw.get(key)
+        if not isinstance(items, list) or not items:
+            raise S3PError(f"{where}.{key}: must be a list of {{field: value}} options")
+        for item in items:
+            if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in fields:
+                raise S3PError(f"{where}.{key}: {item!r} is not one {{field: value}} of a contract field")
+        return tuple(next(iter(item.items())) for item in items)
+
+    return GeneratorProfile(share=share, event_id_prefix=prefix, out_of_range=options("out_of_range"),
+                            unknown=options("unknown"))
+
+
+def scenario_shares() -> dict[str, float]:
+    """Share of a day's events per scenario, from the contracts; they must sum to 1."""
+    shares = {s: generator_profile(s).share for s in SCENARIOS}
+    if abs(sum(shares.values()) - 1) > 1e-9:
+        raise S3PError(f"{scenario_info(SCENARIOS[0]).path.parent}: generator.share of the scenarios sums to "
+                       f"{sum(shares.values()):g}, not 1 ({', '.join(f'{s} {v:g}' for s, v in shares.items())})")
+    return shares
+
 
 #: Big Chinese cities weighted roughly by platform activity.
 CITY_WEIGHTS = {
@@ -149,7 +183,7 @@ DIRTY_KIND_WEIGHTS = {
     "malformed": 20,        # truncated JSON line
     "duplicate": 25,        # byte-identical copy of an earlier clean line (same event_id)
     "out_of_range": 20,     # negative distance, condition 1.5, box_count 0, energy_grade 9, ...
-    "unknown_enum": 15,     # mode "teleport", action "burn", ... (see UNKNOWN_VALUES)
+    "unknown_enum": 15,     # mode "teleport", action "burn", ... (a contract's generator.unknown)
     "missing_field": 10,    # one required field left out
     "no_offset": 10,        # event_time without a UTC offset
 }
@@ -306,7 +340,7 @@ def _date_text(day_number):
 def _common_fields(scenario: str, r: _Rand) -> dict:
     return {
         "event_id": F.concat(
-            F.lit(EVENT_ID_PREFIX[scenario] + "-"), F.translate(_date_text(r.day), "-", ""), F.lit("-"),
+            F.lit(generator_profile(scenario).event_id_prefix + "-"), F.translate(_date_text(r.day), "-", ""), F.lit("-"),
             _zero_pad(r.seq, 6),
         ),
         **_event_time_columns(r),
@@ -391,26 +425,8 @@ _SCENARIO_FIELDS = {
 # --------------------------------------------------------------------------------------
 
 
-#: Out-of-range values per scenario; NEGATED means "minus the clean value".
+#: In a generator's ``out_of_range`` option: minus the clean value.
 NEGATED = "negated"
-OUT_OF_RANGE_VALUES = {
-    "green_trip": [("distance_km", NEGATED)],
-    "no_cutlery_order": [("diners", 0)],
-    "box_recycling": [("box_count", 0)],
-    "secondhand_trade": [("condition", 1.5), ("sale_price_cny", NEGATED)],
-    "green_product_sale": [("energy_grade", 9), ("price_cny", NEGATED)],
-}
-
-#: Values outside the contract's enum. Scenarios without an enum field get a value that
-#: is not even of the field's type (the contract rejects it on type); categories have no
-#: enum in the contracts, so "spaceship" would pass the contract and is not used.
-UNKNOWN_VALUES = {
-    "green_trip": [("mode", "teleport"), ("mode", "hoverboard")],
-    "no_cutlery_order": [("no_cutlery", "maybe")],
-    "box_recycling": [("action", "burn")],
-    "secondhand_trade": [("trade_type", "barter")],
-    "green_product_sale": [("energy_grade", "A+++")],
-}
 
 
 def _bad_options(values: list) -> list:
@@ -448,8 +464,8 @@ def _dirty_line(scenario: str, fields: dict, required: list[str]):
     cut = F.floor(u * (F.length(clean) - 1)).cast("int") + 1  # a proper prefix of an object is never JSON
     return (
         F.when(kind == "malformed", clean.substr(F.lit(1), cut))
-        .when(kind == "out_of_range", variant(_bad_options(OUT_OF_RANGE_VALUES[scenario])))
-        .when(kind == "unknown_enum", variant(_bad_options(UNKNOWN_VALUES[scenario])))
+        .when(kind == "out_of_range", variant(_bad_options(generator_profile(scenario).out_of_range)))
+        .when(kind == "unknown_enum", variant(_bad_options(generator_profile(scenario).unknown)))
         .when(kind == "missing_field", variant([(name, F.lit(None)) for name in required]))
         .when(kind == "no_offset", _json({**fields, "event_time": F.col("_local_time")}))
     )
@@ -532,8 +548,9 @@ def _scenario_frame(spark, run: _Run, contract, n: int, files_per_day: int):
 
 
 def _allocate(events_per_day: int) -> dict[str, int]:
-    """Events per day per scenario from SCENARIO_SHARES, summing exactly (largest remainder)."""
-    exact = {s: events_per_day * SCENARIO_SHARES[s] for s in SCENARIOS}
+    """Events per day per scenario from their generator shares, summing exactly (largest remainder)."""
+    shares = scenario_shares()
+    exact = {s: events_per_day * shares[s] for s in SCENARIOS}
     counts = {s: math.floor(v) for s, v in exact.items()}
     rest = events_per_day - sum(counts.values())
     for s in sorted(SCENARIOS, key=lambda s: (-(exact[s] - counts[s]), SCENARIOS.index(s)))[:rest]:
@@ -657,7 +674,7 @@ def generate(
 ) -> dict:
     """Write ``days`` delivery days of events from ``start`` to ``<landing>/<scenario>/``.
 
-    ``events_per_day`` is split over the scenarios by SCENARIO_SHARES. ``dirty`` is the
+    ``events_per_day`` is split over the scenarios by their contracts' generator shares. ``dirty`` is the
     fraction of lines replaced by a bad variant (DIRTY_KINDS). Scenarios are written
     concurrently, one write and one small count job each. Returns::
 

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from scope3plus.contracts import SCENARIOS
+
 
 def s3p(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "scope3plus.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
@@ -106,7 +108,7 @@ def test_write_commands_print_one_json_object_for_an_orchestrator(spark, tmp_pat
     assert job_runs == {run["run_id"]} and run["landing_date"] == str(day)
     landed = sum(len(p.read_bytes().splitlines()) for p in (tmp_path / "landing").glob(f"*/{day}*.jsonl"))
     assert sum(c["landed_lines"] for c in run["scenarios"].values()) == landed
-    assert all(c["conserved"] for c in run["scenarios"].values()) and len(run["scenarios"]) == 5
+    assert all(c["conserved"] for c in run["scenarios"].values()) and len(run["scenarios"]) == len(SCENARIOS)
     committed = {t["table"]: t for t in out["tables"]}
     for name in (tables.GOLD_AVOIDED, tables.GOLD_PROGRESS, tables.silver("green_trip"), tables.bronze("green_trip")):
         assert committed[name]["version"] == lake.version(name), name  # the version the command left

@@ -25,6 +25,7 @@ from scope3plus.lake import open_lake
 from scope3plus.pipeline import gate as gate_module
 from scope3plus.pipeline.daily import run_day
 from scope3plus.report import report_from_lake
+from scope3plus.contracts import SCENARIOS
 
 from .connect_server import connect_server
 from .support import register_approved
@@ -108,10 +109,10 @@ def lakes(spark, server, tmp_path_factory):
 
 def test_day_two_took_the_bloom_filter_in_the_classic_session_and_the_exact_join_through_spark_connect(lakes):
     day2 = str(DAY + dt.timedelta(days=1))
-    assert sum(f"{day2}: " in m and m.endswith(f"by {gate_module.HISTORY_BLOOM}") for m in lakes["classic_log"]) == 5
+    assert sum(f"{day2}: " in m and m.endswith(f"by {gate_module.HISTORY_BLOOM}") for m in lakes["classic_log"]) == len(SCENARIOS)
     for name, said in lakes["said"].items():
         fallback = [line for line in said.splitlines() if FALLBACK in line]
-        assert len(fallback) == 5 and all(line.startswith(f"[{day2}] ") for line in fallback), (name, said[-3000:])
+        assert len(fallback) == len(SCENARIOS) and all(line.startswith(f"[{day2}] ") for line in fallback), (name, said[-3000:])
         assert f"[{DAY}] gold:" in said and f"[{day2}] gold:" in said, said[-3000:]
 
 
@@ -140,7 +141,7 @@ def test_progress_report_and_quarantine_list_through_spark_connect(spark, server
     expected = json.loads(subprocess.run([sys.executable, "-m", "scope3plus.cli", "progress", "--format", "json",
                                           "--lake", lakes["configs"]["classic"].lake],
                                          capture_output=True, text=True, check=True, timeout=120).stdout)
-    assert progress["as_of"] == str(day2) and progress["events"] > 0 and len(progress["scenarios"]) == 5
+    assert progress["as_of"] == str(day2) and progress["events"] > 0 and len(progress["scenarios"]) == len(SCENARIOS)
     assert_same(progress, expected)
 
     # --as-of recomputes progress from the daily summary with Spark: on the server

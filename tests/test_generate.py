@@ -155,7 +155,7 @@ def test_scenario_shares(clean_run):
     for day in DATES:
         per_day = {s: summary["scenarios"][s]["days"][day.isoformat()]["lines"] for s in SCENARIOS}
         assert sum(per_day.values()) == EVENTS_PER_DAY
-        for scenario, share in gen.SCENARIO_SHARES.items():
+        for scenario, share in gen.scenario_shares().items():
             assert per_day[scenario] / EVENTS_PER_DAY == pytest.approx(share, abs=0.005)
 
 
@@ -173,7 +173,7 @@ def test_every_clean_line_conforms_to_its_contract(clean_run):
             assert violations(scenario, line) == [], line
             event = json.loads(line)
             prefix, id_date, _seq = event["event_id"].split("-")
-            assert prefix == gen.EVENT_ID_PREFIX[scenario] and id_date == day.strftime("%Y%m%d")
+            assert prefix == gen.generator_profile(scenario).event_id_prefix and id_date == day.strftime("%Y%m%d")
             ids.add(event["event_id"])
             event_day = shanghai_date(event["event_time"])
             assert day - dt.timedelta(days=gen.LATE_MAX_DAYS) <= event_day <= day, line

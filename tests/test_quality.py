@@ -23,7 +23,7 @@ from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
 from scope3plus.errors import GateFailed
 from scope3plus.lake import open_lake, read_small_table
-from scope3plus.paths import methodologies_dir
+from scope3plus.paths import methodologies_dir, quality_dir
 from scope3plus.pipeline import quality as q, tables
 from scope3plus.pipeline.daily import run_day
 from scope3plus.pipeline.gate import REASON_PREFIXES
@@ -58,6 +58,27 @@ def test_a_bad_suite_is_refused_with_its_file(tmp_path):
                    "  - {name: x, severity: quarantine, check: gx, expectation: ExpectColumnValuesToBeBetween}\n")
     with pytest.raises(q.S3PError, match="green_trip.gold.yaml.*quarantine"):
         q.load_suite(bad)
+
+
+def test_the_shared_row_rules_live_once_in_the_default_suite_and_a_scenario_suite_overrides_by_name(tmp_path):
+    shipped = quality_dir()
+    defaults = q.default_expectations(shipped, "silver")
+    assert {e.check for e in defaults} == {"row_rules"} and len(defaults) == 8
+    for scenario in SCENARIOS:
+        text = (shipped / f"{scenario}.silver.yaml").read_text(encoding="utf-8")
+        assert not any(f"name: {e.name}\n" in text for e in defaults), scenario  # not copied into the suites
+        assert q.load_suites()[(scenario, "silver")].expectations[:8] == defaults
+    shutil.copy(shipped / "_default.silver.yaml", tmp_path)
+    (tmp_path / "green_trip.silver.yaml").write_text(
+        "suite: green_trip.silver\nscenario: green_trip\nlayer: silver\nexpectations:\n"
+        "  - {name: contract_enums, severity: quarantine, reasons: ['enum:*', 'mode:*']}\n"
+        "  - {name: own_rule, severity: warn, check: event_id_unique}\n", encoding="utf-8")
+    suite = q.load_suite(tmp_path / "green_trip.silver.yaml")
+    assert [e.name for e in suite.expectations] == [e.name for e in defaults] + ["own_rule"]
+    assert suite.rule_of("mode:x") == "contract_enums" and suite.expectations[3].reasons == ("enum:*", "mode:*")
+    (tmp_path / "_default.silver.yaml").write_text("suite: _default.silver\nscenario: x\nlayer: silver\n", encoding="utf-8")
+    with pytest.raises(q.S3PError, match=r"_default.silver.yaml: a default suite is named _default.silver"):
+        q.load_suite(tmp_path / "green_trip.silver.yaml")
 
 
 def _exp(check, severity="fail", **kwargs):

@@ -134,18 +134,42 @@ def _expectation(raw: Any, layer: str, where: str) -> Expectation:
                        kwargs=dict(kwargs), where=dict(where_), description=str(raw.get("description") or "").strip())
 
 
+#: the file of a layer's default suite, beside the scenarios' suites: ``_default.silver.yaml``
+DEFAULT_SUITE = "_default.{layer}.yaml"
+
+
+def _expectations(raw: dict, layer: str, path: Path) -> tuple[Expectation, ...]:
+    expectations = tuple(_expectation(e, layer, str(path)) for e in raw.get("expectations") or [])
+    names = [e.name for e in expectations]
+    if len(set(names)) != len(names):
+        raise S3PError(f"{path}: expectation names must be unique")
+    return expectations
+
+
+def default_expectations(folder: Path, layer: str) -> tuple[Expectation, ...]:
+    """The expectations every scenario's ``layer`` suite in ``folder`` starts from: those of
+    ``_default.<layer>.yaml`` there (none when the folder has no such file)."""
+    path = Path(folder) / DEFAULT_SUITE.format(layer=layer)
+    if not path.is_file():
+        return ()
+    raw = read_yaml_mapping(path, "default data-quality suite")
+    if raw.get("layer") != layer or raw.get("suite") != f"_default.{layer}" or "scenario" in raw:
+        raise S3PError(f"{path}: a default suite is named _default.{layer}, has layer: {layer} and no scenario")
+    return _expectations(raw, layer, path)
+
+
 def load_suite(path: Path) -> Suite:
+    """A scenario's suite: the default suite's expectations of its layer (beside it), each replaced in
+    place by the suite's own expectation of the same name, then the suite's other expectations."""
     raw = read_yaml_mapping(path, "data-quality suite")
     layer, scenario = raw.get("layer"), raw.get("scenario")
     if layer not in (SILVER, GOLD):
         raise S3PError(f"{path}: layer must be silver or gold")
     if raw.get("suite") != f"{scenario}.{layer}" or path.name != f"{scenario}.{layer}.yaml":
         raise S3PError(f"{path}: suite must be named <scenario>.<layer> after its file")
-    items = raw.get("expectations") or []
-    expectations = tuple(_expectation(e, layer, str(path)) for e in items)
-    names = [e.name for e in expectations]
-    if len(set(names)) != len(names):
-        raise S3PError(f"{path}: expectation names must be unique")
+    own = {e.name: e for e in _expectations(raw, layer, path)}
+    defaults = default_expectations(path.parent, layer)
+    expectations = tuple(own.pop(e.name, e) for e in defaults) + tuple(own.values())
     return Suite(name=raw["suite"], scenario=scenario, layer=layer, version=int(raw.get("version", 1)),
                  description=str(raw.get("description") or ""), expectations=expectations, path=str(path))
 
@@ -159,7 +183,6 @@ def load_suites(quality_dir: Path | None = None) -> dict[tuple[str, str], Suite]
 @lru_cache(maxsize=None)
 def _load_suites(quality_dir: Path) -> dict[tuple[str, str], Suite]:
     from ..contracts import SCENARIOS
-    from .gate import REASON_PREFIXES
 
     suites = {}
     for scenario in SCENARIOS:
@@ -172,10 +195,17 @@ def _load_suites(quality_dir: Path) -> dict[tuple[str, str], Suite]:
                 raise S3PError(f"{path}: scenario must be {scenario!r}")
             suites[(scenario, layer)] = suite
         silver = suites[(scenario, SILVER)]
-        unmapped = [p for p in REASON_PREFIXES if not silver.rule_of(p) and not silver.rule_of(f"{p}:x")]
+        unmapped = uncovered_reason_codes(silver)
         if unmapped:
             raise S3PError(f"{silver.path}: no quarantine expectation covers the reason codes {unmapped}")
     return suites
+
+
+def uncovered_reason_codes(silver: Suite) -> list[str]:
+    """The gate's reason codes (their prefixes) no quarantine expectation of a silver suite covers."""
+    from .gate import REASON_PREFIXES
+
+    return [p for p in REASON_PREFIXES if not silver.rule_of(p) and not silver.rule_of(f"{p}:x")]
 
 
 # ---------------------------------------------------------------------------------------

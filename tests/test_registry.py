@@ -1,0 +1,126 @@
+"""The scenario registry is the files: a scenario exists when its contract ``schemas/events/<id>.yaml`` does."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scope3plus import paths
+from scope3plus.contracts import SCENARIO_KEYS, SCENARIOS, load_contracts, scenario_info, scenario_registry
+from scope3plus.cli import main
+from scope3plus.errors import S3PError
+from scope3plus.yamlio import read_yaml_mapping
+
+TOY = """scenario: toy_refill
+platform: Toy (玩具)
+order: 0
+label: "Refills (Toy)"
+label_zh: "玩具补充装"
+color: "#123456"
+description: A toy seventh scenario.
+fields:
+  litres: {type: double, required: true, min: 0}
+generator: {share: 0.1, event_id_prefix: tr, out_of_range: [{litres: negated}], unknown: [{litres: "x"}]}
+"""
+
+
+@pytest.fixture
+def own_schemas(tmp_path, monkeypatch):
+    """A project folder holding its own copy of the shipped schemas/, in force through $S3P_PROJECT."""
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / paths.MARKER).write_text("name: test\n", encoding="utf-8")
+    shutil.copytree(paths.shipped_dir("schemas"), own / "schemas")
+    monkeypatch.setenv(paths.PROJECT_ENV, str(own))
+    return own / "schemas" / "events"
+
+
+def test_the_shipped_registry_is_read_from_the_contracts_in_their_declared_order():
+    events = paths.shipped_dir("schemas") / "events"
+    registry = scenario_registry(paths.shipped_dir("schemas"))
+    files = sorted(p.stem for p in events.glob("*.yaml") if not p.name.startswith("_"))
+    assert sorted(registry) == files and list(SCENARIOS) == list(registry)
+    assert [e.order for e in registry.values()] == sorted(e.order for e in registry.values())
+    for scenario, entry in registry.items():
+        data = read_yaml_mapping(events / f"{scenario}.yaml", "contract")
+        assert {k: getattr(entry, k) for k in SCENARIO_KEYS} == {k: data[k] for k in SCENARIO_KEYS}
+    assert scenario_info("green_trip").label == "Green trips (Amap)" and scenario_info("green_trip").color == "#54a24b"
+
+
+def test_a_project_contract_adds_a_scenario_in_its_declared_place(own_schemas):
+    (own_schemas / "toy_refill.yaml").write_text(TOY, encoding="utf-8")
+    shipped = list(scenario_registry(paths.shipped_dir("schemas")))
+    assert list(SCENARIOS) == ["toy_refill", *shipped] and len(SCENARIOS) == len(shipped) + 1
+    assert SCENARIOS[0] == "toy_refill" and "toy_refill" in SCENARIOS
+    assert list(load_contracts()) == list(SCENARIOS) and "litres" in load_contracts()["toy_refill"].field_names
+    assert scenario_info("toy_refill").label_zh == "玩具补充装"
+
+
+def test_scenario_check_says_ok_for_every_shipped_scenario(capsys):
+    for scenario in SCENARIOS:
+        assert main(["scenario", "check", scenario]) == 0
+        out = capsys.readouterr().out
+        assert out == f"OK {scenario}: contract, methodology and suites agree\n"
+
+
+def test_scenario_check_names_each_problem_of_a_broken_copy_on_one_line(tmp_path, capsys):
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / paths.MARKER).write_text("name: test\n", encoding="utf-8")
+    for folder in ("schemas", "methodologies", "quality"):
+        shutil.copytree(paths.shipped_dir(folder), own / folder)
+    contract = own / "schemas" / "events" / "green_trip.yaml"
+    contract.write_text(contract.read_text(encoding="utf-8")  # distance renamed, a boolean made a string, a prefix lost
+                        .replace("event_id_prefix: gt", "event_id_prefix: g-t")
+                        .replace("  distance_km:", "  distance:")
+                        .replace("navigation_verified: {type: boolean", "navigation_verified: {type: string"),
+                        encoding="utf-8")
+    silver = own / "quality" / "green_trip.silver.yaml"
+    silver.write_text(silver.read_text(encoding="utf-8").replace("where: {mode: walk}", "where: {travel_mode: walk}"),
+                      encoding="utf-8")
+    (own / "quality" / "green_trip.gold.yaml").unlink()
+    assert main(["--project", str(own), "scenario", "check", "green_trip"]) == 2
+    captured = capsys.readouterr()
+    spec, quality = own / "methodologies" / "green_trip" / "1.0.0.yaml", own / "quality"
+    assert captured.out == "" and sorted(captured.err.splitlines()) == sorted([
+        f"green_trip: {contract}: generator.event_id_prefix: must be letters and digits, not 'g-t'",
+        f"green_trip: {spec}: fields.distance_km: not a field of the contract",
+        f"green_trip: {spec}: fields.navigation_verified: unit boolean needs a boolean field; the contract's is string",
+        f"green_trip: {silver}: distance_typical: column 'distance_km' is not a silver column of the contract",
+        f"green_trip: {silver}: walk_distance_typical: column 'distance_km' is not a silver column of the contract",
+        f"green_trip: {silver}: walk_distance_typical: where 'travel_mode' is not a silver column of the contract",
+        f"green_trip: {quality / 'green_trip.gold.yaml'}: missing: every scenario has a gold suite",
+    ])
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda text: text.replace('label: "Refills (Toy)"\n', ""), "toy_refill.yaml: label: missing"),
+    (lambda text: text.replace("order: 0", "order: first"), "toy_refill.yaml: order: must be a whole number"),
+    (lambda text: text.replace("order: 0", "order: 1"), "toy_refill.yaml: order: 1 is secondhand_trade's already"),
+])
+def test_a_bad_registry_entry_is_one_line_naming_file_key_and_reason(own_schemas, change, message):
+    (own_schemas / "toy_refill.yaml").write_text(change(TOY), encoding="utf-8")
+    with pytest.raises(S3PError) as raised:
+        list(SCENARIOS)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert Path(str(raised.value).split(":")[0]).parent == own_schemas
+
+
+def test_the_generator_section_is_checked_with_one_line_naming_the_key(own_schemas):
+    from scope3plus import generate
+
+    (own_schemas / "toy_refill.yaml").write_text(TOY, encoding="utf-8")
+    assert generate.generator_profile("toy_refill") == generate.GeneratorProfile(
+        0.1, "tr", (("litres", generate.NEGATED),), (("litres", "x"),))
+    with pytest.raises(S3PError, match=r"generator.share of the scenarios sums to 1.1, not 1 \(toy_refill 0.1, "):
+        generate.scenario_shares()
+
+
+def test_a_generator_option_of_a_field_the_contract_lacks_is_one_line(own_schemas):
+    from scope3plus import generate
+
+    (own_schemas / "toy_refill.yaml").write_text(TOY.replace("[{litres: negated}]", "[{volume: -1}]"), encoding="utf-8")
+    with pytest.raises(S3PError, match=r"toy_refill.yaml: generator.out_of_range: \{'volume': -1\} is not one"):
+        generate.generator_profile("toy_refill")
