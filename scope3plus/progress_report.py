@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from .contracts import SCENARIOS
+from .contracts import SCENARIOS, scenario_registry
 from .errors import S3PError
 from .lake import read_small_table, table_exists, table_path
 from .pipeline import tables
@@ -22,15 +22,8 @@ from .pipeline.rollup import PROGRESS_COLUMNS, TOTAL
 
 COLUMNS = PROGRESS_COLUMNS
 
-# the readable name of each scope, with the platform it comes from
-LABELS = {
-    "secondhand_trade": "Second-hand (Xianyu)",
-    "no_cutlery_order": "No-cutlery orders (Ele.me)",
-    "green_trip": "Green trips (Amap)",
-    "box_recycling": "Box reuse (Cainiao)",
-    "green_product_sale": "Green products (Tmall)",
-    TOTAL: "All scenarios",
-}
+#: the readable name of the total row (a scenario's own is its contract's ``label``: the scenario registry)
+TOTAL_LABEL = "All scenarios"
 
 # keys of `s3p progress --format json`: top level (the total row) and per scenario
 TOTAL_KEYS = (
@@ -140,7 +133,11 @@ def format_restatement(row: dict) -> str:
 
 
 def label(scope: str) -> str:
-    return LABELS.get(scope, scope)
+    """The readable name of a scope, with the platform it comes from: the contract's ``label``."""
+    if scope == TOTAL:
+        return TOTAL_LABEL
+    registry = scenario_registry()
+    return registry[scope].label if scope in registry else scope
 
 
 # ---- the table: three parts, each a list of rows of formatted cells ----

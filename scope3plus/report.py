@@ -25,15 +25,13 @@ from pathlib import Path
 
 from .aggregates import ReportedAggregate, counted_as_of
 from .config import Config
-from .contracts import SCENARIOS
+from .contracts import SCENARIOS, scenario_info
 from .pipeline.rollup import DAYS_PER_YEAR, TOTAL, fiscal_year_label, fiscal_year_start
-from .progress_report import (LABELS, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
+from .progress_report import (label, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
                               format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
                               STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
 
 FILES = {"html": "progress.html", "png": "progress.png", "scenarios_png": "progress-scenarios.png", "csv": "progress.csv"}
-COLORS = {"secondhand_trade": "#4c78a8", "no_cutlery_order": "#f58518", "green_trip": "#54a24b",
-          "box_recycling": "#b279a2", "green_product_sale": "#e45756"}
 REPORTED_COLOR = "#9d9d9d"
 PDF = "progress.pdf"
 # Headless Chromium for the PDF (and the browser test): no sandbox (CI runs as root), no GPU, nothing that
@@ -183,7 +181,7 @@ def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: li
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     layers = [("reported", "Reported totals (all scenarios, published)", REPORTED_COLOR)]
-    layers += [(s, LABELS[s], COLORS[s]) for s in SCENARIOS]
+    layers += [(s, label(s), scenario_info(s).color) for s in SCENARIOS]
     ax.stackplot(dates, *[mt(stacks[key]) for key, _, _ in layers], labels=[name for _, name, _ in layers],
                  colors=[color for _, _, color in layers], alpha=0.85, linewidth=0)
     per_year = goal / ((end - config.goal_start).days / DAYS_PER_YEAR)
@@ -223,9 +221,9 @@ def write_scenario_shares(path: Path, rows: list[dict]) -> None:
     fig = Figure(figsize=(11, 2.8), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    names = [LABELS[r["scope"]] for r in scenarios][::-1]
+    names = [label(r["scope"]) for r in scenarios][::-1]
     shares = [100 * (r["cumulative_t"] or 0.0) / event_total if event_total else 0.0 for r in scenarios][::-1]
-    ax.barh(names, shares, color=[COLORS[r["scope"]] for r in scenarios][::-1])
+    ax.barh(names, shares, color=[scenario_info(r["scope"]).color for r in scenarios][::-1])
     for y, (share, r) in enumerate(zip(shares, scenarios[::-1])):
         ax.text(min(share, 100) + 1, y, f"{share:.1f}% ({format_tonnes_rounded(r['cumulative_t'] or 0.0)})",
                 va="center", fontsize=9)
@@ -353,7 +351,7 @@ def _fiscal_year_table(years: list[dict]) -> str:
     """Fiscal year by fiscal year (full precision): each column's tonnes, its change from the previous fiscal
     year, and its share of the straight-line path's tonnes for the same days."""
     esc = html.escape
-    columns = [("reported", "Reported totals"), *[(s, LABELS[s]) for s in SCENARIOS], (TOTAL, "Total")]
+    columns = [("reported", "Reported totals"), *[(s, label(s)) for s in SCENARIOS], (TOTAL, "Total")]
     head = "".join(f"<th class=num>{esc(name)}</th>" for _, name in columns)
     body = []
     for i, year in enumerate(years):
