@@ -35,7 +35,9 @@ DAY = dt.date(2026, 11, 1)
 DAYS = 2
 #: Columns that say which run wrote a row, when, and how: they differ between any two runs.
 LINEAGE = {"run_id", "latest_run_id", "ingest_run_id", "mlflow_run_id", "ingested_at", "quarantined_at",
-           "checked_at", "started_at", "ended_at", "seconds", "lake_backend"}
+           "checked_at", "started_at", "ended_at", "seconds", "lake_backend",
+           # read off the wall clock when the command runs: two commands a minute apart differ
+           "overdue_hours"}
 #: ``s3p`` with the Bloom pre-filter due whatever the history's size (as a big lake would have it).
 S3P_BLOOM_ALWAYS = ("import sys; import scope3plus.pipeline.gate as gate; "
                     "gate.BLOOM_FROM_HISTORY_ROWS = gate.BLOOM_FROM_HISTORY_PER_LINE = 0; "
