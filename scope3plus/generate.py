@@ -18,14 +18,16 @@ scenario's events per day). The range is split into exactly one Spark partition
 per output file (a contiguous block of one day), so files are written without a
 shuffle and Spark's ``part-<partition>`` names map back to (day, part) directly.
 
-The shares below are **workload assumptions** for a plausible event mix, not
-emission factors; no methodology reads them.
+How each scenario's own fields are drawn, its share of a day's events and its dirty
+values are declared in its contract's ``generator:`` section (scope3plus/generator_fields.py,
+docs/adding-a-scenario.md); the common fields and the dirty-line mix are below. All are
+**workload assumptions** for a plausible event mix, not emission factors; no methodology
+reads them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import math
 import os
 import re
@@ -40,13 +42,14 @@ from pyspark.sql import functions as F
 
 from .contracts import SCENARIOS, load_contracts, scenario_info
 from .errors import S3PError
+from .generator_fields import FieldDraw, Rand, compile_fields, compile_tables, key64, literal_array, scale, zero_pad
 
 # --------------------------------------------------------------------------------------
-# Workload assumptions (shares of events; each list of weights is normalised on use)
+# Workload assumptions (each list of weights is normalised on use)
 # --------------------------------------------------------------------------------------
 
 #: The keys of a contract's ``generator:`` section (docs/adding-a-scenario.md).
-GENERATOR_KEYS = ("share", "event_id_prefix", "out_of_range", "unknown")
+GENERATOR_KEYS = ("share", "event_id_prefix", "out_of_range", "unknown", "fields", "tables")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class GeneratorProfile:
     event_id_prefix: str             # event_id = <prefix>-<yyyymmdd>-<seq>
     out_of_range: tuple              # (field, bad value or NEGATED) options for out-of-range lines
     unknown: tuple                   # (field, value outside the enum or the type) options
+    fields: tuple[FieldDraw, ...]    # how each of the scenario's own fields is drawn, in order
 
 
 def generator_profile(scenario: str) -> GeneratorProfile:
@@ -84,8 +88,17 @@ def generator_profile(scenario: str) -> GeneratorProfile:
                 raise S3PError(f"{where}.{key}: {item!r} is not one {{field: value}} of a contract field")
         return tuple(next(iter(item.items())) for item in items)
 
+    draws = compile_fields(raw.get("fields"), compile_tables(raw.get("tables"), f"{where}.tables"),
+                           f"{where}.fields", known=COMMON_FIELDS)
+    drawn = {d.name for d in draws}
+    missing = [f for f in fields - drawn - set(COMMON_FIELDS)]
+    if missing:
+        raise S3PError(f"{where}.fields: no draw for the contract field(s) {', '.join(sorted(missing))}")
+    extra = sorted(n for n in drawn - fields if not n.startswith("_"))
+    if extra:
+        raise S3PError(f"{where}.fields.{extra[0]}: not a field of the contract (a helper's name starts with _)")
     return GeneratorProfile(share=share, event_id_prefix=prefix, out_of_range=options("out_of_range"),
-                            unknown=options("unknown"))
+                            unknown=options("unknown"), fields=draws)
 
 
 def scenario_shares() -> dict[str, float]:
@@ -106,69 +119,9 @@ CITY_WEIGHTS = {
 
 #: Id pools: ids are ``<prefix><zero-padded number>`` drawn uniformly from the pool.
 USER_POOL = ("u", 7, 5_000_000)          # u0012345
-MERCHANT_POOL = ("m", 6, 300_000)        # m012345
-STATION_POOL = ("st", 6, 60_000)         # st012345
-SKU_POOL_PER_CATEGORY = 2_000            # sku-<category>-00123
 
-# green_trip (Gaode/Amap)
-MODE_WEIGHTS = {"metro": 35, "bus": 30, "bike": 20, "walk": 10, "carpool": 5}
-#: Distance range per mode in km; drawn as lo + (hi - lo) * u**2 (short trips dominate).
-MODE_DISTANCE_KM = {
-    "metro": (2.0, 30.0), "bus": (1.0, 20.0), "bike": (0.5, 8.0),
-    "walk": (0.3, 4.0), "carpool": (3.0, 40.0),
-}
-#: Door-to-door speed per mode in km/h, used for the optional duration (x 0.8-1.3 jitter).
-MODE_SPEED_KMH = {"metro": 28.0, "bus": 16.0, "bike": 13.0, "walk": 4.8, "carpool": 30.0}
-NAVIGATION_VERIFIED_SHARE = 0.85
-TRIP_DURATION_PRESENT_SHARE = 0.90
-
-# no_cutlery_order (Ele.me)
-NO_CUTLERY_SHARE = 0.35
-DINERS_WEIGHTS = {1: 60, 2: 25, 3: 10, 4: 5}
-DINERS_PRESENT_SHARE = 0.70
-
-# box_recycling (Cainiao stations)
-BOX_ACTION_WEIGHTS = {"drop_off": 60, "reuse_ship": 40}
-BOX_COUNT_WEIGHTS = {1: 70, 2: 15, 3: 8, 4: 4, 5: 3}
-BOX_SIZE_WEIGHTS = {"small": 45, "medium": 40, "large": 15}
-BOX_SIZE_PRESENT_SHARE = 0.80
-
-# secondhand_trade (Xianyu)
-TRADE_TYPE_WEIGHTS = {"c2c": 85, "recycle": 15}
-SECONDHAND_CATEGORY_WEIGHTS = {
-    "smartphone": 30, "apparel": 20, "book": 15, "laptop": 10,
-    "furniture": 9, "tablet": 8, "large_appliance": 8,
-}
-#: Original (new) price range in CNY per category.
-SECONDHAND_PRICE_CNY = {
-    "smartphone": (1500, 9000), "laptop": (3000, 15000), "tablet": (1500, 7000),
-    "apparel": (50, 800), "book": (20, 150), "large_appliance": (1500, 8000),
-    "furniture": (300, 5000),
-}
-#: Model keys of smartphones, when the platform knows them.
-SMARTPHONE_MODEL_WEIGHTS = {
-    "iphone_14_pro_max": 25, "iphone_13": 25, "huawei_mate_60_pro": 20,
-    "xiaomi_14": 15, "oppo_reno_11": 15,
-}
-SMARTPHONE_MODEL_PRESENT_SHARE = 0.60
-ORIGINAL_PRICE_PRESENT_SHARE = 0.70
-QUANTITY_PRESENT_SHARE = 0.80
-QUANTITY_WEIGHTS = {1: 92, 2: 6, 3: 2}
-#: Sale price as a share of (original price x condition): c2c resale vs recycling quote.
-RESALE_FACTOR = {"c2c": (0.5, 0.9), "recycle": (0.2, 0.5)}
-
-# green_product_sale (Tmall/Taobao)
-GREEN_PRODUCT_CATEGORY_WEIGHTS = {
-    "air_conditioner": 30, "refrigerator": 25, "washing_machine": 20,
-    "television": 15, "water_heater": 10,
-}
-GREEN_PRODUCT_PRICE_CNY = {
-    "air_conditioner": (2000, 8000), "refrigerator": (1500, 9000),
-    "washing_machine": (1200, 5000), "television": (1500, 12000),
-    "water_heater": (600, 3500),
-}
-ENERGY_GRADE_WEIGHTS = {1: 30, 2: 30, 3: 25, 4: 10, 5: 5}
-UNITS_WEIGHTS = {1: 90, 2: 8, 3: 2}
+#: The fields every scenario's events carry, drawn here; a contract's generator.fields draws the rest.
+COMMON_FIELDS = ("event_id", "event_time", "user_id", "city")
 
 # Event time
 LOCAL_UTC_OFFSET_S = 8 * 3600               # Asia/Shanghai, no DST
@@ -195,110 +148,18 @@ DUPLICATE_CANDIDATES = 8
 ROWS_PER_FILE = 1_000_000
 
 _EPOCH = dt.date(1970, 1, 1)
-_U53 = (1 << 53) - 1
 _PART_RE = re.compile(r"^part-(\d+)")
 
 
 # --------------------------------------------------------------------------------------
-# Random building blocks: every value is a pure function of (seed, scenario, tag, day, seq)
+# Clean events: the common fields here, then the contract's generator.fields, each added to
+# the frame in order as {column: expression}, so an expression may refer to an earlier column
+# by name (Spark keeps such staged columns computed once instead of inlining big expressions
+# repeatedly). Columns whose name starts with "_" are helpers; the others are contract fields.
 # --------------------------------------------------------------------------------------
 
 
-def _key64(text: str) -> int:
-    """A stable signed 64-bit integer for a text, used as a literal hash input."""
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
-
-
-def _row_key(seed: int, scenario: str, day, seq):
-    """The random key of one row: xxhash64 of (seed and scenario, delivery day number, seq)."""
-    return F.xxhash64(F.lit(_key64(f"{seed}/{scenario}")), day, seq)
-
-
-class _Rand:
-    """Deterministic randomness of one row: each tag draws ``xxhash64(tag, row key)``."""
-
-    def __init__(self, key, day, seq):
-        self.key, self.day, self.seq = key, day, seq
-
-    def uniform(self, tag: str):
-        """A double in [0, 1) with 53 random bits."""
-        return F.xxhash64(F.lit(_key64(tag)), self.key).bitwiseAND(F.lit(_U53)) / float(1 << 53)
-
-    def chance(self, tag: str, share: float):
-        return self.uniform(tag) < share
-
-    def integer(self, tag: str, lo: int, hi: int):
-        """A long uniform in [lo, hi]."""
-        return _scale(self.uniform(tag), lo, hi)
-
-    def choice(self, tag: str, weights: dict):
-        """One key of ``weights`` (integers) with probability proportional to its weight.
-
-        One hash and one array lookup, whatever the number of keys.
-        """
-        divisor = math.gcd(*weights.values())
-        table = [key for key, weight in weights.items() for _ in range(weight // divisor)]
-        index = _scale(self.uniform(tag), 1, len(table)).cast("int")
-        return F.element_at(_literal_array(table), index)
-
-    def pool_id(self, tag: str, pool: tuple[str, int, int]):
-        """``<prefix><zero-padded number>`` drawn uniformly from the pool."""
-        prefix, width, size = pool
-        return F.concat(F.lit(prefix), _zero_pad(self.integer(tag, 0, size - 1), width))
-
-    def range_by(self, tag: str, key, ranges: dict, power: float = 1.0):
-        """A double in the [lo, hi) range of ``ranges[key]``, skewed by ``u ** power``."""
-        u = self.uniform(tag)
-        if power != 1.0:
-            u = F.pow(u, F.lit(power))
-        lo = _lookup(key, {k: float(v[0]) for k, v in ranges.items()})
-        hi = _lookup(key, {k: float(v[1]) for k, v in ranges.items()})
-        return lo + (hi - lo) * u
-
-    def optional(self, tag: str, share: float, col):
-        """``col`` with probability ``share``, else null (omitted from the JSON line)."""
-        return F.when(self.chance(tag, share), col)
-
-
-def _scale(u, lo: int, hi: int):
-    """Map a uniform [0, 1) to a long uniform in [lo, hi]."""
-    return F.floor(u * (hi - lo + 1)) + lo
-
-
-def _zero_pad(number, width: int):
-    """A number as text, left-padded with zeros to ``width`` (never truncated, unlike lpad)."""
-    text = number.cast("string")
-    return F.when(F.length(text) < width, F.lpad(text, width, "0")).otherwise(text)
-
-
-def _lookup(key, mapping: dict):
-    """``mapping[key]`` for a small literal mapping."""
-    pairs = ", ".join(f"{_sql_literal(k)}, {_sql_literal(v)}" for k, v in mapping.items())
-    return F.element_at(F.expr(f"map({pairs})"), key)
-
-
-def _literal_array(values: list):
-    """A literal array column, built in one call (not one ``lit`` per element)."""
-    return F.expr(f"array({', '.join(_sql_literal(v) for v in values)})")
-
-
-def _sql_literal(value) -> str:
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, float):
-        return f"CAST({value!r} AS DOUBLE)"
-    return str(int(value))
-
-
-# --------------------------------------------------------------------------------------
-# Clean events. Each builder returns {column: expression}, added to the frame in order, so
-# an expression may refer to an earlier column by name (Spark keeps such staged columns
-# computed once instead of inlining big expressions repeatedly). Columns whose name starts
-# with "_" are helpers; the others are contract fields.
-# --------------------------------------------------------------------------------------
-
-
-def _event_time_columns(r: _Rand) -> dict:
+def _event_time_columns(r: Rand) -> dict:
     """event_time plus helpers ``_local_time`` (without offset) and ``_late``.
 
     A random second of the delivery day ``r.day`` in Asia/Shanghai; LATE_SHARE of events
@@ -323,7 +184,7 @@ def _event_time_columns(r: _Rand) -> dict:
 def _iso_local(day_number, second):
     """``YYYY-MM-DDTHH:MM:SS`` for a day number and a second of that day (wrapped into 0..86399)."""
     sec = F.pmod(second, F.lit(86_400))
-    digits = _literal_array([f"{i:02d}" for i in range(60)])  # cheaper than format_string
+    digits = literal_array([f"{i:02d}" for i in range(60)])  # cheaper than format_string
 
     def two(value):
         return F.element_at(digits, value.cast("int") + 1)
@@ -337,87 +198,21 @@ def _date_text(day_number):
     return F.date_add(F.lit(_EPOCH), day_number.cast("int")).cast("string")
 
 
-def _common_fields(scenario: str, r: _Rand) -> dict:
+def _row_key(seed: int, scenario: str, day, seq):
+    """The random key of one row: xxhash64 of (seed and scenario, delivery day number, seq)."""
+    return F.xxhash64(F.lit(key64(f"{seed}/{scenario}")), day, seq)
+
+
+def _common_fields(scenario: str, r: Rand) -> dict:
     return {
         "event_id": F.concat(
             F.lit(generator_profile(scenario).event_id_prefix + "-"), F.translate(_date_text(r.day), "-", ""), F.lit("-"),
-            _zero_pad(r.seq, 6),
+            zero_pad(r.seq, 6),
         ),
         **_event_time_columns(r),
         "user_id": r.pool_id("user", USER_POOL),
         "city": r.choice("city", CITY_WEIGHTS),
     }
-
-
-def _green_trip(r: _Rand) -> dict:
-    mode, distance = F.col("mode"), F.col("distance_km")
-    jitter = 0.8 + 0.5 * r.uniform("duration_jitter")
-    duration = F.round(distance / _lookup(mode, MODE_SPEED_KMH) * 60.0 * jitter, 1)
-    return {
-        "mode": r.choice("mode", MODE_WEIGHTS),
-        "distance_km": F.round(r.range_by("distance", mode, MODE_DISTANCE_KM, power=2.0), 2),
-        "duration_min": r.optional("duration_present", TRIP_DURATION_PRESENT_SHARE, duration),
-        "navigation_verified": r.chance("navigation", NAVIGATION_VERIFIED_SHARE),
-    }
-
-
-def _no_cutlery_order(r: _Rand) -> dict:
-    return {
-        "merchant_id": r.pool_id("merchant", MERCHANT_POOL),
-        "no_cutlery": r.chance("no_cutlery", NO_CUTLERY_SHARE),
-        "diners": r.optional("diners_present", DINERS_PRESENT_SHARE, r.choice("diners", DINERS_WEIGHTS)),
-    }
-
-
-def _box_recycling(r: _Rand) -> dict:
-    return {
-        "station_id": r.pool_id("station", STATION_POOL),
-        "action": r.choice("action", BOX_ACTION_WEIGHTS),
-        "box_count": r.choice("box_count", BOX_COUNT_WEIGHTS),
-        "box_size": r.optional("box_size_present", BOX_SIZE_PRESENT_SHARE, r.choice("box_size", BOX_SIZE_WEIGHTS)),
-    }
-
-
-def _secondhand_trade(r: _Rand) -> dict:
-    category, original = F.col("category"), F.col("_original_price")
-    resale = r.range_by("resale_factor", F.col("trade_type"), RESALE_FACTOR)
-    return {
-        "trade_type": r.choice("trade_type", TRADE_TYPE_WEIGHTS),
-        "category": r.choice("category", SECONDHAND_CATEGORY_WEIGHTS),
-        "item_model": F.when(
-            (category == "smartphone") & r.chance("model_present", SMARTPHONE_MODEL_PRESENT_SHARE),
-            r.choice("model", SMARTPHONE_MODEL_WEIGHTS),
-        ),
-        "_original_price": F.round(r.range_by("original_price", category, SECONDHAND_PRICE_CNY), 0),
-        "original_price_cny": r.optional("original_present", ORIGINAL_PRICE_PRESENT_SHARE, original),
-        # condition in (0.3, 1.0], skewed towards well-kept items: 0.31 .. 1.00
-        "condition": (F.floor(F.sqrt(r.uniform("condition")) * 70) + 31) / 100.0,
-        "sale_price_cny": F.greatest(F.round(original * F.col("condition") * resale, 0), F.lit(1.0)),
-        "quantity": r.optional("quantity_present", QUANTITY_PRESENT_SHARE, r.choice("quantity", QUANTITY_WEIGHTS)),
-    }
-
-
-def _green_product_sale(r: _Rand) -> dict:
-    category = F.col("category")
-    unit_price = F.round(r.range_by("price", category, GREEN_PRODUCT_PRICE_CNY), 0) - 1.0  # 2999.0-style prices
-    sku_number = _zero_pad(r.integer("sku", 0, SKU_POOL_PER_CATEGORY - 1), 5)
-    return {
-        "merchant_id": r.pool_id("merchant", MERCHANT_POOL),
-        "category": r.choice("category", GREEN_PRODUCT_CATEGORY_WEIGHTS),
-        "sku": F.concat(F.lit("sku-"), category, F.lit("-"), sku_number),
-        "energy_grade": r.choice("energy_grade", ENERGY_GRADE_WEIGHTS),
-        "units": r.choice("units", UNITS_WEIGHTS),
-        "price_cny": unit_price * F.col("units"),  # price paid for the order line (unit price x units)
-    }
-
-
-_SCENARIO_FIELDS = {
-    "green_trip": _green_trip,
-    "no_cutlery_order": _no_cutlery_order,
-    "box_recycling": _box_recycling,
-    "secondhand_trade": _secondhand_trade,
-    "green_product_sale": _green_product_sale,
-}
 
 
 # --------------------------------------------------------------------------------------
@@ -459,7 +254,7 @@ def _dirty_line(scenario: str, fields: dict, required: list[str]):
     kind, clean, u = F.col("_kind"), F.col("_clean"), F.col("_u_variant")
 
     def variant(options: list):
-        return _json(_with_options(fields, options, _scale(u, 0, len(options) - 1)))
+        return _json(_with_options(fields, options, scale(u, 0, len(options) - 1)))
 
     cut = F.floor(u * (F.length(clean) - 1)).cast("int") + 1  # a proper prefix of an object is never JSON
     return (
@@ -502,15 +297,15 @@ def _scenario_frame(spark, run: _Run, contract, n: int, files_per_day: int):
     """
     scenario, seed, dirty, start_day = contract.scenario, run.seed, run.dirty, run.start_day
 
-    def rand_of(row_id) -> _Rand:
+    def rand_of(row_id) -> Rand:
         day, seq = F.lit(start_day) + F.floor(row_id / n), row_id % n
-        return _Rand(_row_key(seed, scenario, day, seq), day, seq)
+        return Rand(_row_key(seed, scenario, day, seq), day, seq)
 
     own = rand_of(F.col("id"))
     rows = spark.range(0, run.days * n, 1, run.days * files_per_day).withColumns(
         {"_day": own.day, "_seq": own.seq, "_key": own.key}
     )
-    own = _Rand(F.col("_key"), F.col("_day"), F.col("_seq"))
+    own = Rand(F.col("_key"), F.col("_day"), F.col("_seq"))
     rows = rows.withColumn("_kind", F.when(own.chance("dirty", dirty), own.choice("dirty_kind", DIRTY_KIND_WEIGHTS)))
 
     # A duplicate copies the clean line of an earlier row (at most n rows back: the same or the
@@ -529,8 +324,9 @@ def _scenario_frame(spark, run: _Run, contract, n: int, files_per_day: int):
     # Every field derives from the source row: itself, or for a duplicate the copied row.
     src = rand_of(F.col("_src"))
     rows = rows.withColumns({"_src_day": src.day, "_src_seq": src.seq, "_src_key": src.key})
-    r = _Rand(F.col("_src_key"), F.col("_src_day"), F.col("_src_seq"))
-    for name, expr in {**_common_fields(scenario, r), **_SCENARIO_FIELDS[scenario](r)}.items():
+    r = Rand(F.col("_src_key"), F.col("_src_day"), F.col("_src_seq"))
+    own_fields = {d.name: d.build(r) for d in generator_profile(scenario).fields}
+    for name, expr in {**_common_fields(scenario, r), **own_fields}.items():
         rows = rows.withColumn(name, expr)
 
     fields = {name: F.col(name) for name in contract.field_names}

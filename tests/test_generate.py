@@ -196,13 +196,18 @@ def _share(events, predicate) -> float:
     return sum(1 for e in events if predicate(e)) / len(events)
 
 
+def _draws(scenario: str) -> dict:
+    """The scenario's generator.fields, as written in its contract."""
+    return {d.name: d.spec for d in gen.generator_profile(scenario).fields}
+
+
 def test_realistic_mix_within_scenarios(clean_run):
     lines = clean_run[3]
     trips = _events(lines, "green_trip")
-    for mode, weight in gen.MODE_WEIGHTS.items():
+    for mode, weight in _draws("green_trip")["mode"]["choice"].items():
         assert _share(trips, lambda e: e["mode"] == mode) == pytest.approx(weight / 100, abs=0.05)
     for trip in trips:
-        low, high = gen.MODE_DISTANCE_KM[trip["mode"]]
+        low, high = _draws("green_trip")["distance_km"]["between"][trip["mode"]]
         assert low <= trip["distance_km"] <= high
     assert _share(trips, lambda e: e["navigation_verified"]) == pytest.approx(0.85, abs=0.05)
 
@@ -215,7 +220,7 @@ def test_realistic_mix_within_scenarios(clean_run):
 
     trades = _events(lines, "secondhand_trade")
     assert _share(trades, lambda e: e["trade_type"] == "c2c") == pytest.approx(0.85, abs=0.06)
-    assert {e["category"] for e in trades} == set(gen.SECONDHAND_CATEGORY_WEIGHTS)
+    assert {e["category"] for e in trades} == set(_draws("secondhand_trade")["category"]["choice"])
     assert all(0.3 < e["condition"] <= 1.0 for e in trades)
     assert _share(trades, lambda e: e.get("quantity", 1) == 1) > 0.85
     assert all("item_model" not in e for e in trades if e["category"] != "smartphone")
@@ -224,7 +229,7 @@ def test_realistic_mix_within_scenarios(clean_run):
     assert sum(books) / len(books) < 150 < 1000 < sum(phones) / len(phones)
 
     products = _events(lines, "green_product_sale")
-    assert {e["category"] for e in products} <= set(gen.GREEN_PRODUCT_CATEGORY_WEIGHTS)
+    assert {e["category"] for e in products} <= set(_draws("green_product_sale")["category"]["choice"])
     assert _share(products, lambda e: e["energy_grade"] == 1) == pytest.approx(0.30, abs=0.1)
     assert _share(products, lambda e: e["units"] == 1) > 0.8 and min(e["price_cny"] for e in products) > 100
 
@@ -341,7 +346,7 @@ def test_spark_json_parser_sees_truncated_lines_as_corrupt(spark, dirty_run):
 def test_event_id_numbers_are_never_truncated(spark):
     from pyspark.sql import functions as F
 
-    row = spark.range(1).select(gen._zero_pad(F.lit(12), 6).alias("a"), gen._zero_pad(F.lit(12345678), 6).alias("b"))
+    row = spark.range(1).select(gen.zero_pad(F.lit(12), 6).alias("a"), gen.zero_pad(F.lit(12345678), 6).alias("b"))
     assert row.first().asDict() == {"a": "000012", "b": "12345678"}  # > 1 M events per day stay unique
 
 

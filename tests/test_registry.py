@@ -22,7 +22,8 @@ color: "#123456"
 description: A toy seventh scenario.
 fields:
   litres: {type: double, required: true, min: 0}
-generator: {share: 0.1, event_id_prefix: tr, out_of_range: [{litres: negated}], unknown: [{litres: "x"}]}
+generator: {share: 0.1, event_id_prefix: tr, out_of_range: [{litres: negated}], unknown: [{litres: "x"}],
+            fields: {litres: {between: [0.5, 2.0], round: 2}}}
 """
 
 
@@ -115,8 +116,10 @@ def test_the_generator_section_is_checked_with_one_line_naming_the_key(own_schem
     from scope3plus import generate
 
     (own_schemas / "toy_refill.yaml").write_text(TOY, encoding="utf-8")
-    assert generate.generator_profile("toy_refill") == generate.GeneratorProfile(
+    profile = generate.generator_profile("toy_refill")
+    assert (profile.share, profile.event_id_prefix, profile.out_of_range, profile.unknown) == (
         0.1, "tr", (("litres", generate.NEGATED),), (("litres", "x"),))
+    assert [(d.name, dict(d.spec)) for d in profile.fields] == [("litres", {"between": [0.5, 2.0], "round": 2})]
     with pytest.raises(S3PError, match=r"generator.share of the scenarios sums to 1.1, not 1 \(toy_refill 0.1, "):
         generate.scenario_shares()
 
