@@ -101,7 +101,7 @@ def build_parser() -> Parser:
     n.add_argument("dir", metavar="DIR", help="the folder to write (created if missing; refused if not empty)")
 
     g = sub.add_parser("generate", help="write a reproducible sample of platform events as JSON Lines",
-                       description="Generate realistic, reproducible event files for all five scenarios: "
+                       description="Generate realistic, reproducible event files for every scenario of the registry: "
                                    "<landing>/<scenario>/<date>-part-NNNNN.jsonl. The same --seed gives identical files.")
     g.add_argument("--start", type=_date, required=True, help=f"first delivery date, YYYY-MM-DD in {DATE_WINDOW}")
     g.add_argument("--days", type=_day_count, default=1, help=f"number of days (default 1, at most {MOST_DAYS:,})")

@@ -51,7 +51,7 @@ LINEAGE = {"run_id", "latest_run_id", "ingest_run_id", "ingested_at", "quarantin
 
 
 def deliveries(spark, landing: Path, streamed: Path) -> None:
-    """Two dirty days of all five scenarios for the daily run, plus e-bike sales on D1 (unknown until
+    """Two dirty days of every scenario for the daily run, plus e-bike sales on D1 (unknown until
     v1.1: quarantined); a third day in a landing folder of its own for the stream (a stream takes every
     file it has not seen, so it must not see the days `run` already read)."""
     generate(spark, D1, 2, 300, landing, seed=17, dirty=0.03)

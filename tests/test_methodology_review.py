@@ -17,6 +17,7 @@ import pytest
 
 from scope3plus.cli import main
 from scope3plus.config import load_config
+from scope3plus.contracts import SCENARIOS
 from scope3plus.methodology import MethodologyError, load_methodology, load_registry
 from scope3plus.methodology.approval import (
     MethodologyTampered, approve_and_register, register, registered_hashes, verify,
@@ -61,11 +62,11 @@ def test_list_and_show_give_ids_versions_and_hashes(root, capsys):
     registry = load_registry(root)
     assert _s3p("list", "--methodologies", str(root)) == 0
     out = capsys.readouterr().out
-    for m in registry:  # the approved 1.0.0 specs and the in-review 1.1.0 specs of four scenarios
+    for m in registry:  # the approved 1.0.0 spec of every scenario and the in-review 1.1.0 specs of four
         line = next(line for line in out.splitlines() if line.split()[:2] == [m.id, m.version])
         assert line.split() == [m.id, m.version, m.status, str(m.effective_from), "open", m.content_hash[:12]]
     assert sorted((m.version, m.status, str(m.effective_from)) for m in registry) == (
-        [("1.0.0", "approved", "2021-01-01")] * 5 + [("1.1.0", "in_review", "2021-01-02")] * 4)
+        [("1.0.0", "approved", "2021-01-01")] * len(SCENARIOS) + [("1.1.0", "in_review", "2021-01-02")] * 4)
     assert [r["id"] for r in summary_rows(registry)] == sorted(m.id for m in registry)
 
     assert _s3p("show", "green_trip", "--methodologies", str(root)) == 0  # without a version: the latest

@@ -1,4 +1,4 @@
-"""The whole pipeline on a small generated week: five streams → bronze/silver/gold → progress.
+"""The whole pipeline on a small generated week: every scenario's stream → bronze/silver/gold → progress.
 
 One module-scoped run (7 delivery days, dirty input) feeds every test below; each test
 checks one promise: conservation, golden numbers, traceability, idempotent reruns.

@@ -2,7 +2,7 @@
 every gate held) compute gold, roll up, and record the run.
 
 Stages are ordered so that nothing is published from a day whose data broke the
-conservation law: gold and progress are written only after all five gates passed.
+conservation law: gold and progress are written only after every scenario's gate passed.
 """
 
 from __future__ import annotations
