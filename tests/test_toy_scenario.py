@@ -25,7 +25,7 @@ FILES = {
     "schemas/events/toy_refill.yaml": """\
 scenario: toy_refill
 platform: Toy (玩具)
-order: 6
+order: 7
 label: "Refills (Toy)"
 label_zh: "玩具补充装"
 color: "#123456"
@@ -107,7 +107,7 @@ expectations:
 @pytest.fixture(scope="module")
 def toy_project(tmp_path_factory):
     """A project folder: copies of the shipped schemas, methodologies and quality, plus the toy's
-    files; green_trip's share of the generated mix goes from 0.45 to 0.35 to make room for it."""
+    files; green_trip's share of the generated mix goes from 0.40 to 0.30 to make room for it."""
     project = tmp_path_factory.mktemp("toy") / "project"
     project.mkdir()
     (project / paths.MARKER).write_text("name: toy\n", encoding="utf-8")
@@ -116,7 +116,7 @@ def toy_project(tmp_path_factory):
     for name, text in FILES.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(text, encoding="utf-8")
-    edit_file(project / "schemas/events/green_trip.yaml", ("  share: 0.45 ", "  share: 0.35 "))
+    edit_file(project / "schemas/events/green_trip.yaml", ("  share: 0.40 ", "  share: 0.30 "))
     return project
 
 
