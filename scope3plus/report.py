@@ -5,10 +5,11 @@ Writes four files into one folder (a fifth, ``progress.pdf``, with ``write_pdf``
 * ``progress.html``: self-contained (inline CSS, the charts embedded as base64 PNGs): the
   status under its one rule (``STATUS_RULE``), the key figures to 3 significant figures, one line
   per scenario, the charts, year over year, the progress table (``progress_report``'s three parts,
-  formatted the same as in the terminal), the reported totals with their sources, and how the
-  numbers are made;
+  formatted the same as in the terminal), the data quality of each scenario's latest delivery
+  (``delivery_quality``), the reported totals with their sources, and how the numbers are made;
 * ``progress.png``: cumulative tCO2e against the straight-line path to the goal, stacked by
-  scenario with the reported totals apart, and the projection at the last 365 days' pace;
+  scenario with the reported totals apart, the projection at the last 365 days' pace and, with at
+  least 3 complete fiscal years of data, the growth trend in its ±2 standard-error band (``Trend``);
 * ``progress-scenarios.png``: each scenario's share of the event-derived total;
 * ``progress.csv``: the progress rows, every gold.progress column.
 
