@@ -169,7 +169,7 @@ def progress_tables(rows: list[dict]) -> list[Table]:
         [[label(r["scope"]), format_tonnes(r["cumulative_t"]),
           format_tonnes(r.get("reported_cumulative_t")) if r["scope"] == TOTAL else "not split",
           format_tonnes(r.get("combined_cumulative_t")), format_share(r.get("combined_share_of_goal")),
-          format_tonnes(r.get("projected_linear_t"))]  # no growth trend: TOO_LITTLE_HISTORY
+          format_tonnes(r.get("projected_linear_t"))]  # the growth trend: report.Trend, for the total
          for r in rows])
     trust = Table(
         "Can we trust the number?",
@@ -185,15 +185,18 @@ def progress_tables(rows: list[dict]) -> list[Table]:
 # The one rule that decides the status; every text that states the status says this rule (and no other).
 STATUS_RULE = ("Status rule: ON TRACK when the projection at the last 365 days' pace (combined so far + the last "
                "365 days' tonnes × years remaining) reaches the goal by its end; OFF TRACK otherwise.")
-# Why no growth trend is shown: a two-point exponential is not a trend. A trend needs at least three
-# complete fiscal years of points and a fit whose uncertainty band is computed; rollup's fit computes no band.
-TOO_LITTLE_HISTORY = ("too little history for a trend (one needs at least 3 complete fiscal years and a computed "
-                      "uncertainty band); none is shown")
+# When no growth trend is shown: a two-point exponential is not a trend. The report's trend (``report.Trend``)
+# needs at least 3 complete fiscal years of points and draws its uncertainty band.
+TOO_LITTLE_HISTORY = ("too little history for a trend (one needs at least 3 complete fiscal years with data in "
+                      "every month); none is shown")
+# What the terminal says instead: the trend is fitted on the fiscal-year history, which only `s3p report` reads.
+TREND_IN_REPORT = ("see `s3p report` (drawn only with at least 3 complete fiscal years, with its uncertainty band; "
+                   "it never decides the status)")
 
 
-def headline(rows: list[dict]) -> list[str]:
+def headline(rows: list[dict], trend: str = TREND_IN_REPORT) -> list[str]:
     """The total's status in a few sentences: where we are, what is needed, where we are heading
-    (tonnes to 3 significant figures; the tables keep full precision)."""
+    (tonnes to 3 significant figures; the tables keep full precision); ``trend``: the growth trend's words."""
     t = total_row(rows)
     end = format_date(t["as_of"] + dt.timedelta(days=t["days_remaining"]))
     lines = [
@@ -205,7 +208,7 @@ def headline(rows: list[dict]) -> list[str]:
         f"That needs {format_tonnes_rounded(t['required_t_per_year'])} a year; the last 365 days achieved "
         f"{format_tonnes_rounded(t['trailing_365d_t'])} ({pace_basis(t)}).",
         f"Projected by {end}: {format_tonnes_rounded(t['projected_linear_t'])} if the last 365 days' pace continues. "
-        f"{STATUS_RULE} Growth trend: {TOO_LITTLE_HISTORY}.",
+        f"{STATUS_RULE} Growth trend: {trend}.",
     ]
     if t.get("restatement_change_t"):
         lines.append(f"Restatements changed the event-derived cumulative by {format_restatement(t)}.")
@@ -225,7 +228,7 @@ def scenario_status(row: dict) -> str:
         return f"{name}: no events measured yet."
     return (f"{name}: {format_tonnes_rounded(row['combined_cumulative_t'])} counted so far; "
             f"{format_tonnes_rounded(row['trailing_365d_t'])} in the last 365 days ({pace_basis(row)}). By 2035: "
-            f"{format_tonnes_rounded(row['projected_linear_t'])} at that pace; growth trend: {TOO_LITTLE_HISTORY}. "
+            f"{format_tonnes_rounded(row['projected_linear_t'])} at that pace. "
             f"Latest delivery ({format_date(row.get('latest_run_landing_date'))}): {format_run_status(row)}."
             + (f" Freshness: {row['freshness'].words()}." if "freshness" in row else ""))
 

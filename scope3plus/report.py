@@ -5,10 +5,11 @@ Writes four files into one folder (a fifth, ``progress.pdf``, with ``write_pdf``
 * ``progress.html``: self-contained (inline CSS, the charts embedded as base64 PNGs): the
   status under its one rule (``STATUS_RULE``), the key figures to 3 significant figures, one line
   per scenario, the charts, year over year, the progress table (``progress_report``'s three parts,
-  formatted the same as in the terminal), the reported totals with their sources, and how the
-  numbers are made;
+  formatted the same as in the terminal), the data quality of each scenario's latest delivery
+  (``delivery_quality``), the reported totals with their sources, and how the numbers are made;
 * ``progress.png``: cumulative tCO2e against the straight-line path to the goal, stacked by
-  scenario with the reported totals apart, and the projection at the last 365 days' pace;
+  scenario with the reported totals apart, the projection at the last 365 days' pace and, with at
+  least 3 complete fiscal years of data, the growth trend in its ±2 standard-error band (``Trend``);
 * ``progress-scenarios.png``: each scenario's share of the event-derived total;
 * ``progress.csv``: the progress rows, every gold.progress column.
 
@@ -21,14 +22,15 @@ import base64
 import datetime as dt
 import html
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 from .aggregates import ReportedAggregate, counted_as_of
 from .config import Config
 from .contracts import SCENARIOS, scenario_info
 from .pipeline.rollup import DAYS_PER_YEAR, TOTAL, fiscal_year_label, fiscal_year_start
-from .progress_report import (label, Table, as_csv, format_date, format_goal, format_share, format_tonnes,
-                              format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
+from .progress_report import (label, Table, as_csv, format_date, format_goal, format_run_status, format_share,
+                              format_tonnes, format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
                               STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
 
 FILES = {"html": "progress.html", "png": "progress.png", "scenarios_png": "progress-scenarios.png", "csv": "progress.csv"}
@@ -99,30 +101,168 @@ def report_from_lake(spark, config: Config, as_of: dt.date | None, out_dir: str 
     if table_exists(config.lake, tables.GOLD_DAILY):
         summary = read_small_table(table_path(config.lake, tables.GOLD_DAILY), columns=["scenario", "event_date", "avoided_t"])
         series = monthly_combined(summary, as_of, config, aggregates)
-    return write_report(out_dir, annotate(rows, config), series, aggregates, config)
+    return write_report(out_dir, annotate(rows, config), series, aggregates, config, delivery_quality(config.lake, rows))
+
+
+#: ops/job_runs' counts of a scenario's run, as the data-quality section shows them
+QUALITY_COUNTS = ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed")
+
+
+def delivery_quality(lake_root: str, rows: list[dict]) -> list[dict]:
+    """Each scenario's latest delivery as gold.progress names it (latest_run_id, latest_run_landing_date):
+    its ops/job_runs counts (QUALITY_COUNTS) and its quarantined lines per reason code (quarantine/<scenario>,
+    ``quarantine.summary``). Read with pyarrow: a few rows; no Spark."""
+    import pyarrow.compute as pc
+
+    from .lake import read_small_table, table_exists, table_path
+    from .pipeline import quarantine, tables
+
+    if not table_exists(lake_root, tables.JOB_RUNS):
+        return []
+    runs = read_small_table(table_path(lake_root, tables.JOB_RUNS), {"job": ["run"]},
+                            columns=["run_id", "stage", "scenario", "landing_date", "ended_at", *QUALITY_COUNTS])
+    out = []
+    for row in rows:
+        if row["scope"] == TOTAL or row.get("latest_run_id") is None:
+            continue
+        mine = runs.filter(pc.and_(pc.and_(pc.equal(runs["run_id"], row["latest_run_id"]), pc.equal(runs["stage"], "scenario")),
+                                   pc.equal(runs["scenario"], row["scope"]))).sort_by([("ended_at", "descending")])
+        if not mine.num_rows:
+            continue
+        counts = {c: mine[c][0].as_py() for c in QUALITY_COUNTS}
+        reasons = {r["reason"]: r["rows"] for r in quarantine.summary(lake_root, row["scope"], row["latest_run_landing_date"])
+                   if r["reason"] != "*"}
+        out.append({"scenario": row["scope"], "landing_date": row["latest_run_landing_date"], "run_id": row["latest_run_id"],
+                    "gate": format_run_status(row), **counts, "reasons": reasons})
+    return out
 
 
 def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
-                 config: Config) -> dict[str, Path]:
-    """Write progress.html, progress.png and progress.csv into ``out_dir``; return their paths.
+                 config: Config, quality: list[dict] = ()) -> dict[str, Path]:
+    """Write progress.html, the charts and progress.csv into ``out_dir``; return their paths.
 
     ``rows``: progress rows (gold.progress columns); ``series``: event-derived tonnes that count
-    in the combined cumulative, as dicts with scenario, month (first day) and tonnes.
+    in the combined cumulative, as dicts with scenario, month (first day) and tonnes; ``quality``:
+    each scenario's latest delivery (``delivery_quality``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / name for kind, name in FILES.items()}
     rows = ordered(rows)
-    write_chart(paths["png"], rows, series, aggregates, config)
+    years = fiscal_years(rows, series, aggregates, config)
+    trend = growth_trend(years)
+    write_chart(paths["png"], rows, series, aggregates, config, trend)
     write_scenario_shares(paths["scenarios_png"], rows)
     paths["csv"].write_text(as_csv(rows) + "\n", encoding="utf-8")
     paths["html"].write_text(render_html(rows, aggregates, paths["png"].read_bytes(), config,
-                                         paths["scenarios_png"].read_bytes(), fiscal_years(rows, series, aggregates, config)),
+                                         paths["scenarios_png"].read_bytes(), years, trend, quality),
                              encoding="utf-8")
     return paths
 
 
+# ---- the growth trend ----
+MIN_TREND_YEARS = 3
+BAND_STANDARD_ERRORS = 2
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A least-squares straight line through complete fiscal-year totals (tonnes against the fiscal
+    year's first calendar year), with the standard error of its residuals ``se`` (n - 2 degrees of
+    freedom): what the report draws as the growth trend, with a band of ±2 standard errors."""
+
+    labels: tuple[str, ...]
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.xs)
+
+    @property
+    def x_mean(self) -> float:
+        return sum(self.xs) / self.n
+
+    @property
+    def sxx(self) -> float:
+        return sum((x - self.x_mean) ** 2 for x in self.xs)
+
+    @property
+    def slope(self) -> float:
+        y_mean = sum(self.ys) / self.n
+        return sum((x - self.x_mean) * (y - y_mean) for x, y in zip(self.xs, self.ys)) / self.sxx
+
+    @property
+    def intercept(self) -> float:
+        """The fitted total at the mean of the points' years (x_mean)."""
+        return sum(self.ys) / self.n
+
+    @property
+    def se(self) -> float:
+        residuals = [y - self.fitted(x) for x, y in zip(self.xs, self.ys)]
+        return math.sqrt(sum(r * r for r in residuals) / (self.n - 2))
+
+    def fitted(self, x: float) -> float:
+        return self.intercept + self.slope * (x - self.x_mean)
+
+    def added(self, weights: list[tuple[float, float]]) -> tuple[float, float, float]:
+        """Tonnes the line adds over fiscal years given as (x, fraction of the year), and the band:
+        (fitted, low, high). The sum W·ȳ + b·(Σfx − W·x̄) has variance s²·(W²/n + (Σfx − W·x̄)²/Sxx)
+        (ȳ and the slope b are uncorrelated); the band is ±2 of its standard deviations."""
+        w = sum(f for _, f in weights)
+        lever = sum(f * x for x, f in weights) - w * self.x_mean
+        value = w * self.intercept + self.slope * lever
+        spread = BAND_STANDARD_ERRORS * self.se * math.sqrt(w * w / self.n + lever * lever / self.sxx)
+        return value, value - spread, value + spread
+
+
+def growth_trend(years: list[dict]) -> Trend | None:
+    """The trend through ``fiscal_years``' complete years whose every month has data (a reported total or
+    events) and a positive total; None with fewer than MIN_TREND_YEARS of them (a year with no data is
+    unknown, not zero; a year with a few days of events is no year's total)."""
+    points = [y for y in years if y["complete"] and y["covered"] and y["tonnes"][TOTAL] > 0]
+    if len(points) < MIN_TREND_YEARS:
+        return None
+    return Trend(tuple(y["label"] for y in points), tuple(float(y["start"].year) for y in points),
+                 tuple(y["tonnes"][TOTAL] for y in points))
+
+
+def years_ahead(as_of: dt.date, day: dt.date, start_month: int) -> list[tuple[float, float]]:
+    """The fiscal years from the day after ``as_of`` to ``day``: (first calendar year, share of the year's days)."""
+    out, start = [], fiscal_year_start(as_of, start_month)
+    while start <= day:
+        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
+        days = (min(end, day) - max(start, as_of + dt.timedelta(days=1))).days + 1
+        if days > 0:
+            out.append((float(start.year), days / ((end - start).days + 1)))
+        start = end + dt.timedelta(days=1)
+    return out
+
+
+def trend_words(trend: Trend | None, total: dict, config: Config) -> str:
+    """The growth trend in one sentence (it never decides the status: STATUS_RULE does)."""
+    if trend is None:
+        return TOO_LITTLE_HISTORY
+    end = config.goal_end
+    value, low, high = (total["combined_cumulative_t"] + v
+                        for v in trend.added(years_ahead(total["as_of"], end, config.fiscal_year_start_month)))
+    return (f"a least-squares straight line through {trend.n} complete fiscal-year totals ({', '.join(trend.labels)}; "
+            f"{'+' if trend.slope >= 0 else ''}{format_tonnes_rounded(trend.slope)} a year) projects {format_tonnes_rounded(value)} by "
+            f"{format_date(end)}, band of ±{BAND_STANDARD_ERRORS} standard errors {format_tonnes_rounded(low)} to "
+            f"{format_tonnes_rounded(high)}; shown for information, the status follows the status rule")
+
+
 # ---- the chart ----
+def cumulative_months(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The month-ends from ``start``'s month to ``end``, the last one ``end`` itself."""
+    dates, month = [], start.replace(day=1)
+    while month <= end:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        dates.append(min(following - dt.timedelta(days=1), end))
+        month = following
+    return dates
+
+
 def cumulative_history(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
                        config: Config) -> tuple[list[dt.date], dict[str, list[float]]]:
     """Month-end dates from the goal's start to the as-of date, and the cumulative tCO2e counted
@@ -133,12 +273,7 @@ def cumulative_history(rows: list[dict], series: list[dict], aggregates: list[Re
     for r in series:
         key = (r["scenario"], r["month"].replace(day=1))
         by_month[key] = by_month.get(key, 0.0) + float(r["tonnes"] or 0.0)
-    dates = [config.goal_start]
-    month = config.goal_start.replace(day=1)
-    while month <= as_of:
-        following = (month + dt.timedelta(days=32)).replace(day=1)
-        dates.append(min(following - dt.timedelta(days=1), as_of))
-        month = following
+    dates = [config.goal_start, *cumulative_months(config.goal_start, as_of)]
     stacks = {"reported": [sum(a.tco2e for a in counted if a.period_end <= d) for d in dates]}
     for scenario in SCENARIOS:
         running, values = 0.0, [0.0]
@@ -149,26 +284,11 @@ def cumulative_history(rows: list[dict], series: list[dict], aggregates: list[Re
     return dates, stacks
 
 
-def growth_path(total: dict, dates: list[dt.date]) -> list[float] | None:
-    """The growth projection at each date: the combined cumulative plus the fitted annual rate,
-    growing at ``growth_rate_per_year``, integrated from the as-of date (the formula rollup uses
-    for projected_growth_t, which is the value at the goal's end). None without a fit."""
-    growth, rate = total.get("growth_rate_per_year"), total.get("growth_fitted_rate_t_per_year")
-    if growth is None or rate is None:
-        return None
-    slope = math.log1p(growth)
-    values = []
-    for d in dates:
-        years = (d - total["as_of"]).days / DAYS_PER_YEAR
-        added = rate * years if abs(slope) < 1e-12 else rate * math.expm1(slope * years) / slope
-        values.append(total["combined_cumulative_t"] + added)
-    return values
-
-
 def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
-                config: Config) -> None:
+                config: Config, trend: Trend | None = None) -> None:
     """Cumulative Mt CO2e, stacked (reported totals, then each scenario), against the straight-line
-    path to the goal, with the linear and growth projections to the goal's end (Agg backend)."""
+    path to the goal, with the linear projection to the goal's end and, given a ``trend``, the trend's
+    projection inside its shaded ±2 standard-error band (Agg backend)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter
@@ -190,6 +310,16 @@ def write_chart(path: Path, rows: list[dict], series: list[dict], aggregates: li
     ax.plot([as_of, end], mt([total["combined_cumulative_t"], total["projected_linear_t"]]), color="#1f4e79",
             linestyle="--", linewidth=2, label=f"Projection at the last 365 days' pace: {format_tonnes_rounded(total['projected_linear_t'])}")
     top = max(goal, total["projected_linear_t"], total["combined_cumulative_t"]) * 1.12
+    if trend is not None:
+        ahead = [as_of] + [d for d in cumulative_months(as_of + dt.timedelta(days=1), end)]
+        band = [trend.added(years_ahead(as_of, d, config.fiscal_year_start_month)) for d in ahead]
+        base = total["combined_cumulative_t"]
+        ax.fill_between(ahead, mt([base + low for _, low, _ in band]), mt([base + high for _, _, high in band]),
+                        color="#e08a1e", alpha=0.25, linewidth=0,
+                        label=f"Trend band, ±{BAND_STANDARD_ERRORS} standard errors ({trend.n} fiscal years fitted)")
+        ax.plot(ahead, mt([base + value for value, _, _ in band]), color="#b35f00", linewidth=1.6,
+                label=f"Trend through {trend.n} fiscal-year totals: {format_tonnes_rounded(base + band[-1][0])}")
+        top = max(top, (base + band[-1][2]) * 1.05)
     ax.axhline(goal / 1e6, color="#2e7d32", linewidth=1.2)
     ax.annotate(f"Goal: {format_goal(goal)} by {format_date(end)}", xy=(config.goal_start, goal / 1e6),
                 xytext=(4, 5), textcoords="offset points", fontsize=10, color="#2e7d32")
@@ -271,11 +401,11 @@ a{color:#1f4e79}
 
 
 def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: bytes, config: Config,
-                scenarios_png: bytes, years: list[dict]) -> str:
+                scenarios_png: bytes, years: list[dict], trend: Trend | None, quality: list[dict]) -> str:
     """The whole page as one string (no external resources)."""
     total = total_row(rows)
     as_of = total["as_of"]
-    status, *details = headline(rows)
+    status, *details = headline(rows, trend_words(trend, total, config))
     verdict, _, first = status.partition(": ")
     image = base64.b64encode(png).decode("ascii")
     esc = html.escape
@@ -309,10 +439,12 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         _fiscal_year_table(years),
         "<h2>The progress table</h2>",
         *[_html_table(t) for t in progress_tables(rows)],
+        "<h2>Data quality of the latest deliveries</h2>",
+        _quality_table(quality),
         "<h2>Reported totals (published before event-level data)</h2>",
         _aggregates_table(aggregates, as_of),
         "<h2>How these numbers are made</h2>",
-        _notes(total, config),
+        _notes(total, trend),
         f'<p class="small">Generated {esc(dt.datetime.now(dt.timezone.utc).strftime("%d %B %Y %H:%M UTC"))} from '
         f"gold.progress (run {esc(str(total['run_id']))}). The same table: progress.csv; the chart: progress.png.</p>",
         "</main></body></html>",
@@ -322,7 +454,8 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
 
 def fiscal_years(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
                  config: Config) -> list[dict]:
-    """Each fiscal year of the goal period up to the as-of date (the last one to date): its tonnes per column
+    """Each fiscal year of the goal period up to the as-of date (the last one to date, ``complete`` False;
+    ``covered`` when each of its months has event data or lies in a counted reported period): its tonnes per column
     (``reported``: the reported totals counted as of the as-of date, in the fiscal year their period ends in;
     each scenario: its event-derived tonnes that count in the combined total, by the month's fiscal year),
     the total, and the straight-line path's tonnes for the same days (goal × days / days of the goal period)."""
@@ -335,9 +468,14 @@ def fiscal_years(rows: list[dict], series: list[dict], aggregates: list[Reported
         first, last = max(start, config.goal_start), min(end, as_of)
         years.append({"label": fiscal_year_label(start, start_month) + ("" if end <= as_of else " to date"),
                       "start": start, "end": end, "path_t": per_day * ((last - first).days + 1),
-                      "tonnes": dict.fromkeys(("reported", *SCENARIOS), 0.0)})
+                      "tonnes": dict.fromkeys(("reported", *SCENARIOS), 0.0), "complete": end <= as_of})
         start = end + dt.timedelta(days=1)
+    counted = counted_as_of(aggregates, as_of)
+    with_events = {r["month"].replace(day=1) for r in series if r["tonnes"]}
     for year in years:
+        year["covered"] = all(month.replace(day=1) in with_events
+                              or any(a.period_start <= month.replace(day=1) and month <= a.period_end for a in counted)
+                              for month in cumulative_months(year["start"], year["end"]))
         inside = lambda day: year["start"] <= day <= year["end"]  # noqa: E731
         year["tonnes"]["reported"] = sum(a.tco2e for a in counted_as_of(aggregates, as_of) if inside(a.period_end))
         for r in series:
@@ -391,6 +529,30 @@ def _html_table(table: Table) -> str:
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
+def _quality_table(quality: list[dict]) -> str:
+    """Per scenario, its latest delivery (full counts): lines landed, silver rows, quarantined (by reason
+    code), duplicates removed, the gate's verdict, and the run that did it."""
+    if not quality:
+        return "<p>No run recorded (ops/job_runs holds no daily run of these deliveries).</p>"
+    esc = html.escape
+
+    def count(value: int | None) -> str:
+        return "–" if value is None else f"{value:,}"
+
+    body = []
+    for q in quality:
+        reasons = "<br>".join(f"{esc(code)}: {n:,}" for code, n in sorted(q["reasons"].items())) or "none"
+        body.append(
+            f"<tr><td>{esc(label(q['scenario']))}<br><span class=small>silver/{esc(q['scenario'])}, "
+            f"quarantine/{esc(q['scenario'])}</span></td><td>{esc(format_date(q['landing_date']))}<br>"
+            f"<span class=small>run {esc(q['run_id'])}</span></td>"
+            + "".join(f"<td class=num>{count(q[c])}</td>" for c in QUALITY_COUNTS[:3])
+            + f"<td>{reasons}</td><td class=num>{count(q['duplicates_removed'])}</td><td>{esc(q['gate'])}</td></tr>")
+    return ("<table><thead><tr><th>Scenario (tables)</th><th>Delivery</th><th class=num>Lines landed</th>"
+            "<th class=num>Silver rows</th><th class=num>Quarantined</th><th>Quarantined by reason</th>"
+            f"<th class=num>Duplicates removed</th><th>Gate</th></tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
 def _aggregates_table(aggregates: list[ReportedAggregate], as_of: dt.date) -> str:
     if not aggregates:
         return "<p>None loaded (see <code>s3p aggregates load</code>).</p>"
@@ -406,8 +568,9 @@ def _aggregates_table(aggregates: list[ReportedAggregate], as_of: dt.date) -> st
             f"<th>Source</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
-def _notes(total: dict, config: Config) -> str:
-    fy_month = dt.date(2000, config.fiscal_year_start_month, 1).strftime("%B")
+def _notes(total: dict, trend: Trend | None) -> str:
+    fitted = (f"Here: fitted on {trend.n} fiscal years, residual standard error {format_tonnes_rounded(trend.se)}."
+              if trend else f"Here: {TOO_LITTLE_HISTORY}.")
     notes = [
         "<b>Event-derived</b>: computed from each platform event with the approved methodology version in force "
         "on the event's date, summed per day.",
@@ -419,14 +582,19 @@ def _notes(total: dict, config: Config) -> str:
         "combined figure is a floor.",
         "<b>Projection at the last 365 days' pace</b> (linear): combined so far + event-derived tonnes of the last "
         f"365 days × years remaining. {html.escape(STATUS_RULE)}",
-        f"<b>Growth trend</b>: {html.escape(TOO_LITTLE_HISTORY)}. The engine's exponential fit (a least-squares "
-        "line through the logarithm of yearly totals, complete fiscal years starting in "
-        f"{fy_month} plus each reported total, or of complete months) computes no uncertainty band; it stays in "
-        f"gold.progress and the JSON (projected_growth_t) and decides nothing. Here: {html.escape(str(total['growth_method']))}.",
+        "<b>Growth trend</b>: a least-squares straight line through the totals of complete fiscal years (reported "
+        "and event-derived together) whose every month has data: a reported total or events (a year without data is "
+        "unknown, not zero), drawn only with at least 3 such years. It is projected from the as-of date to the goal's "
+        f"end, with a shaded band of ±{BAND_STANDARD_ERRORS} standard errors of the line's projection (residual "
+        "standard error s, n − 2 degrees of freedom; the band does not include next years' own scatter). It is shown "
+        f"for information: the status follows the status rule alone. {html.escape(fitted)}",
         "<b>Range (low – high)</b>: where a methodology's factors carry uncertainty, the same events computed with "
-        "its low and high factors.",
+        "its low and high factors. It covers the event-derived tonnes only: the reported totals were published "
+        "without an uncertainty, so none is shown for them, nor for the combined figure.",
         "<b>Data quality</b>: from the run records (ops/job_runs), the run of each scenario's latest delivery: "
-        "whether its checks passed and the share of the lines landed that were quarantined.",
+        "the lines landed, those that reached silver, those quarantined (quarantine/&lt;scenario&gt;, per reason code "
+        "of quality/README.md; a line with two reasons counts under both), the duplicates removed, and whether its "
+        "checks passed.",
         "<b>Methodology versions</b>: those applied to events of the last 365 days.",
     ]
     return '<ul class="notes">' + "".join(f"<li>{n}</li>" for n in notes) + "</ul>"

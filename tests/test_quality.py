@@ -302,9 +302,9 @@ def test_results_are_in_dq_results_and_mlflow(corpus):
     from scope3plus.tracking import mlflow_client
 
     artifacts = {a.path for a in mlflow_client(config).list_artifacts(summaries[0].mlflow_run_id, "dq")}
-    assert {"dq/report.md", "dq/results.json", "dq/gx", "dq/data_docs"} <= artifacts
-    pages = {a.path for a in mlflow_client(config).list_artifacts(summaries[0].mlflow_run_id, "dq/data_docs")}
-    assert {"dq/data_docs/gold.html", "dq/data_docs/green_trip.silver.html"} <= pages
+    assert {"dq/report.md", "dq/report.html", "dq/results.json", "dq/gx"} <= artifacts
+    assert {a.path for a in mlflow_client(config).list_artifacts(summaries[0].mlflow_run_id, "dq/gx")} >= {
+        "dq/gx/gold.json", "dq/gx/green_trip.silver.json"}
 
 
 def test_s3p_run_on_the_corpus_prints_no_traceback(corpus):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,7 +137,16 @@ def test_list_show_and_report_read_the_lake_without_spark(delivered, tmp_path):
     csv = (out / "progress.csv").read_text(encoding="utf-8")
     assert str(D1) in csv and len(csv.splitlines()) == 1 + len(progress) == 7
     assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "Scope 3+ avoided emissions" in (out / "progress.html").read_text(encoding="utf-8")
+    page = (out / "progress.html").read_text(encoding="utf-8")
+    assert "Scope 3+ avoided emissions" in page
+    # the data-quality section, from ops/job_runs and quarantine/secondhand_trade: 6 lines landed, s1-s3 in silver,
+    # the two e-bike lines (unknown category) and the cut line quarantined, no duplicate removed
+    run_id = next(r["latest_run_id"] for r in progress if r["scope"] == "secondhand_trade")
+    section = page[page.index("<h2>Data quality of the latest deliveries</h2>"):]
+    row = re.search(r"<tr><td>Second-hand \(Xianyu\).*?</tr>", section).group(0)
+    assert f"run {run_id}" in row and "quarantine/secondhand_trade" in row and "1 November 2026" in row, (run_id, row)
+    assert re.findall(r"<td class=num>([^<]*)</td>", row) == ["6", "3", "3", "0"]
+    assert "malformed_json: 1<br>unknown_factor_key:category: 2" in row
 
 
 def test_silver_is_never_written_with_another_key_and_the_development_key_is_recorded(spark, delivered, monkeypatch):

@@ -10,6 +10,7 @@ import base64
 import datetime as dt
 import html
 import json
+import math
 import os
 import re
 import subprocess
@@ -23,7 +24,8 @@ from scope3plus.contracts import SCENARIOS
 from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
 from scope3plus.progress_report import (STATUS_RULE, TOO_LITTLE_HISTORY, as_json, as_table, format_tonnes_rounded,
                                         progress_tables, render)
-from scope3plus.report import FILES, HEADLESS_CHROMIUM, find_chromium, fiscal_years, write_pdf, write_report
+from scope3plus.report import (FILES, HEADLESS_CHROMIUM, find_chromium, fiscal_years, growth_trend, write_pdf, write_report,
+                               years_ahead)
 
 AS_OF = dt.date(2026, 11, 7)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -68,12 +70,16 @@ def hand_rows() -> list[dict]:
 
 
 SERIES = [{"scenario": "green_trip", "month": dt.date(2026, 11, 1), "tonnes": 10_000.0}]
+# green_trip's latest delivery as `delivery_quality` reads it from ops/job_runs and quarantine/green_trip
+QUALITY = [{"scenario": "green_trip", "landing_date": AS_OF, "run_id": "run-2026-11-07", "gate": "passed, 1.230% quarantined",
+            "landed_lines": 1_000, "silver_rows": 980, "quarantined_rows": 12, "duplicates_removed": 8,
+            "reasons": {"range:distance_km": 7, "malformed_json": 5}}]
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return write_report(out, hand_rows(), SERIES, AGGREGATES, load_config(None))
+    return write_report(out, hand_rows(), SERIES, AGGREGATES, load_config(None), QUALITY)
 
 
 def test_the_page_shows_the_tables_numbers_as_formatted(report):
@@ -123,6 +129,67 @@ def test_the_status_states_one_rule_and_no_trend_from_two_points(report):
     assert "2.346 Gt" not in page and "61.3%" not in page  # the two-point fit's projection and rate: not quoted
     assert ">ON TRACK<" not in page and '<span class="badge">OFF TRACK</span>82.1 Mt CO2e avoided so far' in page
     assert "10,000 t (rests on 7 days of event data, less than a year: not a year's pace)" in page
+
+
+def three_years() -> list[ReportedAggregate]:
+    """Reported totals for three fiscal years in a row: FY2023 20 Mt, FY2024 30 Mt, FY2025 46 Mt."""
+    return [ReportedAggregate(f"FY{2023 + i}", dt.date(2022 + i, 4, 1), dt.date(2023 + i, 3, 31), tonnes, "https://example.org", "")
+            for i, tonnes in enumerate((20e6, 30e6, 46e6))]
+
+
+def test_a_trend_through_three_fiscal_years_with_its_band(tmp_path):
+    """Points (x = the fiscal year's first calendar year, y = its total): (2022, 20 Mt), (2023, 30 Mt), (2024, 46 Mt).
+    x̄ = 2023, ȳ = 32 Mt, Sxx = 1 + 0 + 1 = 2, Sxy = (-1)(-12) + 0 + (1)(14) = 26 Mt: slope 13 Mt a year.
+    Fitted 19, 32, 45 Mt; residuals 1, -2, 1 Mt; s² = (1 + 4 + 1) / (3 - 2) = 6 Mt²: s = √6 Mt ≈ 2.449 Mt."""
+    config = load_config(None)
+    trend = growth_trend(fiscal_years(hand_rows(), SERIES, three_years(), config))
+    assert trend.labels == ("FY2023", "FY2024", "FY2025")
+    assert trend.slope == pytest.approx(13e6) and trend.intercept == pytest.approx(32e6)
+    assert trend.se == pytest.approx(math.sqrt(6) * 1e6)
+    # From 8 November 2026 to 31 December 2035: FY2027 (x 2026) 8 Nov - 31 Mar = 23 + 31 + 31 + 28 + 31 = 144 of 365 days;
+    # x 2027..2034 whole; FY2036 (x 2035, 366 days with 29 Feb 2036) 1 Apr - 31 Dec 2035 = 275 days.
+    ahead = years_ahead(AS_OF, config.goal_end, config.fiscal_year_start_month)
+    assert ahead == [(2026.0, pytest.approx(144 / 365)), *[(float(x), 1.0) for x in range(2027, 2035)],
+                     (2035.0, pytest.approx(275 / 366))]
+    w = 144 / 365 + 8 + 275 / 366                     # ≈ 9.146 years ahead
+    lever = 3 * 144 / 365 + (4 + 5 + 6 + 7 + 8 + 9 + 10 + 11) + 12 * 275 / 366  # Σ f·(x - 2023) ≈ 70.20
+    added = w * 32e6 + 13e6 * lever                   # ≈ 1.205 Gt
+    spread = 2 * math.sqrt(6) * 1e6 * math.sqrt(w * w / 3 + lever * lever / 2)  # ≈ 244.6 Mt
+    value, low, high = trend.added(ahead)
+    assert (value, low, high) == pytest.approx((added, added - spread, added + spread))
+    assert added == pytest.approx(1_205_267_790, abs=1) and spread == pytest.approx(244_551_799, abs=1)
+
+    paths = write_report(tmp_path, hand_rows(), SERIES, three_years(), config)
+    page = html.unescape(paths["html"].read_text(encoding="utf-8"))
+    # 82.125 Mt combined + 1.2053 Gt = 1.287 Gt; band 82.125 Mt + 960.7 Mt = 1.043 Gt to 82.125 Mt + 1.4498 Gt = 1.532 Gt
+    assert ("a least-squares straight line through 3 complete fiscal-year totals (FY2023, FY2024, FY2025; +13.0 Mt a year) "
+            "projects 1.29 Gt by 31 December 2035, band of ±2 standard errors 1.04 Gt to 1.53 Gt") in page
+    assert TOO_LITTLE_HISTORY not in page and '<span class="badge">OFF TRACK</span>' in page  # the rule still decides
+    assert trend_pixels(paths["png"]) > 500 and trend_pixels(write_report(
+        tmp_path / "two", hand_rows(), SERIES, AGGREGATES, config)["png"]) == 0  # the band is drawn only with the trend
+
+
+def trend_pixels(png) -> int:
+    """Pixels of the trend's band (#e08a1e at 25 % over white: about (248, 226, 199)) in a chart."""
+    from matplotlib.image import imread
+
+    pixels = (imread(png)[:, :, :3] * 255).round()
+    return int((abs(pixels - [248, 226, 199]).max(axis=2) <= 3).sum())
+
+
+def test_no_trend_from_two_fiscal_years_or_a_year_with_a_few_days_of_events():
+    config = load_config(None)
+    # AGGREGATES: FY2023 and FY2025 reported, FY2024 without data (unknown, not zero): two points
+    assert growth_trend(fiscal_years(hand_rows(), SERIES, AGGREGATES, config)) is None
+    # a third complete year, FY2026, whose events fall in one month only: no year's total, not a point
+    one_month = SERIES + [{"scenario": "green_trip", "month": dt.date(2025, 11, 1), "tonnes": 500.0}]
+    years = fiscal_years(hand_rows(), one_month, AGGREGATES, config)
+    assert [y["label"] for y in years if y["covered"]] == ["FY2023", "FY2025"]
+    assert growth_trend(years) is None
+    # events in every month of FY2026 (April 2025 - March 2026): a third point
+    every_month = SERIES + [{"scenario": "green_trip", "month": dt.date(2025 + (m < 4), m, 1), "tonnes": 500.0}
+                            for m in range(1, 13)]
+    assert growth_trend(fiscal_years(hand_rows(), every_month, AGGREGATES, config)).labels == ("FY2023", "FY2025", "FY2026")
 
 
 @pytest.mark.parametrize("tonnes, shown", [
@@ -226,6 +293,10 @@ def test_the_page_renders_in_a_browser(report, tmp_path, tmp_path_factory):
     assert figures["trailing_365d_t"][1] == "10,000 t"
     assert figures["projected_linear_t"][1] == "82.2 Mt"
     assert "rests on 7 days of event data" in dom  # hand_rows: event data on 7 of the last 365 days
+    text = html.unescape(re.sub(r"<[^>]+>", " ", dom))  # the data-quality section: the run and the tables named
+    for said in ("run run-2026-11-07", "silver/green_trip, quarantine/green_trip", "range:distance_km: 7",
+                 "malformed_json: 5", "1,000", "passed, 1.230% quarantined"):
+        assert said in text, said
 
     shot = tmp_path_factory.getbasetemp() / "report-screenshot.png"
     subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'shot-profile'}", f"--screenshot={shot}",
@@ -271,3 +342,30 @@ def test_each_fiscal_year_against_the_previous_and_the_straight_line_path(report
     page = report["html"].read_text(encoding="utf-8")
     # FY2023: 22,907,000 / (365 × 1.5e9 / 5478 = 99,945,235.5) = 22.920 %; FY2024 against FY2023: 0 / 22.907 Mt - 1
     assert "22.920% of the path" in page and "-100.0% vs previous FY" in page and "FY2027 to date" in page
+
+
+def test_the_data_quality_page_renders_in_a_browser(tmp_path):
+    """A run's dq/report.html (logged to MLflow): self-contained and styled, no image to break, the run
+    id, the delivery and the tables checked named in what the browser shows."""
+    from scope3plus.pipeline.quality import DataQuality, load_suites, row_rule_results
+
+    suites = load_suites()
+    checks = DataQuality(None, AS_OF, "run-2026-11-07-abc", suites=suites)
+    checks.results = row_rule_results(suites[("green_trip", "silver")], {("range:distance_km",): 7, (): 0}, 1_000)
+    checks.write_artifacts(tmp_path / "dq")
+    page = (tmp_path / "dq" / "report.html").read_text(encoding="utf-8")
+    assert "<style>" in page and not re.search(r"<(img|link|script)|src=|href=", page)  # nothing to fetch or break
+    measured_page = tmp_path / "measured.html"
+    measured_page.write_text(page.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = subprocess.run([find_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+                          "--virtual-time-budget=10000", "--dump-dom", measured_page.as_uri()],
+                         capture_output=True, text=True, timeout=120, check=False).stdout
+    found = re.search(r'data-measured="([^"]*)"', dom)
+    assert found, dom[:2000]
+    measured = json.loads(html.unescape(found.group(1)))
+    assert measured["images"] == [] and measured["overflowing"] == [], measured
+    text = html.unescape(re.sub(r"<[^>]+>", " ", dom))
+    for said in ("Data quality: run run-2026-11-07-abc", "silver/green_trip", "delivered 2026-11-07",
+                 "7 of 1,000 lines quarantined (range:distance_km: 7)", "rows quarantined", "passed"):
+        assert said in text, said
+    assert "None" not in text and "__none__" not in text

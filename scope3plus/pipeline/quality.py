@@ -15,7 +15,7 @@ plausibility are Great Expectations expectations run on the cached Spark DataFra
 duplicates, volume and day totals come from counts the pipeline has already made (no extra scan).
 
 Every result goes to the Delta table ``ops/dq_results`` and, with the GX validation results and
-their Data Docs pages, to the run's MLflow artifacts under ``dq/``. Great Expectations is
+a page of every check (``report.html``, self-contained), to the run's MLflow artifacts under ``dq/``. Great Expectations is
 imported only when a suite actually runs one of its expectations.
 """
 
@@ -465,12 +465,20 @@ def _plain(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def data_docs_page(gx_result) -> str:
-    """The GX Data Docs page of one validation result (the renderer Data Docs sites use)."""
-    from great_expectations.render.renderer import ValidationResultsPageRenderer
-    from great_expectations.render.view import DefaultJinjaPageView
-
-    return DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(gx_result))
+PAGE_CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#eef0f3;color:#1d2433;line-height:1.45}
+main{max-width:1200px;margin:0 auto;padding:24px 32px 36px;background:#fff}
+h1{font-size:22px;margin:0 0 6px}
+.sub{color:#5b6475;margin:0 0 14px}
+table{border-collapse:collapse;width:100%;font-size:13.5px}
+th,td{padding:6px 8px;border-bottom:1px solid #e3e6eb;vertical-align:top;text-align:left}
+th{background:#f0f2f5;font-weight:600}
+td.verdict{white-space:nowrap;font-weight:600}
+tr.failed td.verdict{color:#c62828}
+tr.warning td.verdict,tr.quarantined td.verdict{color:#a15c00}
+tr.passed td.verdict{color:#2e7d32}
+code{font-size:12.5px}
+"""
 
 
 # ---------------------------------------------------------------------------------------
@@ -647,7 +655,7 @@ class DataQuality:
                  f"run {self.run_id}); nothing was published to gold or progress:"]
         lines += [f"  FAIL {r.label}: {r.summary()}" for r in failed]
         lines.append(f"Where to look: ops/dq_results (run_id = '{self.run_id}'), the run's MLflow artifacts "
-                     f"dq/report.md and dq/data_docs/, the suites {', '.join(sorted({r.suite.path for r in failed}))}.")
+                     f"dq/report.md and dq/report.html, the suites {', '.join(sorted({r.suite.path for r in failed}))}.")
         raise GateFailed("\n".join(lines), scenarios=sorted({r.suite.scenario for r in failed}))
 
     def counts(self) -> dict[str, int]:
@@ -687,32 +695,53 @@ class DataQuality:
                 tracker.artifacts(tmp, "dq")
 
     def write_artifacts(self, folder: Path) -> None:
-        """results.json (every check), report.md, gx/<suite>.json (GX validation results) and
-        data_docs/<suite>.html (their GX Data Docs pages)."""
+        """results.json (every check), report.md and report.html (a table of every check; the page
+        self-contained: inline CSS, no images, nothing fetched) and gx/<name>.json (GX validation results)."""
         folder.mkdir(parents=True, exist_ok=True)
         mine = [dict(zip(DQ_RESULTS_COLUMNS, row)) for row in self.rows(None)]
         (folder / "results.json").write_text(json.dumps(mine, default=str, indent=1), encoding="utf-8")
         (folder / "report.md").write_text(self.markdown(), encoding="utf-8")
+        (folder / "report.html").write_text(self.html_page(), encoding="utf-8")
         for name, gx_result in self.gx_results.items():
             (folder / "gx").mkdir(exist_ok=True)
             (folder / "gx" / f"{name}.json").write_text(json.dumps(gx_result.to_json_dict(), default=str, indent=1),
                                                          encoding="utf-8")
-            (folder / "data_docs").mkdir(exist_ok=True)
-            try:
-                page = data_docs_page(gx_result)
-            except Exception as exc:  # rendering is a convenience: never lose the run over it
-                page = f"<html><body><p>Data Docs rendering failed: {html.escape(str(exc))}</p></body></html>"
-            (folder / "data_docs" / f"{name}.html").write_text(page, encoding="utf-8")
+
+    def _summary_line(self) -> str:
+        c = self.counts()
+        return (f"Delivery {self.landing_date}: {c['dq_checks']} checks, {c['dq_failures']} failed (fail), "
+                f"{c['dq_warnings']} warnings, {c['dq_quarantine_rules_hit']} row rules that quarantined rows.")
+
+    def _check_rows(self) -> list[tuple[str, str, str, str, str, str]]:
+        """Each check as (suite, table checked, expectation, severity, verdict, observed): report.md and report.html."""
+        verdicts = {FAIL: "FAILED", WARN: "warning", QUARANTINE: "rows quarantined"}
+        return [(r.suite.name, tables.silver(r.suite.scenario) if r.suite.layer == SILVER else tables.GOLD_AVOIDED,
+                 r.expectation.name, r.expectation.severity,
+                 "passed" if r.success else verdicts[r.expectation.severity], r.summary()) for r in self.results]
+
+    def html_page(self) -> str:
+        """The checks of this run as one self-contained HTML page: the run id, the delivery and each table checked named."""
+        esc = html.escape
+        css_class = {"passed": "passed", "FAILED": "failed", "warning": "warning", "rows quarantined": "quarantined"}
+        body = "".join(
+            f'<tr class="{css_class[verdict]}"><td>{esc(suite)}</td><td><code>{esc(asset)}</code> delivered '
+            f"{self.landing_date}</td><td>{esc(name)}</td><td>{esc(severity)}</td><td class=verdict>{esc(verdict)}</td>"
+            f"<td>{esc(observed)}</td></tr>"
+            for suite, asset, name, severity, verdict, observed in self._check_rows())
+        return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Data quality: {esc(self.job)} '
+                f"{esc(self.run_id)}</title><style>{PAGE_CSS}</style></head><body><main>"
+                f"<h1>Data quality: {esc(self.job)} run {esc(self.run_id)}</h1>"
+                f'<p class="sub">{esc(self._summary_line())} Tables checked: '
+                f"{esc(', '.join(dict.fromkeys(row[1] for row in self._check_rows())))}. Every row is also in "
+                f"ops/dq_results (run_id = '{esc(self.run_id)}').</p>"
+                "<table><thead><tr><th>Suite</th><th>Table (delivery)</th><th>Expectation</th><th>Severity</th>"
+                f"<th>Result</th><th>Observed</th></tr></thead><tbody>{body}</tbody></table></main></body></html>\n")
 
     def markdown(self) -> str:
-        c = self.counts()
-        lines = [f"# Data quality: {self.job} {self.run_id}", "",
-                 f"Delivery {self.landing_date}: {c['dq_checks']} checks, {c['dq_failures']} failed (fail), "
-                 f"{c['dq_warnings']} warnings, {c['dq_quarantine_rules_hit']} row rules that quarantined rows.", "",
-                 "| suite | expectation | severity | result | observed |", "|---|---|---|---|---|"]
-        for r in self.results:
-            verdict = "passed" if r.success else {"fail": "**FAILED**", "warn": "warning", "quarantine": "rows quarantined"}[r.expectation.severity]
-            lines.append(f"| {r.suite.name} | {r.expectation.name} | {r.expectation.severity} | {verdict} | "
-                         f"{r.summary().replace('|', '/')} |")
+        lines = [f"# Data quality: {self.job} {self.run_id}", "", self._summary_line(), "",
+                 "| suite | table | expectation | severity | result | observed |", "|---|---|---|---|---|---|"]
+        for suite, asset, name, severity, verdict, observed in self._check_rows():
+            shown = f"**{verdict}**" if verdict == "FAILED" else verdict
+            lines.append(f"| {suite} | {asset} | {name} | {severity} | {shown} | {observed.replace('|', '/')} |")
         return "\n".join(lines) + "\n"
 
