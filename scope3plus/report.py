@@ -392,9 +392,9 @@ th{background:#f0f2f5;font-weight:600}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.total td{font-weight:700;border-top:2px solid #9aa3b2;background:#fafbfc}
 .notes li{margin:5px 0}
-table.years{font-size:12px}
+table.years{font-size:11.5px;table-layout:fixed}
 table.years td:first-child{white-space:nowrap}
-table.years td,table.years th{padding:5px 4px}
+table.years td,table.years th{padding:5px 3px;white-space:normal;overflow-wrap:anywhere}
 .small{color:#5b6475;font-size:12.5px}
 a{color:#1f4e79}
 """

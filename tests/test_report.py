@@ -213,9 +213,10 @@ def test_the_terminal_table_aligns_numbers_and_units():
         assert expected in text
     lines = text.splitlines()
     start = lines.index(next(l for l in lines if l.startswith("Toward the")))
-    head, body = lines[start + 1], [l for l in lines[start + 3:start + 10] if not l.startswith("-")]
+    # a row per scenario, a rule, the total
+    head, body = lines[start + 1], [l for l in lines[start + 3:start + 3 + len(SCENARIOS) + 2] if not l.startswith("-")]
     end = head.index("Combined") + len("Combined")  # numbers are right-aligned to the column's end
-    assert [l[end - 2:end] for l in body] == ["t "] * 5 + ["Mt"]  # units in a 2-wide slot at the column end
+    assert [l[end - 2:end] for l in body] == ["t "] * len(SCENARIOS) + ["Mt"]  # units in a 2-wide slot at the column end
     assert {l[end - 7] for l in body} == {"."}  # the decimal points line up, t and Mt alike
 
 
