@@ -7,11 +7,13 @@ reads each one and says, one line a problem, where they disagree on field names 
 contract's ``generator:`` section is complete and names contract fields, every
 methodology field is a contract field of the type its unit needs (no unit: a string category;
 ``boolean``: a boolean; a unit: a number), every silver column and ``where`` key is a silver column
-of the contract, and the silver suite covers every reason code of the gate.
+of the contract, the silver suite covers every reason code of the gate, and the overlap guard holds
+(methodologies/README.md, Overlaps).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .command import Context, command
@@ -51,7 +53,50 @@ def scenario_problems(scenario: str) -> list[str]:
         return [str(e)]
     types = {name: spec.type for name, spec in contract.silver_fields()}
     return [*_generator_problems(scenario), *_methodology_problems(scenario, types, methodologies_dir() / scenario),
-            *_suite_problems(scenario, types, Path(quality_dir()))]
+            *_suite_problems(scenario, types, Path(quality_dir())), *_overlap_problems(scenario)]
+
+
+def platform_company(platform: str) -> str:
+    """The company in a contract's ``platform`` (its first word): ``Cainiao (菜鸟) stations`` -> ``cainiao``."""
+    return re.split(r"[\s(]", platform.strip(), maxsplit=1)[0].lower()
+
+
+def _latest_spec(scenario: str):
+    """The scenario's highest methodology version, or None when none loads (other checks say why)."""
+    from .methodology import load_methodology
+    from .paths import methodologies_dir
+
+    loaded = []
+    for path in sorted((methodologies_dir() / scenario).glob("*.yaml")):
+        try:
+            loaded.append(load_methodology(path))
+        except S3PError:
+            pass
+    return max(loaded, key=lambda m: m.version_key, default=None)
+
+
+def _overlap_problems(scenario: str) -> list[str]:
+    """The overlap guard (methodologies/README.md, Overlaps): every scenario a spec of ``scenario`` declares
+    exists, and each other scenario of the same platform company is declared by the latest spec of one of
+    the two, with the reason they do not double count."""
+    from .contracts import scenario_ids, scenario_info
+
+    spec = _latest_spec(scenario)
+    if spec is None:
+        return []
+    known = scenario_ids()
+    problems = [f"{spec.path}: overlaps.{other}: no such scenario (known: {', '.join(known)})"
+                for other in spec.overlaps if other not in known]
+    company = platform_company(scenario_info(scenario).platform)
+    for other in known:
+        if other == scenario or platform_company(scenario_info(other).platform) != company:
+            continue
+        theirs = _latest_spec(other)
+        if other not in spec.overlaps and (theirs is None or scenario not in theirs.overlaps):
+            problems.append(f"{spec.path}: overlaps: {other} is also a {scenario_info(other).platform.split()[0]} "
+                            f"scenario and could credit the same thing; declare it under overlaps with the reason "
+                            f"they do not double count (here or in {other}'s latest spec)")
+    return problems
 
 
 def _generator_problems(scenario: str) -> list[str]:

@@ -31,7 +31,7 @@ TABLE_COLUMNS = ["key", "value", "unit", "source", "kind", "note"]
 REQUIRED_KEYS = {"id", "scenario", "version", "status", "effective_from", "title", "description", "fields",
                  "eligibility", "activity", "baseline", "project", "changelog"}
 OPTIONAL_KEYS = {"effective_to", "parameters", "tables", "domains", "definitions", "author", "reviewers", "approvals",
-                 "retirement"}
+                 "retirement", "overlaps"}
 PARAMETER_KEYS = {"value", "unit", "kind", "source", "note", "low", "high"}
 TABLE_KEYS = {"file", "unit"}
 ACTIVITY_KEYS = {"quantity", "unit"}
@@ -39,6 +39,7 @@ RULE_KEYS = {"name", "rule", "reason"}
 CHANGELOG_KEYS = {"version", "date", "change"}
 APPROVAL_KEYS = {"reviewer", "date", "note"}
 RETIREMENT_KEYS = {"reviewer", "date", "reason"}
+OVERLAP_KEYS = {"scenario", "reason", "excluded_by"}
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 MAX_FILE_BYTES = 1_000_000
 OUTPUT_UNIT = UNITS.kg
@@ -91,6 +92,17 @@ class Rule:
     expr: Expr
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """A scenario this methodology could double count with, and why it does not: ``excluded_by`` names this
+    spec's eligibility rule that keeps the other scenario's credit out; without it, the two credit different
+    emission sources of the same thing (both count)."""
+
+    scenario: str
+    reason: str
+    excluded_by: str | None = None
+
+
 @dataclass(frozen=True, eq=False)
 class Methodology:
     """One validated methodology version. ``baseline`` and ``project`` are in kg CO2e."""
@@ -122,6 +134,8 @@ class Methodology:
     bounds: dict[str, tuple[Expr, Expr]] = dataclasses.field(default_factory=dict)
     author: str | None = None  # who drafted this version (an approver or retirer may not be them)
     retirement: dict | None = None  # {reviewer, date, reason} once the version is retired
+    # scenario -> Overlap: the scenarios that could credit the same thing, and why this one does not double count
+    overlaps: dict[str, "Overlap"] = dataclasses.field(default_factory=dict)
 
     @property
     def tables(self) -> dict[str, dict[str, float]]:
@@ -233,6 +247,8 @@ class _SpecLoader:
         changelog, reviewers, approvals = self.governance(raw, version, status)
         author = None if raw.get("author") is None else self.text(raw, "author")
         retirement = self.retirement(raw.get("retirement"), status)
+        rules = self.rules(raw.get("eligibility"), symbols)
+        overlaps = self.overlaps(raw.get("overlaps"), scenario, {r.name for r in rules})
         bounds = {}
         for end in ("low", "high"):
             ranged = {n: dataclasses.replace(p, value=getattr(p, end)) for n, p in parameters.items() if getattr(p, end) is not None}
@@ -248,13 +264,13 @@ class _SpecLoader:
             path=self.path, content_hash=content_hash(self.path, [t.file for t in tables.values()]),
             fields=fields, parameters=parameters, factor_tables=tables,
             domains=self.domains(raw.get("domains") or {}, fields, tables),
-            definitions=definitions, rules=self.rules(raw.get("eligibility"), symbols),
+            definitions=definitions, rules=rules,
             activity=self.formula(activity.get("quantity"), "activity.quantity", symbols, activity_unit),
             activity_unit=str(activity["unit"]),
             baseline=self.formula(raw["baseline"], "baseline", symbols, OUTPUT_UNIT),
             project=self.formula(raw["project"], "project", symbols, OUTPUT_UNIT),
             changelog=changelog, reviewers=reviewers, approvals=approvals, bounds=bounds,
-            author=author, retirement=retirement,
+            author=author, retirement=retirement, overlaps=overlaps,
         )
 
     def read_yaml(self) -> dict:
@@ -452,6 +468,26 @@ class _SpecLoader:
             reason = self.text(entry, "reason", f"{key}.reason")
             rules.append(Rule(name, entry.get("rule"), reason, self.formula(entry.get("rule"), key, symbols, "bool")))
         return tuple(rules)
+
+    def overlaps(self, raw: Any, scenario: str, rule_names: set[str]) -> dict[str, Overlap]:
+        """``overlaps: [{scenario, reason, excluded_by?}]`` (methodologies/README.md, Overlaps)."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, list):
+            raise self.fail("overlaps", "must be a list of {scenario, reason, excluded_by}")
+        overlaps = {}
+        for index, entry in enumerate(raw):
+            entry = self.mapping(entry, f"overlaps[{index}]", OVERLAP_KEYS)
+            other = self.text(entry, "scenario", f"overlaps[{index}].scenario")
+            key = f"overlaps.{other}"
+            if other == scenario or other in overlaps:
+                raise self.fail(key, "names this scenario itself" if other == scenario else "declared twice")
+            excluded_by = entry.get("excluded_by")
+            if excluded_by is not None and excluded_by not in rule_names:
+                raise self.fail(f"{key}.excluded_by", f"{excluded_by!r} is not an eligibility rule of this spec "
+                                                      f"({', '.join(sorted(rule_names)) or 'none'})")
+            overlaps[other] = Overlap(other, self.text(entry, "reason", f"{key}.reason"), excluded_by)
+        return overlaps
 
     def domains(self, raw: Any, fields: dict, tables: dict[str, FactorTable]) -> dict[str, frozenset[str]]:
         """field -> allowed values: the keys of one table, or the union of a list of tables."""
