@@ -13,6 +13,8 @@ from scope3plus.cli import main
 from scope3plus.errors import S3PError
 from scope3plus.yamlio import read_yaml_mapping
 
+from .support import edit_file
+
 TOY = """scenario: toy_refill
 platform: Toy (玩具)
 order: 0
@@ -130,3 +132,47 @@ def test_a_generator_option_of_a_field_the_contract_lacks_is_one_line(own_schema
     (own_schemas / "toy_refill.yaml").write_text(TOY.replace("[{litres: negated}]", "[{volume: -1}]"), encoding="utf-8")
     with pytest.raises(S3PError, match=r"toy_refill.yaml: generator.out_of_range: \{'volume': -1\} is not one"):
         generate.generator_profile("toy_refill")
+
+
+def _own_project(tmp_path) -> Path:
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / paths.MARKER).write_text("name: test\n", encoding="utf-8")
+    for folder in ("schemas", "methodologies", "quality"):
+        shutil.copytree(paths.shipped_dir(folder), own / folder)
+    return own
+
+
+def test_scenarios_of_one_platform_company_must_declare_their_overlap(tmp_path, capsys):
+    own = _own_project(tmp_path)
+    spec = own / "methodologies" / "e_waybill" / "1.0.0.yaml"
+    text = spec.read_text(encoding="utf-8")
+    declared = text[text.index("overlaps:\n"):text.index("activity:")]
+    spec.write_text(text.replace(declared, ""), encoding="utf-8")  # e_waybill no longer declares box_recycling
+    assert main(["--project", str(own), "scenario", "check", "e_waybill"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"e_waybill: {spec}: overlaps: box_recycling is also a Cainiao scenario and could credit the same thing; "
+        "declare it under overlaps with the reason they do not double count (here or in box_recycling's latest spec)"]
+
+    # declared on the other side instead: box_recycling's latest spec (1.1.0) names e_waybill
+    other = own / "methodologies" / "box_recycling" / "1.1.0.yaml"
+    edit_file(other, ("activity:", "overlaps:\n  - {scenario: e_waybill, reason: \"the box, not the waybill paper\"}\nactivity:"))
+    assert main(["--project", str(own), "scenario", "check", "e_waybill"]) == 0
+    assert main(["--project", str(own), "scenario", "check", "box_recycling"]) == 0
+
+    edit_file(other, ("scenario: e_waybill, reason", "scenario: e_waybil, reason"))
+    assert main(["--project", str(own), "scenario", "check", "box_recycling"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert f"box_recycling: {other}: overlaps.e_waybil: no such scenario (known: {', '.join(SCENARIOS)})" in err
+
+
+def test_an_overlap_excluded_by_a_rule_the_spec_lacks_is_one_line(tmp_path):
+    from scope3plus.methodology import MethodologyError, load_methodology
+
+    own = _own_project(tmp_path)
+    spec = own / "methodologies" / "e_waybill" / "1.0.0.yaml"
+    edit_file(spec, ("  - scenario: box_recycling\n", "  - scenario: box_recycling\n    excluded_by: no_reused_box\n"))
+    with pytest.raises(MethodologyError) as raised:
+        load_methodology(spec)
+    assert str(raised.value) == (f"{spec}: overlaps.box_recycling.excluded_by: 'no_reused_box' is not an eligibility "
+                                 "rule of this spec (fewer_sheets_than_the_paper_form)")
