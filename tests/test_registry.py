@@ -69,11 +69,7 @@ def test_scenario_check_says_ok_for_every_shipped_scenario(capsys):
 
 
 def test_scenario_check_names_each_problem_of_a_broken_copy_on_one_line(tmp_path, capsys):
-    own = tmp_path / "own"
-    own.mkdir()
-    (own / paths.MARKER).write_text("name: test\n", encoding="utf-8")
-    for folder in ("schemas", "methodologies", "quality"):
-        shutil.copytree(paths.shipped_dir(folder), own / folder)
+    own = _own_project(tmp_path)
     contract = own / "schemas" / "events" / "green_trip.yaml"
     contract.write_text(contract.read_text(encoding="utf-8")  # distance renamed, a boolean made a string, a prefix lost
                         .replace("event_id_prefix: gt", "event_id_prefix: g-t")
@@ -135,6 +131,7 @@ def test_a_generator_option_of_a_field_the_contract_lacks_is_one_line(own_schema
 
 
 def _own_project(tmp_path) -> Path:
+    """A project folder holding copies of the shipped schemas, methodologies and quality."""
     own = tmp_path / "own"
     own.mkdir()
     (own / paths.MARKER).write_text("name: test\n", encoding="utf-8")
