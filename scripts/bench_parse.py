@@ -17,6 +17,7 @@ import argparse
 import datetime as dt
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,6 +101,7 @@ def main() -> int:
                             "this": {",".join(k): v for k, v in reasons["this"][s].items() if reasons["base"][s].get(k) != v}}
                         for s in SCENARIOS if reasons["base"][s] != reasons["this"][s]},
     }, indent=1))
+    shutil.rmtree(folder, ignore_errors=True)
     return 0
 
 

@@ -263,20 +263,22 @@ NON_NUMERIC_NUMBER = r'(?<![\w."])(NaN|[+-]?INF|[+-]?Infinity)(?![\w"])'
 VARIANT_STRING = "STRING"
 
 
-def plain_line(value: Column, contract: Contract) -> Column:
-    """A cheap test (a few byte searches, no parse) that is true for the usual line, and true only for
-    a line on which the exact checks of one object per line (``one_value``), each key once
-    (``duplicate_key_rules``) and a JSON string in each string field (``json_strings``) would find
-    nothing: its first ``}`` is its last character (one flat object and nothing after it), it has no
-    ``\\u`` escape (which could spell a key another way), each contract field's quoted name occurs at
-    most once, and in each string field it is followed by ``:"`` or ``: "``. The exact checks run on
-    the other lines only: run on every line they made the gate's parse and check ~4-6x slower (session 15)."""
-    plain = (F.locate("}", value) == F.length(value)) & (F.locate("\\u", value) == 0)
+def plain_line(value: Column, parsed: Column, contract: Contract) -> Column:
+    """A cheap test (byte searches and one small regex count, no parse) that is true for the usual
+    line, and true only for a line on which the exact checks of one object per line (``one_value``),
+    each key once (``duplicate_key_rules``) and a JSON string in each string field (``json_strings``)
+    would find nothing: its first ``}`` is its last character (one flat object and nothing after it);
+    it has no ``\\u`` escape (which could spell a key another way); the contract fields' quoted names
+    occur as often as ``parsed`` (the typed parse) has fields (a repeated key occurs once more); each
+    string field's name is followed by ``:"`` or ``: "``. The exact checks run on the other lines only:
+    run on every line they made the gate's parse and check 4-6x slower (session 15)."""
+    names = F.call_function("regexp_count", value, F.lit('"(' + "|".join(contract.field_names) + ')"'))
+    fields = sum(F.when(parsed[spec.name].isNotNull(), 1).otherwise(0) for spec in contract.fields)
+    plain = (F.locate("}", value) == F.length(value)) & (F.locate("\\u", value) == 0) & (names == fields)
     for spec in contract.fields:
-        quoted = f'"{spec.name}"'
-        at = F.locate(quoted, value)
-        plain = plain & (F.call_function("locate", F.lit(quoted), value, at + 1) == 0)
         if spec.type == "string":
+            quoted = f'"{spec.name}"'
+            at = F.locate(quoted, value)
             after = value.substr(at + len(quoted), F.lit(3))
             plain = plain & ((at == 0) | after.startswith(':"') | (after == ': "'))
     return plain
@@ -351,7 +353,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     # ``coerce: from_string`` reads its text from the text parse, cast. Where the cheap ``plain_line``
     # test fails, the line is checked exactly: one value, each key once, strings in string fields.
     fast = fast.withColumns({"_retry": F.col("f").isNull() | F.col(f"f.{CORRUPT_COLUMN}").isNotNull(),
-                             "_plain": plain_line(F.col("value"), contract)})
+                             "_plain": plain_line(F.col("value"), F.col("f"), contract)})
     parsed = fast.withColumns({"j": F.when(F.col("_retry"), parsed_line(contract.raw_schema())),
                                "_strings": F.when(~F.col("_plain"), json_strings(text, contract))})
     retry, plain = F.col("_retry"), F.col("_plain")
