@@ -22,6 +22,9 @@ FIELD_TYPES = ("string", "double", "integer", "boolean", "timestamp")
 CORRUPT_COLUMN = "_corrupt_record"
 #: Field types that ``Contract.typed_schema`` parses in their Spark type (the others as text).
 NATIVE_TYPES = ("integer", "double", "boolean")
+#: A field's declared coercion (``coerce:`` in its contract) -> the field types it applies to. Without
+#: one, a value must be of its contract type in JSON itself: ``"10"`` for a double is a type error.
+COERCIONS = {"from_string": NATIVE_TYPES}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class FieldSpec:
     description: str = ""
     max_length: int | None = None  # strings: at most this many characters
     pattern: str | None = None     # strings: a Java regular expression the whole value must match
+    coerce: str | None = None      # numbers, booleans: "from_string" reads a JSON string's text too (COERCIONS)
 
     @property
     def whole_value_pattern(self) -> str | None:
@@ -98,11 +102,15 @@ def _field(name: str, raw: dict, source: Path) -> FieldSpec:
     if not isinstance(raw, dict) or raw.get("type") not in FIELD_TYPES:
         raise S3PError(f"{source}: field {name!r} needs a type, one of {', '.join(FIELD_TYPES)}")
     unknown = set(raw) - {"type", "required", "enum", "min", "max", "min_exclusive", "default", "pii", "description",
-                          "max_length", "pattern"}
+                          "max_length", "pattern", "coerce"}
     if unknown:
         raise S3PError(f"{source}: field {name!r} has unknown keys {sorted(unknown)}")
     if (raw.get("max_length") is not None or raw.get("pattern") is not None) and raw["type"] != "string":
         raise S3PError(f"{source}: field {name!r}: max_length and pattern apply to string fields only")
+    coerce = raw.get("coerce")
+    if coerce is not None and raw["type"] not in COERCIONS.get(coerce, ()):
+        allowed = "; ".join(f"{c} (for {', '.join(types)} fields)" for c, types in COERCIONS.items())
+        raise S3PError(f"{source}: field {name!r} of type {raw['type']}: coerce can be {allowed}, not {coerce!r}")
     return FieldSpec(
         name=name,
         type=raw["type"],
@@ -116,6 +124,7 @@ def _field(name: str, raw: dict, source: Path) -> FieldSpec:
         description=raw.get("description", ""),
         max_length=int(raw["max_length"]) if raw.get("max_length") is not None else None,
         pattern=raw.get("pattern"),
+        coerce=coerce,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import hmac
@@ -78,6 +79,29 @@ def test_each_bad_line_gets_its_reason(spark, line, reason):
     assert reason in reasons
 
 
+@pytest.mark.parametrize("line, reasons", [
+    (trip() + " xyz", ["malformed_json:trailing_text"]),                 # trailing text after the object
+    (trip() + trip(event_id="t2"), ["malformed_json:trailing_text"]),    # two objects on one line: B vanished
+    (trip() + " " + trip(event_id="t2"), ["malformed_json:trailing_text"]),
+    (trip() + "] 1", ["malformed_json:trailing_text"]),
+    (trip() + ", 1", ["malformed_json:trailing_text"]),
+    (trip() + " \t\r", []),                                              # white space after it is no text
+    (trip().replace('10.0', 'NaN') + " xyz", ["malformed_json:trailing_text"]),  # NaN read as a number, then text
+    (trip().replace('"navigation_verified": true', '"navigation_verified": false, "navigation_verified": true'),
+     ["duplicate_key:navigation_verified"]),                             # last wins: false then true was credited
+    (trip().replace('"city": "Beijing"', '"city": "Beijing", "city": "Beijing"'), ["duplicate_key:city"]),
+    (trip().replace('"city": "Beijing"', '"city": "Beijing", "\\u0063ity": "Beijing"'), ["duplicate_key:city"]),
+    (trip(extra=1).replace('"extra": 1', '"extra": 1, "extra": 2'), []),  # not a contract field: ignored, as extras are
+    (trip(note='{"a": 1} x, "city": "y"'), []),                          # braces and keys inside a string are text
+    (trip(nested={"city": 1, "mode": [1]}), []),                         # a nested object's keys are its own
+    (trip().replace('"city": "Beijing"', '"city" :\t"Beijing"'), []),    # other white space: checked exactly, fine
+])
+def test_one_object_per_line_with_each_key_once(spark, line, reasons):
+    """Jackson stops after the first object and takes the last of a repeated key (issue 21, item 9)."""
+    [(got, _)] = check(spark, "green_trip", [line])
+    assert got == reasons
+
+
 SALE = {"event_id": "s1", "event_time": "2026-11-01T10:00:00+08:00", "user_id": "u", "city": "Hangzhou",
         "trade_type": "c2c", "category": "book", "sale_price_cny": 10, "condition": 0.5}
 
@@ -86,31 +110,75 @@ def sale(**changes) -> str:
     return json.dumps({**SALE, **changes})
 
 
-# A line whose numbers and booleans are JSON numbers and booleans takes the fast parse (typed
-# fields); any other line is parsed again with every field as text, and cast. Either way a field
-# reads the same: each expected value below is what the text parse gives (a quoted "12" is 12).
+# Strict types (quality/README.md): a field's JSON value must have its contract type; text for a
+# number or a boolean, a number for a string, is a type error (issue 21, item 4). A line whose value
+# has another type is parsed again as text; its other fields read the same as on the fast parse.
 @pytest.mark.parametrize("scenario, line, field, value, reasons", [
     ("green_trip", trip(distance_km=10), "distance_km", 10.0, []),                 # an integer token, a double field
-    ("green_trip", trip(distance_km="10.5"), "distance_km", 10.5, []),             # quoted: the text parse
-    ("green_trip", trip(navigation_verified="TRUE"), "navigation_verified", True, []),  # text "TRUE": lower-cased
+    ("green_trip", trip(distance_km="10.5"), "distance_km", None, ["type:distance_km"]),  # text for a number
+    ("green_trip", trip(distance_km="10"), "distance_km", None, ["type:distance_km"]),
+    ("green_trip", trip(navigation_verified="true"), "navigation_verified", None, ["type:navigation_verified"]),
+    ("green_trip", trip(navigation_verified="TRUE"), "navigation_verified", None, ["type:navigation_verified"]),
     ("green_trip", trip(navigation_verified=1), "navigation_verified", None, ["type:navigation_verified"]),
+    ("green_trip", trip(navigation_verified="true"), "distance_km", 10.0, ["type:navigation_verified"]),  # others kept
     ("green_trip", trip().replace('"distance_km": 10.0', '"distance_km": 1e400'), "distance_km", None,
      ["type:distance_km"]),                                                          # infinite: not a measurement
     ("green_trip", trip(distance_km="NaN"), "distance_km", None, ["type:distance_km"]),
+    ("green_trip", trip(distance_km=[10]), "distance_km", None, ["type:distance_km"]),
+    ("green_trip", trip(city=12345), "city", None, ["type:city"]),                  # a number for a string
+    ("green_trip", trip(city={"name": "Beijing"}), "city", None, ["type:city"]),     # an object for a string
+    ("green_trip", trip(city=True), "mode", "metro", ["type:city"]),
+    ("green_trip", trip(event_id="12345"), "event_id", "12345", []),                # text is text
     ("green_trip", trip().replace('"distance_km": 10.0', '"distance_km": 3, "distance_km": "x"'), "distance_km",
-     None, ["type:distance_km"]),                                                    # a repeated key: the last one
+     3.0, ["duplicate_key:distance_km"]),                        # a repeated key: quarantined, whichever is read
     ("secondhand_trade", sale(quantity=12), "quantity", 12, []),
-    ("secondhand_trade", sale(quantity="12"), "quantity", 12, []),                 # quoted: the text parse
+    ("secondhand_trade", sale(quantity="12"), "quantity", None, ["type:quantity"]),
     ("secondhand_trade", sale(quantity=12.5), "quantity", None, ["type:quantity"]),
     ("secondhand_trade", sale().replace('"condition": 0.5', '"condition": 0.5, "quantity": 99999999999999999999'),
      "quantity", None, ["type:quantity"]),                                           # beyond a 64-bit integer
-    ("secondhand_trade", sale(quantity="12", sale_price_cny=10.25), "sale_price_cny", 10.25, []),  # other fields kept
+    ("secondhand_trade", sale(quantity="12", sale_price_cny=10.25), "sale_price_cny", 10.25, ["type:quantity"]),
 ])
-def test_fields_read_the_same_on_the_fast_and_the_text_parse(spark, scenario, line, field, value, reasons):
+def test_a_value_of_another_json_type_is_a_type_error(spark, scenario, line, field, value, reasons):
     bronze = bronze_frame(spark, [(DAY, "f", line)])
     out = parse_and_check(bronze, load_contracts()[scenario], load_registry(methodologies_dir()).approved(scenario),
                           SETTINGS).first()
     assert (out[field], out.reasons) == (value, reasons)
+
+
+def coercing(scenario: str, field: str):
+    """The shipped contract of ``scenario`` with ``coerce: from_string`` declared on ``field``."""
+    contract = load_contracts()[scenario]
+    fields = tuple(dataclasses.replace(f, coerce="from_string") if f.name == field else f for f in contract.fields)
+    return dataclasses.replace(contract, fields=fields)
+
+
+@pytest.mark.parametrize("line, field, value, reasons", [
+    (trip(distance_km="10.5"), "distance_km", 10.5, []),                  # declared: its text is read as a number
+    (trip(distance_km=10.5), "distance_km", 10.5, []),                    # a JSON number still is one
+    (trip(distance_km="ten"), "distance_km", None, ["type:distance_km"]),
+    (trip(distance_km="10", navigation_verified="true"), "navigation_verified", None,
+     ["type:navigation_verified"]),                                       # not declared on this field: strict
+])
+def test_a_declared_coercion_reads_a_number_from_text_on_that_field_only(spark, line, field, value, reasons):
+    bronze = bronze_frame(spark, [(DAY, "f", line)])
+    out = parse_and_check(bronze, coercing("green_trip", "distance_km"),
+                          load_registry(methodologies_dir()).approved("green_trip"), SETTINGS).first()
+    assert (out[field], out.reasons) == (value, reasons)
+
+
+@pytest.mark.parametrize("event_time, reasons", [
+    ("2026-11-01T08:00:00+08:00", []),
+    ("2026-11-01T00:00:00Z", []),
+    ("2026-11-01T08:00:00.123456+08:00", []),                             # a fraction of a second
+    ("2026-11-01T08:00:00+0800", ["timestamp_without_offset:event_time"]),  # offset without its colon
+    ("2026-11-01 08:00:00+08:00", ["timestamp_without_offset:event_time"]),  # a space for the T
+    ("2026-11-01T08:00+08:00", ["timestamp_without_offset:event_time"]),   # no seconds
+    ("2026-11-01T08:00:00", ["timestamp_without_offset:event_time"]),      # no offset
+    ("2026-11-01T08:00:00+08:00\n", ["timestamp_without_offset:event_time"]),  # a trailing newline
+])
+def test_a_timestamp_is_rfc_3339_with_z_or_an_offset_with_its_colon(spark, event_time, reasons):
+    [(got, _)] = check(spark, "green_trip", [trip(event_time=event_time)])
+    assert got == reasons
 
 
 def test_unknown_factor_table_key_is_quarantined(spark):
