@@ -92,6 +92,24 @@ def fault_from(exc: BaseException, where: str = "") -> S3PError | None:
     return None
 
 
+def not_recorded(record_error: BaseException, failure: BaseException | None, where: str) -> S3PError | None:
+    """A run whose record (ops/job_runs) could not be written, for a fault of the machine (a full or unwritable
+    lake): the run's own failure first, then that it is not recorded, in one line; None for any other error."""
+    said = fault_from(record_error, where)
+    if said is None:
+        return None
+    first = failure if isinstance(failure, S3PError) else fault_from(failure, where) if failure is not None else None
+    reason = "no space left on device" if isinstance(said, DiskFull) else str(said)
+    if first is not None:
+        error = S3PError(f"{first}; the run is not recorded in ops/job_runs ({reason} there too)")
+    elif failure is not None:
+        error = S3PError(f"the run failed ({type(failure).__name__}: {failure}) and is not recorded in ops/job_runs: {said}")
+    else:
+        error = S3PError(f"the run's tables are published, but it is not recorded in ops/job_runs: {said}")
+    error.exit_code = (first or said).exit_code
+    return error
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it was raised from or while handling."""
     chain = []

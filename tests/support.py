@@ -46,3 +46,15 @@ def edit_file(path: Path, *replacements: tuple[str, str]) -> None:
         assert old in text, old
         text = text.replace(old, new, 1)
     path.write_text(text, encoding="utf-8")
+
+
+def wait_until_stopped(proc, seconds: float = 240) -> None:
+    """Wait until ``proc`` has stopped itself (S3P_FAULT_SIGNAL=SIGSTOP at its fault point)."""
+    import time
+    from pathlib import Path
+
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the run never reached its fault point"
+        time.sleep(0.2)

@@ -195,18 +195,6 @@ def test_methodology_versions_not_registered_is_one_line_and_mlflow_details_only
     assert debug.stderr.strip().splitlines()[-1].startswith("s3p: error: methodology versions not registered")
 
 
-def wait_until_stopped(proc, seconds: float = 240) -> None:
-    """Wait until ``proc`` has stopped itself (S3P_FAULT_SIGNAL=SIGSTOP at its fault point)."""
-    import time
-    from pathlib import Path
-
-    deadline = time.monotonic() + seconds
-    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
-        assert proc.poll() is None, proc.communicate()[1]
-        assert time.monotonic() < deadline, "the run never reached its fault point"
-        time.sleep(0.2)
-
-
 def test_a_landing_file_that_vanishes_after_listing_is_one_line_naming_it_and_the_run_is_recorded(tmp_path):
     """Root reads every file, so the file is made unreadable the way root cannot bypass: the run stops itself
     once Spark has listed the landing files (S3P_FAULT_SIGNAL=SIGSTOP), the file is deleted, the run goes on.
@@ -216,7 +204,7 @@ def test_a_landing_file_that_vanishes_after_listing_is_one_line_naming_it_and_th
     from scope3plus.config import load_config
     from scope3plus.faults import ENV, SIGNAL_ENV
 
-    from .support import register_approved
+    from .support import register_approved, wait_until_stopped
 
     landing, lake = tmp_path / "landing", tmp_path / "lake"
     (landing / "green_trip").mkdir(parents=True)

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..config import DEV_KEY_NOTE, DEV_KEY_TAG, Config
 from ..contracts import SCENARIOS, load_contracts
-from ..errors import GateFailed, S3PError, fault_from
+from ..errors import GateFailed, S3PError, fault_from, not_recorded
 from ..faults import fault_point
 from ..lake import open_lake
 from ..methodology import load_registry
@@ -194,6 +194,7 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
     summary = RunSummary(run_id, day, None, lake.backend, counts, versions,
                          started_at=dt.datetime.now(dt.timezone.utc))
     job_rows: list[dict] = []
+    failure: BaseException | None = None  # the run's own error, said first when its record cannot be written
     failed_in: dict[str, BaseException] = {}  # stage 1: the scenario whose ingest or gate raised
     dq = DataQuality(lake, day, run_id, progress=progress) if quality else None
     with mlflow_run(config, f"run {day}", {"s3p.run_id": run_id, "s3p.job": "run"}) as tracker:
@@ -283,9 +284,11 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             tracker.artifact(_as_dict(summary), "run_summary.json")
             job_rows = _job_rows(summary, "succeeded", "")
         except S3PError as exc:
+            failure = exc
             job_rows = _job_rows(summary, "failed", str(exc), failed_scenarios(exc, failed_in))
             raise
         except Exception as exc:
+            failure = exc
             fault = fault_from(exc, where=f"the lake {config.lake}")  # a file that vanished, a full disk
             if fault is not None:
                 job_rows = _job_rows(summary, "failed", str(fault), failed_scenarios(exc, failed_in))
@@ -293,12 +296,18 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
         finally:
             fault_point("run.before_record")
             with summary.stage("record"):
-                if dq:
-                    dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed
                 if not job_rows:
                     job_rows = _job_rows(summary, "failed", "unexpected error, see the log",
                                          failed_scenarios(None, failed_in))
-                record_job_runs(lake, job_rows)
+                try:
+                    if dq:
+                        dq.record(tracker)  # ops/dq_results + MLflow dq/ artifacts, passed or failed
+                    record_job_runs(lake, job_rows)
+                except Exception as record_error:  # a full or unwritable lake: say the run's own fault, and this
+                    said = not_recorded(record_error, failure, f"the lake {config.lake}")
+                    if said is None:
+                        raise
+                    raise said from record_error
                 if job_rows[-1]["status"] != "succeeded":
                     show_failure_in_progress(lake, day, progress)
         with summary.stage("record"):
