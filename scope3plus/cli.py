@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -651,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if not os.environ.get("S3P_DEBUG"):  # MLflow's INFO lines (its store's tables created, ...) are details
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        # a failed write to MLflow's SQL store is logged there at ERROR with its traceback; s3p says it
+        # in its own one-line warning (tracking.py), so that log is a detail too (issue 23)
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
     ctx = Context(args, COMMANDS[command_name(args)])
     mark, error = len(committed()), None

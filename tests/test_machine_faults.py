@@ -144,9 +144,6 @@ def test_a_lake_that_fills_before_gold_is_committed_says_so_in_one_line_and_leav
         assert set(after) - set(before) <= {"gold/avoided_emissions"}, after
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: mlflow.store.db.utils logs 'SQLAlchemy database error' at ERROR with a "
-                   "Python traceback (sqlite3.OperationalError: database or disk is full) on stderr; its logger is not "
-                   "kept quiet below S3P_DEBUG=1")
 def test_an_mlflow_store_that_fills_after_the_publish_warns_and_the_run_is_published(shared):
     """MLflow's sqlite store fills once gold and progress are published (run.before_record): the run's tracking
     warns, the run is recorded in ops/job_runs as succeeded (noting the tracking it lost), and exits 0."""
