@@ -146,7 +146,8 @@ def test_a_lake_that_fills_before_gold_is_committed_says_so_in_one_line_and_leav
 
 def test_an_mlflow_store_that_fills_after_the_publish_warns_and_the_run_is_published(shared):
     """MLflow's sqlite store fills once gold and progress are published (run.before_record): the run's tracking
-    warns, the run is recorded in ops/job_runs as succeeded (noting the tracking it lost), and exits 0."""
+    warns in one line (MLflow's own error log kept quiet), the run is recorded in ops/job_runs as succeeded,
+    and exits 0."""
     from scope3plus.config import load_config
 
     base = Path(tempfile.mkdtemp(prefix="full-mlflow-", dir=shared))
@@ -158,8 +159,9 @@ def test_an_mlflow_store_that_fills_after_the_publish_warns_and_the_run_is_publi
         assert out.returncode == 0, out.stderr
         assert "is not fully tracked: MLflow" in out.stderr, out.stderr
         [publish] = [r for r in job_runs(lake) if r["stage"] == "publish"]
+        # the store filled at run.before_record: the calls that failed came after the record was written, so
+        # the record cannot name them (test_operations covers the note of an earlier failure); the warning does
         assert publish["status"] == "succeeded", publish
-        assert "MLflow tracking incomplete" in publish["message"], publish
         assert "gold/progress" in tables(lake)
 
 
