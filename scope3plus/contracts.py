@@ -207,6 +207,12 @@ def _scenario_registry(schemas_dir: Path) -> dict[str, ScenarioInfo]:
     for a, b in zip(entries, entries[1:]):
         if a.order == b.order:
             raise S3PError(f"{schemas_dir / 'events' / (b.id + '.yaml')}: order: {b.order} is {a.id}'s already")
+    colours: dict[str, str] = {}
+    for e in entries:  # the report tells scenarios apart by colour
+        if e.color.lower() in colours:
+            raise S3PError(f"{schemas_dir / 'events' / (e.id + '.yaml')}: color: {e.color} is "
+                           f"{colours[e.color.lower()]}'s already")
+        colours[e.color.lower()] = e.id
     return {e.id: e for e in entries}
 
 

@@ -101,6 +101,9 @@ def test_scenario_check_names_each_problem_of_a_broken_copy_on_one_line(tmp_path
     (lambda text: text.replace('label: "Refills (Toy)"\n', ""), "toy_refill.yaml: label: missing"),
     (lambda text: text.replace("order: 0", "order: first"), "toy_refill.yaml: order: must be a whole number"),
     (lambda text: text.replace("order: 0", "order: 1"), "toy_refill.yaml: order: 1 is secondhand_trade's already"),
+    # the report tells scenarios apart by colour; the toy (order 0) comes first, so second-hand's clashes
+    (lambda text: text.replace('color: "#123456"', 'color: "#4C78A8"'),
+     "secondhand_trade.yaml: color: #4c78a8 is toy_refill's already"),
 ])
 def test_a_bad_registry_entry_is_one_line_naming_file_key_and_reason(own_schemas, change, message):
     (own_schemas / "toy_refill.yaml").write_text(change(TOY), encoding="utf-8")
