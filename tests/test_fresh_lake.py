@@ -26,8 +26,7 @@ from scope3plus.contracts import SCENARIOS
 from .support import MAINTAINERS
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ["box_recycling@1.0.0", "green_product_sale@1.0.0", "green_trip@1.0.0", "no_cutlery_order@1.0.0",
-           "secondhand_trade@1.0.0"]
+SHIPPED = sorted(f"{s}@1.0.0" for s in SCENARIOS)  # the approved 1.0.0 of every scenario
 
 # Runs s3p commands through cli.main in a fresh interpreter (the test session shares a SparkSession,
 # so only a process of its own can show that none was started) and reports what happened.
@@ -87,7 +86,7 @@ def test_a_fresh_lake_is_refused_before_spark_starts_naming_the_command_that_reg
     assert not lake.exists() and not (tmp_path / "mlflow").exists()  # nothing written, no lock, no store
     command = f"s3p methodology approve --all-shipped --reviewer NAME --lake {lake}"
     run, backfill, restate = probe["results"]
-    every = "secondhand_trade@1.0.0, no_cutlery_order@1.0.0, green_trip@1.0.0, box_recycling@1.0.0, green_product_sale@1.0.0"
+    every = ", ".join(f"{s}@1.0.0" for s in SCENARIOS)  # in the registry's order
     for result, versions in ((run, every), (backfill, every), (restate, "green_trip@1.0.0")):
         assert result["code"] == 2
         assert result["stderr"] == (f"s3p: error: methodology versions not registered for this lake: {versions}; "
@@ -96,7 +95,7 @@ def test_a_fresh_lake_is_refused_before_spark_starts_naming_the_command_that_reg
     # the command named, as written (NAME: the reviewer the shipped specs record), is the fix
     argv = shlex.split(command.replace("NAME", MAINTAINERS))
     assert argv[0] == "s3p" and main(argv[1:]) == 0
-    assert "5 version(s) registered, 0 already registered" in capsys.readouterr().out
+    assert f"{len(SHIPPED)} version(s) registered, 0 already registered" in capsys.readouterr().out
     check_shipped_registered(_config(tmp_path))
     assert _hashes_from_sqlite(_config(tmp_path), ["green_trip"]) == {
         "green_trip": {"1.0.0": load_methodology(ROOT / "methodologies" / "green_trip" / "1.0.0.yaml").content_hash}}
@@ -111,7 +110,7 @@ def test_all_shipped_registers_every_approved_version_once_without_editing_them(
     where = ["--methodologies", str(specs), "--lake", config.lake]
     assert _approve_all(*where) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == f"5 version(s) registered, 0 already registered, in {config.tracking_uri()}"
+    assert out[-1] == f"{len(SHIPPED)} version(s) registered, 0 already registered, in {config.tracking_uri()}"
     assert [line.split(":")[0] for line in out[:-1]] == [v.replace("@", " ") for v in SHIPPED]
     assert all(f"already approved by {MAINTAINERS}; registered as s3p-methodology-" in line for line in out[:-1])
     assert _files(specs) == before  # their approvals already name this reviewer: no file touched
@@ -131,7 +130,7 @@ def test_all_shipped_registers_every_approved_version_once_without_editing_them(
     assert _approve_all(*where) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [f"{v.replace('@', ' ')}: already registered" for v in SHIPPED] + [
-        f"0 version(s) registered, 5 already registered, in {config.tracking_uri()}"]
+        f"0 version(s) registered, {len(SHIPPED)} already registered, in {config.tracking_uri()}"]
     assert all(len(client.search_model_versions(f"name='s3p-methodology-{i}'")) == 1 for i in ids)
     assert _files(specs) == before
 
@@ -142,7 +141,7 @@ def test_all_shipped_registers_every_approved_version_once_without_editing_them(
         check_shipped_registered(config)
     assert caught.value.unregistered == ["green_trip@1.0.0"]
     assert _approve_all(*where) == 0
-    assert "1 version(s) registered, 4 already registered" in capsys.readouterr().out
+    assert f"1 version(s) registered, {len(SHIPPED) - 1} already registered" in capsys.readouterr().out
     check_shipped_registered(config)
 
 

@@ -157,9 +157,10 @@ def test_validate_with_a_lake_reports_a_factor_edited_after_registration(root, t
 
     assert _s3p("validate", "--methodologies", str(root), "--lake", lake) == 2
     out, err = capsys.readouterr()
-    assert out.count("OK ") == 7 and "green_trip 1.0.0" not in out and "box_recycling 1.0.0" not in out
+    # every spec file but the two edited ones
+    assert out.count("OK ") == len(list(root.glob("*/[0-9]*.yaml"))) - 2 and "green_trip 1.0.0" not in out and "box_recycling 1.0.0" not in out
     lines = err.splitlines()
-    assert lines[-1] == "s3p: error: 2 problem(s) in 9 methodology spec(s)" and len(lines) == 3
+    assert lines[-1] == f"s3p: error: 2 problem(s) in {len(list(root.glob('*/[0-9]*.yaml')))} methodology spec(s)" and len(lines) == 3
     assert lines[1].startswith(f"ERROR  green_trip@1.0.0 ({spec}) changed since it was registered: "
                                "factors/mode_reduction.csv differs; file hash ")
     assert lines[0].startswith(f"ERROR  box_recycling@1.0.0 ({root / 'box_recycling' / '1.0.0.yaml'}) changed since it "

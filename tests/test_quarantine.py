@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 
 from scope3plus import cli
 from scope3plus.config import load_config
+from scope3plus.contracts import SCENARIOS
 from scope3plus.errors import S3PError
 from scope3plus.faults import RELEASE_POINTS
 from scope3plus.lake import open_lake, read_small_table
@@ -135,7 +136,7 @@ def test_list_show_and_report_read_the_lake_without_spark(delivered, tmp_path):
     assert all(f"wrote {out / f}" in reported.stderr for f in ("progress.html", "progress.png", "progress.csv"))
     progress = read_small_table(lake.path(tables.GOLD_PROGRESS)).to_pylist()
     csv = (out / "progress.csv").read_text(encoding="utf-8")
-    assert str(D1) in csv and len(csv.splitlines()) == 1 + len(progress) == 7
+    assert str(D1) in csv and len(csv.splitlines()) == 1 + len(progress) == 1 + len(SCENARIOS) + 1  # header, a row per scenario, the total
     assert (out / "progress.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "progress.html").read_text(encoding="utf-8")
     assert "Scope 3+ avoided emissions" in page
