@@ -19,6 +19,12 @@ from .command import Context, command
 from .errors import S3PError
 from .paths import in_installed_package, methodologies_dir
 
+
+def today() -> dt.date:
+    """The date an approval or retirement is recorded under: read in one place, so a test can pin it."""
+    return dt.date.today()
+
+
 __all__ = ["add_parser", "parse_ref"]
 
 _REF = re.compile(r"^(?P<id>[^@\s]+?)(?:@(?P<version>[^@\s]*))?$")
@@ -268,7 +274,7 @@ def cmd_approve(ctx: Context) -> int:
         raise S3PError(f"{m.id}@{m.version} is shipped inside the installed package ({m.path}): approve it in a "
                        "project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
     config = ctx.config
-    changed, entry = approve_and_register(m.path, args.reviewer, config, dt.date.today(),
+    changed, entry = approve_and_register(m.path, args.reviewer, config, today(),
                                           args.note or DEFAULT_APPROVAL_NOTE)
     state = f"approved by {args.reviewer} in {m.path}" if changed else f"already approved by {args.reviewer}"
     print(f"{m.id} {m.version}: {state}")
@@ -288,7 +294,7 @@ def cmd_retire(ctx: Context) -> int:
         raise S3PError(f"{m.id}@{m.version} is shipped inside the installed package ({m.path}): retire it in a "
                        "project folder of your own (`s3p init DIR`, then run s3p inside DIR)")
     config = dataclasses.replace(ctx.config, methodologies_dir=str(_root(args)))
-    done = retire_and_move_alias(m.path, args.reviewer, args.reason, config, dt.date.today())
+    done = retire_and_move_alias(m.path, args.reviewer, args.reason, config, today())
     print(f"{m.id} {m.version}: retired by {args.reviewer.strip()} in {m.path}")
     if done.in_force is None:
         print(f"no approved version of {m.scenario} is in force now; the registry's 'approved' alias is removed")
@@ -308,7 +314,7 @@ def _approve_all_shipped(args, config) -> int:
     from .methodology.review import DEFAULT_APPROVAL_NOTE
 
     root = _root(args)
-    done = approve_all_shipped(root, args.reviewer, config, dt.date.today(), args.note or DEFAULT_APPROVAL_NOTE)
+    done = approve_all_shipped(root, args.reviewer, config, today(), args.note or DEFAULT_APPROVAL_NOTE)
     for m, changed, entry in done:
         if entry is None:
             print(f"{m.id} {m.version}: already registered")

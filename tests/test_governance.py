@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scope3plus.cli import main
+from scope3plus import methodology_cli
 from scope3plus.config import load_config
 from scope3plus.errors import S3PError
 from scope3plus.methodology import MethodologyError, load_methodology
@@ -21,6 +22,13 @@ from .support import MAINTAINERS, edit_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = dt.date.today()
+
+
+@pytest.fixture(autouse=True)
+def _the_commands_date_is_today(monkeypatch):
+    """The commands record the date they run on; the suite runs for an hour and may cross midnight, so the
+    commands' clock is pinned to the TODAY the assertions use."""
+    monkeypatch.setattr(methodology_cli, "today", lambda: TODAY)
 
 
 def _s3p(*argv: str) -> int:
