@@ -41,6 +41,7 @@ SCENARIO_KEYS = (
     "restatement_change_t", "trailing_365d_t", "share_of_goal", "methodology_versions",
     "month_to_date_t", "calendar_year_to_date_t", "fiscal_year_to_date_t", "overlap_excluded_t",
     "combined_cumulative_t", "combined_share_of_goal", "trailing_365d_days_with_data", "projected_linear_t",
+    "projected_growth_t", "growth_method",  # null: the trend is the total's (kept for readers of earlier JSON)
     "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id",
 )
 

@@ -430,7 +430,7 @@ def monthly_combined(summary, as_of: dt.date, config: Config, reported: Sequence
     import pyarrow.compute as pc
 
     day = summary.column("event_date")
-    counts = pa.array([False] * summary.num_rows)
+    counts = pa.array([False] * summary.num_rows, type=pa.bool_())
     for lo, hi in combined_days(config.goal_start, as_of, counted_as_of(reported, as_of)):
         counts = pc.or_(counts, pc.and_(pc.greater_equal(day, pa.scalar(lo)), pc.less_equal(day, pa.scalar(hi))))
     kept = summary.filter(counts)
