@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: The "week": ``s3p generate`` arguments; three delivery days, not seven, so the test runs in about a
-#: minute on 2 cores (a day costs ~18 s of Delta commits, suites and MLflow whatever its size). Each scenario-day is one landing file; the generator's
-#: duplicates copy a line of the same day (a duplicate within one file) or of the day before (across
-#: deliveries), and 1 % of clean events come 1-3 days late.
+#: The "week": ``s3p generate`` arguments. Three delivery days, not seven: a day costs ~18 s on 2 idle
+#: cores (Delta commits, suites, MLflow) whatever its size. Each scenario-day is one landing file; the
+#: generator's duplicates copy a line of the same day (a duplicate within one file) or of the day before
+#: (across deliveries), and 1 % of clean events come 1-3 days late.
 WEEK = {"start": dt.date(2026, 11, 1), "days": 3, "events_per_day": 600, "seed": 26, "dirty": 0.06}
 
 #: Lines added to the generated files, as (scenario, delivery date, line), appended in this order to
