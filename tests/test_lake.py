@@ -222,19 +222,19 @@ def test_a_write_with_a_new_nullable_column_adds_it_to_the_table_in_its_commit(s
 
 
 def test_a_read_has_the_catalogues_columns_before_the_first_write_adds_them(spark, lake):
-    """A quarantine table written without one of the catalogue's columns (as by an s3p that did not have it yet)
-    reads with it, null."""
+    """A quarantine table written without ``line_sha256`` (by an s3p that did not have it yet) reads with the
+    catalogue's columns, that one null."""
     from scope3plus.catalog import table as declared
     from scope3plus.pipeline import tables
 
     name = tables.quarantine("green_trip")
     old = declared(name).schema
-    old = type(old)([f for f in old.fields if f.name != "run_id"])
+    old = type(old)([f for f in old.fields if f.name != "line_sha256"])
     row = {"landing_date": D1, "source_file": "f.jsonl", "value": "{}", "reasons": ["malformed_json"],
-           "quarantined_at": dt.datetime(2026, 11, 1)}
+           "run_id": "r1", "quarantined_at": dt.datetime(2026, 11, 1)}
     lake.append(name, spark.createDataFrame([tuple(row.get(f.name) for f in old.fields)], old), ["landing_date"])
     back = lake.read(name, {"landing_date": [D1]})
-    assert sorted(back.columns) == sorted(declared(name).column_names) and back.first().run_id is None
+    assert sorted(back.columns) == sorted(declared(name).column_names) and back.first().line_sha256 is None
 
 
 def test_an_overwrite_may_change_the_columns(spark, lake):

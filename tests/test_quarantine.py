@@ -121,6 +121,35 @@ def test_quarantine_keeps_and_shows_pseudonyms_never_raw_ids(delivered, capsys):
         assert RAW_ID not in out and pseudonym(config, RAW_ID) in out
 
 
+def test_a_quarantine_written_before_line_sha256_takes_new_runs_that_keep_no_raw_id(spark, tmp_path, capsys):
+    """An existing lake upgraded to this version (issue 23): its quarantine table was written without
+    ``line_sha256`` (the old columns, written here through the lake API). The next run's quarantine commit
+    adds the column (the additive upgrade, ``check_fits``) instead of being refused; its rows keep and show
+    pseudonyms only. The old row keeps its raw text, line_sha256 null, until ``s3p maintain`` masks it."""
+    from pyspark.sql import types as T
+
+    from scope3plus.catalog import table as declared
+
+    d0 = D1 - dt.timedelta(days=1)
+    name = tables.quarantine("secondhand_trade")
+    old = T.StructType([f for f in declared(name).schema.fields if f.name != "line_sha256"])
+    row = {"landing_date": d0, "source_file": "old.jsonl", "value": '{"user_id": "u-OLD-9", "category": ',
+           "reasons": ["malformed_json"], "run_id": "old", "quarantined_at": dt.datetime(2026, 10, 31)}
+    lake = open_lake(spark, tmp_path / "lake")
+    lake.append(name, spark.createDataFrame([tuple(row.get(f.name) for f in old.fields)], old), tables.BATCH_PARTITION)
+    config = deliver(spark, tmp_path)  # the same lake: its run writes quarantine for D1
+    assert "line_sha256" in lake.table_schema(name).fieldNames()
+    rows = lake.read(name).collect()
+    new = [r for r in rows if r.landing_date == D1]
+    assert len(new) == 3 and all(len(r.line_sha256) == 64 for r in new)  # s-bike, s1 as e-bike, s-cut
+    assert not [r.value for r in new if RAW_ID in r.value]
+    assert [(r.value, r.line_sha256) for r in rows if r.landing_date == d0] == [(row["value"], None)]
+    assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--date", str(D1),
+                     "--limit", "9", "--max-chars", "400"]) == 0
+    out = capsys.readouterr().out
+    assert RAW_ID not in out and pseudonym(config, RAW_ID) in out
+
+
 def test_list_show_and_report_read_the_lake_without_spark(delivered, tmp_path):
     """``quarantine list|show`` and ``report`` read small tables with pyarrow/delta-rs: in a process where
     no Spark session can start (SPARK_HOME names a missing folder), they still give the lake's numbers."""
