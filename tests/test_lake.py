@@ -180,12 +180,12 @@ def _files_under(path) -> set:
     (lambda df: df.withColumn("x", F.col("x").cast("string")), "column x is double in the table and string in the write"),
     (lambda df: df.drop("x"), r"column x \(double\) is missing from the write"),
     (lambda df: df.withColumn("n", F.col("n").cast("decimal(10,2)")), "column n is bigint in the table and decimal"),
-    (lambda df: df.withColumn("note", F.lit("new")), r"column note \(string\) is not in the table"),
+    (lambda df: df.withColumn("note", F.lit("new")).withColumn("x", F.col("x").cast("string")),
+     "column x is double in the table and string in the write"),  # an added column does not excuse a re-typed one
 ])
 def test_a_write_that_would_change_the_tables_columns_is_refused_and_writes_nothing(spark, lake, change, message):
     """delta-rs commits a partition replacement's schema as the table's: a re-typed or missing column
-    would silently re-type (or hide) the column of every file already there, and an append's new column
-    would be left out of the table. The write is refused before any file moves into the table, in append
+    would silently re-type (or hide) the column of every file already there. The write is refused before any file moves into the table, in append
     and in partition-replacement mode alike; Delta Lake on Spark is held to the same contract (by
     itself it would fill a missing column with nulls)."""
     lake.append("t", frame(spark), PARTS)
@@ -196,6 +196,45 @@ def test_a_write_that_would_change_the_tables_columns_is_refused_and_writes_noth
             write(change(frame(spark)))
     assert lake.version("t") == 0 and _files_under(lake.path("t")) == files
     assert dict(lake.read("t").dtypes)["x"] == "double" and lake.read("t").count() == 300
+
+
+@pytest.mark.parametrize("mode", ["append", "replace"])
+def test_a_write_with_a_new_nullable_column_adds_it_to_the_table_in_its_commit(spark, lake, mode):
+    """The one schema upgrade: a table written by an earlier s3p (here: without ``note``) takes a write that
+    only adds a column; the table gains it, nullable, its old rows read null, and the rows commit in one
+    version (delta-rs's append: a metadata-only commit just before it)."""
+    lake.append("t", frame(spark, 30), PARTS)
+    new = frame(spark, 4).filter(F.col("scenario") == "a").withColumn("note", F.lit("new"))  # n = 0 and 2 on a
+    if mode == "append":
+        result = lake.append("t", new, PARTS)
+        rows, nulls = 30 + 2, 30  # 30 old rows, 2 new
+    else:
+        result = lake.replace_partitions("t", new, PARTS, {"scenario": ["a"]})
+        rows, nulls = 15 + 2, 15  # the 15 rows of b stay (odd n of 0..29), a's 15 are replaced by 2
+        assert (result.rows_added, result.rows_removed, result.version) == (2, 15, 1)
+    back = lake.read("t")
+    assert back.count() == rows and back.filter(F.col("note").isNull()).count() == nulls
+    assert sorted(r.n for r in back.filter(F.col("note") == "new").collect()) == [0, 2]
+    field = lake.table_schema("t")["note"]  # the Delta log's schema
+    assert field.nullable and field.dataType.simpleString() == "string"
+    with pytest.raises(S3PError, match="column x is double in the table and string in the write"):
+        lake.append("t", new.withColumn("x", F.col("x").cast("string")), PARTS)  # still refused after the upgrade
+
+
+def test_a_read_has_the_catalogues_columns_before_the_first_write_adds_them(spark, lake):
+    """A quarantine table written without ``line_sha256`` (by an s3p that did not have it yet) reads with the
+    catalogue's columns, that one null."""
+    from scope3plus.catalog import table as declared
+    from scope3plus.pipeline import tables
+
+    name = tables.quarantine("green_trip")
+    old = declared(name).schema
+    old = type(old)([f for f in old.fields if f.name != "line_sha256"])
+    row = {"landing_date": D1, "source_file": "f.jsonl", "value": "{}", "reasons": ["malformed_json"],
+           "run_id": "r1", "quarantined_at": dt.datetime(2026, 11, 1)}
+    lake.append(name, spark.createDataFrame([tuple(row.get(f.name) for f in old.fields)], old), ["landing_date"])
+    back = lake.read(name, {"landing_date": [D1]})
+    assert sorted(back.columns) == sorted(declared(name).column_names) and back.first().line_sha256 is None
 
 
 def test_an_overwrite_may_change_the_columns(spark, lake):

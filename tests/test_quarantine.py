@@ -10,6 +10,8 @@ change nothing.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -40,6 +42,13 @@ SALE = {"event_id": "s1", "event_time": "2026-11-01T11:00:00+08:00", "user_id": 
         "trade_type": "c2c", "category": "book", "sale_price_cny": 20, "condition": 0.5}
 
 
+RAW_ID = "u-RAW-123"  # the e-bike's and the malformed line's user: never in quarantine, only its pseudonym
+
+
+def pseudonym(config, user_id: str) -> str:
+    return hmac.new(config.pseudonym_key()[0], user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
 def add_secondhand_v1_1_with_e_bikes(specs: Path) -> None:
     folder = specs / "secondhand_trade"
     table = (folder / "factors" / "category_production.csv").read_text(encoding="utf-8")
@@ -60,9 +69,10 @@ def deliver(spark, root: Path):
     folder = Path(config.landing) / "secondhand_trade"
     folder.mkdir(parents=True)
     lines = [json.dumps({**SALE, "event_id": f"s{i}"}) for i in range(1, 4)]
-    lines += [json.dumps({**SALE, "event_id": "s-bike", "category": "e_bike", "sale_price_cny": 900, "condition": 0.8}),
+    lines += [json.dumps({**SALE, "event_id": "s-bike", "user_id": RAW_ID, "category": "e_bike", "sale_price_cny": 900,
+                          "condition": 0.8}),
               json.dumps({**SALE, "event_id": "s1", "category": "e_bike"}),  # s1 is in silver already
-              '{"event_id": "s-cut", "category": ']
+              f'{{"event_id": "s-cut", "user_id": "{RAW_ID}", "category": ']
     (folder / f"{D1}-part-00000.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     register_approved(config)
     run_day(spark, config, D1)
@@ -92,8 +102,52 @@ def test_list_and_show(delivered, capsys):
     out = capsys.readouterr().out
     assert "unknown_factor_key:category" in out and "methodology_coverage" in out
     assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--reason", "malformed*"]) == 0
-    assert '{"event_id": "s-cut", "category": ' in capsys.readouterr().out
+    assert f'{{"event_id": "s-cut", "user_id": "{pseudonym(config, RAW_ID)}", "category": ' in capsys.readouterr().out
     assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "nope"]) == 2
+
+
+def test_quarantine_keeps_and_shows_pseudonyms_never_raw_ids(delivered, capsys):
+    """Item 1 of issue 23: a quarantined line's user_id is replaced by its pseudonym, in a well-formed line
+    (the silver HMAC) and in a malformed one (where ``"user_id":`` is followed by a value); raw bytes are not kept."""
+    config, lake = delivered
+    rows = lake.read(tables.quarantine("secondhand_trade")).collect()
+    assert len(rows) == 3 and all(r.raw_bytes is None and len(r.line_sha256) == 64 for r in rows)
+    assert not [r.value for r in rows if RAW_ID in r.value]
+    assert len([r.value for r in rows if pseudonym(config, RAW_ID) in r.value]) == 2  # the e-bike and the cut line
+    for fmt in ("table", "json"):
+        assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--limit", "9",
+                         "--max-chars", "400", "--format", fmt]) == 0
+        out = capsys.readouterr().out
+        assert RAW_ID not in out and pseudonym(config, RAW_ID) in out
+
+
+def test_a_quarantine_written_before_line_sha256_takes_new_runs_that_keep_no_raw_id(spark, tmp_path, capsys):
+    """An existing lake upgraded to this version (issue 23): its quarantine table was written without
+    ``line_sha256`` (the old columns, written here through the lake API). The next run's quarantine commit
+    adds the column (the additive upgrade, ``check_fits``) instead of being refused; its rows keep and show
+    pseudonyms only. The old row keeps its raw text, line_sha256 null, until ``s3p maintain`` masks it."""
+    from pyspark.sql import types as T
+
+    from scope3plus.catalog import table as declared
+
+    d0 = D1 - dt.timedelta(days=1)
+    name = tables.quarantine("secondhand_trade")
+    old = T.StructType([f for f in declared(name).schema.fields if f.name != "line_sha256"])
+    row = {"landing_date": d0, "source_file": "old.jsonl", "value": '{"user_id": "u-OLD-9", "category": ',
+           "reasons": ["malformed_json"], "run_id": "old", "quarantined_at": dt.datetime(2026, 10, 31)}
+    lake = open_lake(spark, tmp_path / "lake")
+    lake.append(name, spark.createDataFrame([tuple(row.get(f.name) for f in old.fields)], old), tables.BATCH_PARTITION)
+    config = deliver(spark, tmp_path)  # the same lake: its run writes quarantine for D1
+    assert "line_sha256" in lake.table_schema(name).fieldNames()
+    rows = lake.read(name).collect()
+    new = [r for r in rows if r.landing_date == D1]
+    assert len(new) == 3 and all(len(r.line_sha256) == 64 for r in new)  # s-bike, s1 as e-bike, s-cut
+    assert not [r.value for r in new if RAW_ID in r.value]
+    assert [(r.value, r.line_sha256) for r in rows if r.landing_date == d0] == [(row["value"], None)]
+    assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--date", str(D1),
+                     "--limit", "9", "--max-chars", "400"]) == 0
+    out = capsys.readouterr().out
+    assert RAW_ID not in out and pseudonym(config, RAW_ID) in out
 
 
 def test_list_show_and_report_read_the_lake_without_spark(delivered, tmp_path):
@@ -190,6 +244,8 @@ def test_release_moves_fixed_rows_exactly_once(spark, delivered):
     assert gold_events(lake) == ["s-bike", "s1", "s2", "s3"]
     bike = lake.read(tables.GOLD_AVOIDED).filter(F.col("event_id") == "s-bike").first()
     assert bike.methodology_version == "1.1.0" and float(bike.avoided_kg) == pytest.approx(60 * 0.8)
+    released = lake.read(tables.silver("secondhand_trade")).filter(F.col("event_id") == "s-bike").first()
+    assert released.user_id_key == pseudonym(config, RAW_ID)  # re-gated from bronze's raw line, not quarantine's text
     record = lake.read(tables.JOB_RUNS).filter(F.col("job") == "release").collect()
     assert len(record) == 1 and record[0].conservation_ok and record[0].status == "succeeded"
     assert record[0].bronze_rows == record[0].silver_rows + record[0].quarantined_rows + record[0].duplicates_removed

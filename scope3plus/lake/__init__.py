@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..catalog import find
 from ..errors import S3PError
 from ..lakeuri import join, local_path, normalise
 
@@ -339,38 +340,65 @@ def _wider_decimal(table, field):
 
 def schema_change(table, write) -> str | None:
     """How the columns of a write (a Spark StructType) differ from its table's (names and types;
-    order and nullability aside), or None. delta-rs commits a partition replacement's schema as the
-    table's, silently re-typing or hiding the columns of the files already there, and an append's
-    new columns are dropped from the table's view: either is refused instead."""
+    order and nullability aside) in a way that cannot be an upgrade, or None. delta-rs commits a
+    partition replacement's schema as the table's, silently re-typing or hiding the columns of the
+    files already there: a missing or re-typed column is refused instead. A column the table does not
+    have is no change here: it is added (``added_columns``)."""
     types = {f.name: f.dataType.simpleString() for f in write.fields}
-    declared = {f.name: f.dataType.simpleString() for f in table.fields}
     problems = []
-    for name, kind in declared.items():
+    for field in table.fields:
+        name, kind = field.name, field.dataType.simpleString()
         if name not in types:
             problems.append(f"column {name} ({kind}) is missing from the write")
         elif types[name] != kind:
             problems.append(f"column {name} is {kind} in the table and {types[name]} in the write")
-    problems += [f"column {name} ({kind}) is not in the table" for name, kind in types.items() if name not in declared]
     return "; ".join(problems) or None
+
+
+def added_columns(table, write) -> list[str]:
+    """The write's columns (a Spark StructType) that the table (another) does not have: an upgrade that the
+    write adds to the table's schema in its commit, nullable, the rows already there reading null."""
+    declared = {f.name for f in table.fields}
+    return [f.name for f in write.fields if f.name not in declared]
 
 
 REBUILD = "move the table aside and rebuild it (s3p backfill --from <first delivery> --to <last> --rerun)"
 
 
-def check_fits(table, path: str, schema, mode: str, partition_by: list[str]) -> None:
+def check_fits(table, path: str, schema, mode: str, partition_by: list[str]) -> list[str]:
     """Refuse (S3PError) a write to the existing Delta table ``table`` that would change its partition
-    columns, or, unless it replaces the whole table (``overwrite``), its columns: delta-rs would commit
-    the write's schema as the table's, silently re-typing or dropping the columns of the files
+    columns, or, unless it replaces the whole table (``overwrite``), drop or re-type its columns: delta-rs
+    would commit the write's schema as the table's, silently re-typing or dropping the columns of the files
     already there (``schema_change``); Delta Lake on Spark would fill a missing column with nulls. Both
-    backends refuse alike."""
+    backends refuse alike. Returns the columns the write adds (``added_columns``; none for an overwrite,
+    which takes the write's columns anyway): the one additive upgrade, which both backends commit with the
+    rows (a table written by an earlier version of s3p gains a nullable column the catalogue now declares)."""
     layout = list(table.metadata().partition_columns)
     if layout != list(partition_by):
         raise S3PError(f"{path} is partitioned by {layout or 'nothing'}, and this version of s3p writes it partitioned "
                        f"by {list(partition_by) or 'nothing'}: {REBUILD}")
-    problem = None if mode == "overwrite" else schema_change(spark_schema(table), schema)
+    if mode == "overwrite":
+        return []
+    columns = spark_schema(table)
+    problem = schema_change(columns, schema)
     if problem:
         raise S3PError(f"{path}: this version of s3p writes other columns than the table has ({problem}); "
                        f"nothing was written: {REBUILD}")
+    return added_columns(columns, schema)
+
+
+def with_catalogue_columns(name: str, df):
+    """``df`` (a read of table ``name``) with each column the catalogue declares and the table does not have
+    yet as nulls of the declared type: a table written by an earlier version of s3p reads with this
+    version's columns before its first write adds them (``check_fits``). Unchanged for a table the
+    catalogue does not declare."""
+    from pyspark.sql import functions as F
+
+    declared = find(name)
+    missing = [c for c in declared.columns if c.name not in df.columns] if declared else []
+    if not missing:
+        return df
+    return df.withColumns({c.name: F.lit(None).cast(c.type) for c in missing})
 
 
 def commit_metadata(entry: dict) -> dict:

@@ -22,11 +22,14 @@ import json
 import os
 from urllib.parse import unquote
 
+from pyspark.sql import types as T
+
 from ..errors import S3PError
 from ..faults import fault_point
 from ..catalog import with_comments
 from ..lakeuri import local_path
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, partition_filters, replayed, spark_schema
+from . import (COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, partition_filters, replayed, spark_schema,
+               with_catalogue_columns)
 
 STAGING_PREFIX = ".s3p-staging-"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
@@ -172,6 +175,22 @@ def commit_files(path: str, schema, files: list[dict], mode: str, partition_by: 
 CHECKPOINT_EVERY = 10
 
 
+def add_columns(table, schema, names: list[str], metadata: dict | None):
+    """Add the nullable columns ``names`` of ``schema`` (a StructType) to ``table``'s schema ahead of an append,
+    and the table as it is then. A partition replacement commits its schema with its files, so its added
+    columns join the table in that commit; delta-rs's append (``create_write_transaction``) commits no
+    schema, so an append's columns are added by a metadata-only commit just before (killed in between: the
+    table has the columns, all null, and the rerun's append commits the rows)."""
+    from deltalake.schema import Field as DeltaField
+    from deltalake.transaction import CommitProperties
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    arrow = to_arrow_schema(T.StructType([f for f in schema.fields if f.name in names]))
+    table.alter.add_columns([DeltaField.from_arrow(f) for f in arrow], commit_properties=CommitProperties(
+        custom_metadata={"s3p.job": "add_columns", **{f"s3p.{k}": str(v) for k, v in (metadata or {}).items()}}))
+    return open_table(table.table_uri)
+
+
 def checkpoint_if_due(table) -> None:
     """Write a log checkpoint when the table's new version is a multiple of CHECKPOINT_EVERY."""
     version = table.version()
@@ -267,9 +286,9 @@ class DeltaRsLake(Lake):
         if ranges:
             uris = _overlapping(table, uris, ranges)
         if not uris:
-            return self.spark.createDataFrame([], schema)
-        return (self.spark.read.schema(schema).option("basePath", "file://" + self.path(name))
-                .parquet(*uris).select(*schema.fieldNames()))
+            return with_catalogue_columns(name, self.spark.createDataFrame([], schema))
+        return with_catalogue_columns(name, self.spark.read.schema(schema).option("basePath", "file://" + self.path(name))
+                                      .parquet(*uris).select(*schema.fieldNames()))
 
     def _staging_folder(self, name):
         """Inside the table folder (``.s3p-staging-<token>``), so the commit only moves the files."""
@@ -298,13 +317,19 @@ class DeltaRsLake(Lake):
         replace = {k: [_partition_value(v) for v in vs] for k, vs in (replace or {}).items()}
         try:
             table = open_table(table_path)
+            added = []
             if table is not None:  # before any file moves into the table: a refused write leaves it untouched
-                check_fits(table, table_path, staged.schema, mode, partition_by)
+                added = check_fits(table, table_path, staged.schema, mode, partition_by)
             files = stage_files(table_path, staged.path, token, partition_by, replace if mode == "replace" else None,
                                 columns=set(staged.schema.fieldNames()))
         finally:
             self.discard(staged)
         fault_point("lake.before_commit")
+        if added:
+            schema = T.StructType([T.StructField(f.name, f.dataType, True, f.metadata) if f.name in added else f
+                                   for f in schema.fields])  # old rows read null
+            if mode == "append":
+                table = add_columns(table, schema, added, metadata)
         committed = commit_files(table_path, schema, files, mode, partition_by, replace, app_id, app_version,
                                  metadata, token, table)
         if not committed:  # a replayed application transaction: the table stays as it is

@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 
 from ..catalog import commented
 from ..errors import S3PError
-from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, journal, replayed
+from . import COMMIT_TOKEN_KEY, CommitResult, Lake, check_fits, journal, replayed, with_catalogue_columns
 
 
 def _replace_where(values: dict[str, list]) -> str:
@@ -47,7 +47,7 @@ class DeltaSparkLake(Lake):
             df = df.filter(F.col(col).cast("string").isin([str(v) for v in vals]))
         for col, (lo, hi) in (ranges or {}).items():  # Delta data skipping prunes the files
             df = df.filter(F.col(col).between(F.lit(lo), F.lit(hi)))
-        return df
+        return with_catalogue_columns(name, df)
 
     def _write(self, name, df, mode, partition_by, options, metadata, rows_removed):
         """One ``format("delta")`` write, found again in the history by its token. The rows and files it
@@ -55,7 +55,9 @@ class DeltaSparkLake(Lake):
         df = commented(name, self.in_table_types(name, df))  # the catalogue's column comments, kept by every commit
         if self.exists(name):  # the same refusals as the delta-rs backend, before anything is written
             whole = mode == "overwrite" and "replaceWhere" not in options
-            check_fits(self._delta_table(name), self.path(name), df.schema, "overwrite" if whole else "replace", partition_by)
+            if check_fits(self._delta_table(name), self.path(name), df.schema, "overwrite" if whole else "replace",
+                          partition_by):
+                options = {**options, "mergeSchema": "true"}  # the added columns join the schema in this commit
         token = self.new_token()
         meta = {COMMIT_TOKEN_KEY: token, "s3p.rows_removed": str(rows_removed),
                 **{f"s3p.{k}": str(v) for k, v in (metadata or {}).items()}}

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -464,12 +465,42 @@ def silver_rows(routed: DataFrame, contract: Contract, run_id: str) -> DataFrame
     return routed.filter(F.col("disposition") == SILVER).select(*silver_columns(contract.scenario, run_id))
 
 
-def quarantine_rows(rows: DataFrame, run_id: str) -> DataFrame:
-    """Quarantine rows of ``rows`` (routed rows, or staged quarantined rows without a disposition)."""
+def line_sha256() -> Column:
+    """SHA-256 (hex) of a bronze line's exact bytes as delivered: how a quarantine row finds its bronze row."""
+    return F.sha2(F.coalesce(F.col("raw_bytes"), F.col("value").cast("binary")), 256)
+
+
+def pii_value_pattern(name: str) -> str:
+    """Where a personal field's value is in a line's text: ``"<name>":`` then a JSON string or any other token
+    (group 1: up to the value; group 2: the value, with the quotes of a string)."""
+    return r'("' + re.escape(name) + r'"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)'
+
+
+def masked_line(contract: Contract, key: bytes) -> Column:
+    """A line's text with each personal field's value replaced by its pseudonym (``<name>_key``, the HMAC
+    the silver rows carry; where the line did not give a typed value, the HMAC of the value's text as it
+    is written). Every occurrence is replaced, so a malformed line keeps no raw id either wherever
+    ``"<name>":`` is followed by a value; text that does not look like that is kept as it is."""
+    text = F.col("value")
+    for spec in contract.fields:
+        if spec.pii:
+            pattern = pii_value_pattern(spec.name)
+            written = F.regexp_extract(text, pattern, 2)
+            written = F.when(written.startswith('"'), written.substr(F.lit(2), F.length(written) - 2)).otherwise(written)
+            pseudonym = F.coalesce(F.col(f"{spec.name}_key"), hmac_sha256(written, key))
+            text = F.regexp_replace(text, pattern, F.concat(F.lit("$1\""), pseudonym, F.lit("\"")))
+    return text
+
+
+def quarantine_rows(rows: DataFrame, run_id: str, contract: Contract, key: bytes) -> DataFrame:
+    """Quarantine rows of ``rows`` (routed rows, or staged quarantined rows without a disposition, both with
+    their bronze ``value`` and ``raw_bytes`` and the pseudonyms ``<name>_key``): the text with its personal
+    values masked (``masked_line``), no raw bytes, and the hash that finds the line in bronze."""
     if "disposition" in rows.columns:
         rows = rows.filter(F.col("disposition") == QUARANTINE)
-    values = {"landing_date": F.col("landing_date"), "source_file": F.col("source_file"), "value": F.col("value"),
-              "raw_bytes": F.col("raw_bytes"),
+    values = {"landing_date": F.col("landing_date"), "source_file": F.col("source_file"),
+              "value": masked_line(contract, key), "raw_bytes": F.lit(None).cast("binary"),
+              "line_sha256": line_sha256(),
               "reasons": F.col("reasons"), "run_id": F.lit(run_id), "quarantined_at": F.current_timestamp()}
     return rows.select(*[values[c].alias(c) for c in table(tables.quarantine(SCENARIOS[0])).column_names])  # alike
 
@@ -619,7 +650,8 @@ def gate(lake: Lake, contract: Contract, methodologies, settings: GateSettings, 
             "run_id": run_id, "job": "gate", "pseudonym_key": settings.key_fingerprint})
         fault_point("gate.silver_committed")
         quarantine_commit = lake.replace_partitions(
-            tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE].frame(spark), run_id), tables.BATCH_PARTITION,
+            tables.quarantine(scenario), quarantine_rows(staged[QUARANTINE].frame(spark), run_id, contract, settings.pseudonym_key),
+            tables.BATCH_PARTITION,
             {"landing_date": [day]}, metadata={"run_id": run_id, "job": "gate"})
     finally:
         lake.discard_split(staged)

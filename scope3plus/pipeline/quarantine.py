@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Callable
 
 from pyspark import StorageLevel
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, Window, functions as F
 
 from ..config import DEV_KEY_NOTE, DEV_KEY_TAG, Config
 from ..contracts import SCENARIOS, check_scenario, load_contracts
@@ -46,7 +46,7 @@ from ..lake import Lake, small_table_dataset, table_exists, table_path
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
 from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, check_pseudonym_key, history_ids,
-                   parse_and_check, quarantine_rows, route, silver_rows)
+                   line_sha256, parse_and_check, quarantine_rows, route, silver_rows)
 from .quality import DataQuality, load_suites
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -201,8 +201,8 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     resumed = interrupted["run_id"] if interrupted else None  # killed after its silver commit
     if resumed:
         progress(f"{scenario} {day}: finishing release {resumed} (killed after its silver commit)")
-    quarantined = lake.read(name, {"landing_date": [day]})
-    checked = parse_and_check(quarantined.select("landing_date", "source_file", "value", "raw_bytes"), contract, approved, settings)
+    quarantined = bronze_lines(lake, scenario, day)
+    checked = parse_and_check(quarantined, contract, approved, settings)
     delivery_silver = lake.read(tables.silver(scenario), {"landing_date": [day]})
     if resumed:  # its released rows are in silver already: route as it did, then keep them
         delivery_silver = delivery_silver.filter(F.col("run_id") != resumed)
@@ -263,7 +263,7 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
                                         metadata={"run_id": run_id, "job": "release",
                                                   "pseudonym_key": settings.key_fingerprint}).rows_added
         fault_point("release.silver_committed")
-        quarantine_commit = lake.replace_partitions(name, quarantine_rows(routed, run_id), tables.BATCH_PARTITION,
+        quarantine_commit = lake.replace_partitions(name, quarantine_rows(routed, run_id, contract, key), tables.BATCH_PARTITION,
                                                     {"landing_date": [day]}, metadata={"run_id": run_id, "job": "release"})
         result.bronze_rows = bronze
         result.silver_rows = lake.partition_rows(tables.silver(scenario), {"landing_date": [day]})
@@ -282,6 +282,25 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     finally:
         routed.unpersist()
     return _publish(lake, config, approved, marker, result, started, progress)
+
+
+def bronze_lines(lake: Lake, scenario: str, day: dt.date) -> DataFrame:
+    """The bronze rows of the lines quarantined for ``scenario`` on ``day`` (quarantine keeps no raw id, so
+    release re-gates from bronze): each quarantine row finds a bronze row of its file by ``line_sha256``
+    (n identical quarantined lines, n of the identical bronze lines). Refused when a line is no longer in
+    bronze as delivered (past the raw-line retention, ``s3p maintain``)."""
+    keys = ["source_file", "line_sha256"]
+    wanted = lake.read(tables.quarantine(scenario), {"landing_date": [day]}).groupBy(*keys).agg(F.count("*").alias("_wanted"))
+    copy = F.row_number().over(Window.partitionBy(*keys).orderBy("value"))
+    found = (lake.read(tables.bronze(scenario), {"landing_date": [day]})
+             .select("landing_date", "source_file", "value", "raw_bytes").withColumn("line_sha256", line_sha256())
+             .join(F.broadcast(wanted), keys).withColumn("_copy", copy)
+             .filter(F.col("_copy") <= F.col("_wanted")).select("landing_date", "source_file", "value", "raw_bytes"))
+    missing = (lake.partition_rows(tables.quarantine(scenario), {"landing_date": [day]}) or 0) - found.count()
+    if missing:
+        raise S3PError(f"{scenario} {day}: {missing:,} quarantined line(s) are no longer in bronze as delivered "
+                       "(past the raw-line retention: README, Privacy); they cannot be released")
+    return found
 
 
 #: the counts a release marker carries once silver and quarantine are committed
