@@ -47,6 +47,7 @@ from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
 from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, check_pseudonym_key, history_ids,
                    parse_and_check, quarantine_rows, route, silver_rows)
+from .ingest import unknown_position
 from .quality import DataQuality, load_suites
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -202,7 +203,9 @@ def release(lake: Lake, config: Config, scenario: str, day: dt.date, run_id: str
     if resumed:
         progress(f"{scenario} {day}: finishing release {resumed} (killed after its silver commit)")
     quarantined = lake.read(name, {"landing_date": [day]})
-    checked = parse_and_check(quarantined.select("landing_date", "source_file", "value", "raw_bytes"), contract, approved, settings)
+    # quarantine keeps no line positions: among copies released together, the line hash picks (route)
+    checked = parse_and_check(quarantined.select("landing_date", "source_file", "value", "raw_bytes", unknown_position()),
+                              contract, approved, settings)
     delivery_silver = lake.read(tables.silver(scenario), {"landing_date": [day]})
     if resumed:  # its released rows are in silver already: route as it did, then keep them
         delivery_silver = delivery_silver.filter(F.col("run_id") != resumed)
