@@ -108,7 +108,7 @@ def _field(name: str, raw: dict, source: Path) -> FieldSpec:
     if (raw.get("max_length") is not None or raw.get("pattern") is not None) and raw["type"] != "string":
         raise S3PError(f"{source}: field {name!r}: max_length and pattern apply to string fields only")
     coerce = raw.get("coerce")
-    if coerce is not None and raw["type"] not in COERCIONS.get(coerce, ()):
+    if coerce is not None and not (isinstance(coerce, str) and raw["type"] in COERCIONS.get(coerce, ())):
         allowed = "; ".join(f"{c} (for {', '.join(types)} fields)" for c, types in COERCIONS.items())
         raise S3PError(f"{source}: field {name!r} of type {raw['type']}: coerce can be {allowed}, not {coerce!r}")
     return FieldSpec(

@@ -32,8 +32,8 @@ TOTAL_KEYS = (
     "trailing_365d_t", "on_track", "events", "run_id",
     "day_t", "month_to_date_t", "calendar_year_to_date_t", "fiscal_year", "fiscal_year_to_date_t",
     "reported_cumulative_t", "overlap_excluded_t", "combined_cumulative_t", "combined_share_of_goal",
-    "trailing_365d_days_with_data", "projected_linear_t", "projected_growth_t", "growth_method",
-    "growth_rate_per_year", "growth_fitted_rate_t_per_year", "on_track_growth", "methodology_versions",
+    "trailing_365d_days_with_data", "projected_linear_t", "projected_growth_t", "projected_growth_low_t",
+    "projected_growth_high_t", "growth_slope_t_per_year", "growth_method", "methodology_versions",
     "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id",
 )
 SCENARIO_KEYS = (
@@ -41,7 +41,7 @@ SCENARIO_KEYS = (
     "restatement_change_t", "trailing_365d_t", "share_of_goal", "methodology_versions",
     "month_to_date_t", "calendar_year_to_date_t", "fiscal_year_to_date_t", "overlap_excluded_t",
     "combined_cumulative_t", "combined_share_of_goal", "trailing_365d_days_with_data", "projected_linear_t",
-    "projected_growth_t", "growth_method", "growth_rate_per_year", "growth_fitted_rate_t_per_year",
+    "projected_growth_t", "growth_method",  # null: the trend is the total's (kept for readers of earlier JSON)
     "latest_run_landing_date", "latest_run_status", "latest_run_quarantined_share", "latest_run_id",
 )
 
@@ -169,7 +169,7 @@ def progress_tables(rows: list[dict]) -> list[Table]:
         [[label(r["scope"]), format_tonnes(r["cumulative_t"]),
           format_tonnes(r.get("reported_cumulative_t")) if r["scope"] == TOTAL else "not split",
           format_tonnes(r.get("combined_cumulative_t")), format_share(r.get("combined_share_of_goal")),
-          format_tonnes(r.get("projected_linear_t"))]  # the growth trend: report.Trend, for the total
+          format_tonnes(r.get("projected_linear_t"))]  # the growth trend (the total's): `s3p report` draws it
          for r in rows])
     trust = Table(
         "Can we trust the number?",
@@ -185,10 +185,6 @@ def progress_tables(rows: list[dict]) -> list[Table]:
 # The one rule that decides the status; every text that states the status says this rule (and no other).
 STATUS_RULE = ("Status rule: ON TRACK when the projection at the last 365 days' pace (combined so far + the last "
                "365 days' tonnes × years remaining) reaches the goal by its end; OFF TRACK otherwise.")
-# When no growth trend is shown: a two-point exponential is not a trend. The report's trend (``report.Trend``)
-# needs at least 3 complete fiscal years of points and draws its uncertainty band.
-TOO_LITTLE_HISTORY = ("too little history for a trend (one needs at least 3 complete fiscal years with data in "
-                      "every month); none is shown")
 # What the terminal says instead: the trend is fitted on the fiscal-year history, which only `s3p report` reads.
 TREND_IN_REPORT = ("see `s3p report` (drawn only with at least 3 complete fiscal years, with its uncertainty band; "
                    "it never decides the status)")

@@ -21,17 +21,16 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 from .aggregates import ReportedAggregate, counted_as_of
 from .config import Config
 from .contracts import SCENARIOS, scenario_info
-from .pipeline.rollup import DAYS_PER_YEAR, TOTAL, fiscal_year_label, fiscal_year_start
+from .pipeline.rollup import (BAND_STANDARD_ERRORS, DAYS_PER_YEAR, TOO_LITTLE_HISTORY, TOTAL, Trend, cumulative_months,
+                               fiscal_years, growth_trend, years_ahead)
 from .progress_report import (label, Table, as_csv, format_date, format_goal, format_run_status, format_share,
                               format_tonnes, format_tonnes_rounded, headline, ordered, pace_basis, progress_tables, scenario_status,
-                              STATUS_RULE, TOO_LITTLE_HISTORY, total_row)
+                              STATUS_RULE, total_row)
 
 FILES = {"html": "progress.html", "png": "progress.png", "scenarios_png": "progress-scenarios.png", "csv": "progress.csv"}
 REPORTED_COLOR = "#9d9d9d"
@@ -149,7 +148,8 @@ def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggr
     out.mkdir(parents=True, exist_ok=True)
     paths = {kind: out / name for kind, name in FILES.items()}
     rows = ordered(rows)
-    years = fiscal_years(rows, series, aggregates, config)
+    total = total_row(rows)
+    years = fiscal_years(total["as_of"], total["goal_t"], series, aggregates, config)
     trend = growth_trend(years)
     write_chart(paths["png"], rows, series, aggregates, config, trend)
     write_scenario_shares(paths["scenarios_png"], rows)
@@ -158,85 +158,6 @@ def write_report(out_dir: str | Path, rows: list[dict], series: list[dict], aggr
                                          paths["scenarios_png"].read_bytes(), years, trend, quality),
                              encoding="utf-8")
     return paths
-
-
-# ---- the growth trend ----
-MIN_TREND_YEARS = 3
-BAND_STANDARD_ERRORS = 2
-
-
-@dataclass(frozen=True)
-class Trend:
-    """A least-squares straight line through complete fiscal-year totals (tonnes against the fiscal
-    year's first calendar year), with the standard error of its residuals ``se`` (n - 2 degrees of
-    freedom): what the report draws as the growth trend, with a band of ±2 standard errors."""
-
-    labels: tuple[str, ...]
-    xs: tuple[float, ...]
-    ys: tuple[float, ...]
-
-    @property
-    def n(self) -> int:
-        return len(self.xs)
-
-    @property
-    def x_mean(self) -> float:
-        return sum(self.xs) / self.n
-
-    @property
-    def sxx(self) -> float:
-        return sum((x - self.x_mean) ** 2 for x in self.xs)
-
-    @property
-    def slope(self) -> float:
-        y_mean = sum(self.ys) / self.n
-        return sum((x - self.x_mean) * (y - y_mean) for x, y in zip(self.xs, self.ys)) / self.sxx
-
-    @property
-    def intercept(self) -> float:
-        """The fitted total at the mean of the points' years (x_mean)."""
-        return sum(self.ys) / self.n
-
-    @property
-    def se(self) -> float:
-        residuals = [y - self.fitted(x) for x, y in zip(self.xs, self.ys)]
-        return math.sqrt(sum(r * r for r in residuals) / (self.n - 2))
-
-    def fitted(self, x: float) -> float:
-        return self.intercept + self.slope * (x - self.x_mean)
-
-    def added(self, weights: list[tuple[float, float]]) -> tuple[float, float, float]:
-        """Tonnes the line adds over fiscal years given as (x, fraction of the year), and the band:
-        (fitted, low, high). The sum W·ȳ + b·(Σfx − W·x̄) has variance s²·(W²/n + (Σfx − W·x̄)²/Sxx)
-        (ȳ and the slope b are uncorrelated); the band is ±2 of its standard deviations."""
-        w = sum(f for _, f in weights)
-        lever = sum(f * x for x, f in weights) - w * self.x_mean
-        value = w * self.intercept + self.slope * lever
-        spread = BAND_STANDARD_ERRORS * self.se * math.sqrt(w * w / self.n + lever * lever / self.sxx)
-        return value, value - spread, value + spread
-
-
-def growth_trend(years: list[dict]) -> Trend | None:
-    """The trend through ``fiscal_years``' complete years whose every month has data (a reported total or
-    events) and a positive total; None with fewer than MIN_TREND_YEARS of them (a year with no data is
-    unknown, not zero; a year with a few days of events is no year's total)."""
-    points = [y for y in years if y["complete"] and y["covered"] and y["tonnes"][TOTAL] > 0]
-    if len(points) < MIN_TREND_YEARS:
-        return None
-    return Trend(tuple(y["label"] for y in points), tuple(float(y["start"].year) for y in points),
-                 tuple(y["tonnes"][TOTAL] for y in points))
-
-
-def years_ahead(as_of: dt.date, day: dt.date, start_month: int) -> list[tuple[float, float]]:
-    """The fiscal years from the day after ``as_of`` to ``day``: (first calendar year, share of the year's days)."""
-    out, start = [], fiscal_year_start(as_of, start_month)
-    while start <= day:
-        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
-        days = (min(end, day) - max(start, as_of + dt.timedelta(days=1))).days + 1
-        if days > 0:
-            out.append((float(start.year), days / ((end - start).days + 1)))
-        start = end + dt.timedelta(days=1)
-    return out
 
 
 def trend_words(trend: Trend | None, total: dict, config: Config) -> str:
@@ -253,16 +174,6 @@ def trend_words(trend: Trend | None, total: dict, config: Config) -> str:
 
 
 # ---- the chart ----
-def cumulative_months(start: dt.date, end: dt.date) -> list[dt.date]:
-    """The month-ends from ``start``'s month to ``end``, the last one ``end`` itself."""
-    dates, month = [], start.replace(day=1)
-    while month <= end:
-        following = (month + dt.timedelta(days=32)).replace(day=1)
-        dates.append(min(following - dt.timedelta(days=1), end))
-        month = following
-    return dates
-
-
 def cumulative_history(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
                        config: Config) -> tuple[list[dt.date], dict[str, list[float]]]:
     """Month-end dates from the goal's start to the as-of date, and the cumulative tCO2e counted
@@ -450,39 +361,6 @@ def render_html(rows: list[dict], aggregates: list[ReportedAggregate], png: byte
         "</main></body></html>",
     ]
     return "\n".join(parts) + "\n"
-
-
-def fiscal_years(rows: list[dict], series: list[dict], aggregates: list[ReportedAggregate],
-                 config: Config) -> list[dict]:
-    """Each fiscal year of the goal period up to the as-of date (the last one to date, ``complete`` False;
-    ``covered`` when each of its months has event data or lies in a counted reported period): its tonnes per column
-    (``reported``: the reported totals counted as of the as-of date, in the fiscal year their period ends in;
-    each scenario: its event-derived tonnes that count in the combined total, by the month's fiscal year),
-    the total, and the straight-line path's tonnes for the same days (goal × days / days of the goal period)."""
-    as_of, goal = total_row(rows)["as_of"], total_row(rows)["goal_t"]
-    per_day = goal / ((config.goal_end - config.goal_start).days + 1)
-    start_month = config.fiscal_year_start_month
-    years, start = [], fiscal_year_start(config.goal_start, start_month)
-    while start <= as_of:
-        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
-        first, last = max(start, config.goal_start), min(end, as_of)
-        years.append({"label": fiscal_year_label(start, start_month) + ("" if end <= as_of else " to date"),
-                      "start": start, "end": end, "path_t": per_day * ((last - first).days + 1),
-                      "tonnes": dict.fromkeys(("reported", *SCENARIOS), 0.0), "complete": end <= as_of})
-        start = end + dt.timedelta(days=1)
-    counted = counted_as_of(aggregates, as_of)
-    with_events = {r["month"].replace(day=1) for r in series if r["tonnes"]}
-    for year in years:
-        year["covered"] = all(month.replace(day=1) in with_events
-                              or any(a.period_start <= month.replace(day=1) and month <= a.period_end for a in counted)
-                              for month in cumulative_months(year["start"], year["end"]))
-        inside = lambda day: year["start"] <= day <= year["end"]  # noqa: E731
-        year["tonnes"]["reported"] = sum(a.tco2e for a in counted_as_of(aggregates, as_of) if inside(a.period_end))
-        for r in series:
-            if inside(r["month"]):
-                year["tonnes"][r["scenario"]] += float(r["tonnes"] or 0.0)
-        year["tonnes"][TOTAL] = sum(year["tonnes"].values())
-    return years
 
 
 def _fiscal_year_table(years: list[dict]) -> str:

@@ -90,8 +90,7 @@ def test_progress_words_flag_the_late_scenarios():
     total = {"scope": "total", "as_of": LATEST, "days_remaining": 100, "on_track": False, "combined_cumulative_t": 1.0,
              "combined_share_of_goal": 0.0, "goal_t": 1.5e9, "reported_cumulative_t": 0.0, "remaining_t": 1.5e9,
              "required_t_per_year": 1.0, "trailing_365d_t": 0.0, "trailing_365d_days_with_data": 0,
-             "projected_linear_t": 0.0, "projected_growth_t": 0.0, "growth_rate_per_year": None,
-             "growth_method": "linear", "on_track_growth": None, "latest_run_status": "succeeded",
+             "projected_linear_t": 0.0, "projected_growth_t": None, "growth_method": None, "latest_run_status": "succeeded",
              "latest_run_quarantined_share": 0.0, "latest_run_landing_date": LATEST}
     rows = [{"scope": s, "freshness": fresh[s], "latest_run_status": "succeeded"} for s in SCENARIOS] + [total]
     late = ", ".join(label(s) for s in SCENARIOS if s != "green_trip")

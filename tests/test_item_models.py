@@ -75,3 +75,59 @@ def test_key_is_only_a_table_key_of_a_text_field(formula, reason):
                "model_lifecycle": Table("model_lifecycle", (("iphone_14_pro_max", 73.0),), UNITS.kg)}
     with pytest.raises(MethodologyError, match=reason):
         compile_formula(formula, symbols, "test")
+
+
+def test_a_version_declares_which_key_fields_are_free_text():
+    """Data-driven: a text field a version looks a factor table up by, and not a domain, is counted; the
+    counts are declared by the formulas (no scenario named in code)."""
+    from scope3plus.methodology.spark_compile import free_text_lookups
+
+    registry = load_registry(methodologies_dir())
+    model_keys = frozenset({"iphone_14_pro_max"})  # model_lifecycle's and model_production_share's keys
+    assert free_text_lookups(registry.get("secondhand_trade", "1.0.0")) == {"item_model": (model_keys, False)}
+    assert free_text_lookups(registry.get("secondhand_trade", "1.1.0")) == {"item_model": (model_keys, True)}
+    # category is a domain (checked against its tables), mode too: nothing free-text to count
+    assert free_text_lookups(registry.get("green_product_sale", "1.0.0")) == {}
+    assert free_text_lookups(registry.get("green_trip", "1.0.0")) == {}
+
+
+def test_a_run_counts_credited_trades_by_exact_key_alias_and_category_fallback(spark, tmp_path, root):
+    """Issue 21, item 6: with 1.1.0 (key(item_model)) approved, a delivery of one trade per kind of
+    match records 1 / 1 / 1 in the run's metrics (MLflow, the run summary), counted in gold's pass."""
+    import dataclasses
+    import datetime as dt
+
+    from mlflow import MlflowClient
+
+    from scope3plus.config import load_config
+    from scope3plus.lake import open_lake
+    from scope3plus.pipeline import tables
+    from scope3plus.pipeline.daily import run_day
+
+    from .support import edit_file, register_approved
+
+    edit_file(root / "secondhand_trade" / "1.1.0.yaml", ("status: in_review", "status: approved"),
+              ("approvals: []", "approvals:\n  - {reviewer: scope3plus-methodology-maintainers, date: 2026-12-05, "
+                                "note: approved for this test}"))
+    day = dt.date(2026, 11, 1)
+    config = dataclasses.replace(load_config(None, landing=str(tmp_path / "landing"), lake=str(tmp_path / "lake"),
+                                             mlflow_dir=str(tmp_path / "mlflow")), methodologies_dir=str(root))
+    folder = tmp_path / "landing" / "secondhand_trade"
+    folder.mkdir(parents=True)
+    trades = [{**json.loads(sale(model)), "event_id": event_id} for event_id, model in
+              [("s-exact", "iphone_14_pro_max"), ("s-alias", "iPhone 14 Pro Max"), ("s-fallback", "Galaxy S23 Ultra")]]
+    (folder / f"{day}-part-0.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trades), encoding="utf-8")
+    register_approved(config)
+    summary = run_day(spark, config, day)
+
+    expected = {"item_model.exact": 1, "item_model.normalised": 1, "item_model.fallback": 1}
+    assert summary.scenarios["secondhand_trade"].key_matches == expected
+    assert all(c.key_matches == {} for s, c in summary.scenarios.items() if s != "secondhand_trade")
+    metrics = MlflowClient(tracking_uri=config.tracking_uri()).get_run(summary.mlflow_run_id).data.metrics
+    assert {k: v for k, v in metrics.items() if ".key_match." in k} == {
+        f"secondhand_trade.key_match.{name}": n for name, n in expected.items()}
+    # credited under 1.1.0: 73 kg x 0.79 x 0.9 = 51.903 kg for both spellings of the iPhone; the Galaxy
+    # has no model row: smartphone default 25 kg x 0.9 = 22.5 kg; 51.903 + 51.903 + 22.5 = 126.306 kg
+    gold = open_lake(spark, config.lake).read(tables.GOLD_AVOIDED)
+    rows = {r.event_id: (float(r.avoided_kg), r.methodology_version) for r in gold.collect()}
+    assert rows == {"s-exact": (51.903, "1.1.0"), "s-alias": (51.903, "1.1.0"), "s-fallback": (22.5, "1.1.0")}

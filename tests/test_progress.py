@@ -36,7 +36,7 @@ from scope3plus.errors import S3PError
 from scope3plus.lake import open_lake
 from scope3plus.paths import conf_dir
 from scope3plus.pipeline import tables
-from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOTAL, combined_days, fiscal_year_label,
+from scope3plus.pipeline.rollup import (DAILY_SCHEMA, PROGRESS_COLUMNS, TOO_LITTLE_HISTORY, TOTAL, combined_days, fiscal_year_label,
                                         fiscal_year_start, latest_possible_delivery, latest_run_status, monthly_combined,
                                         progress, progress_metrics, refresh_run_status, refresh_progress)
 from scope3plus.tracking import JOB_RUNS_COLUMNS, JOB_RUNS_SCHEMA, record_job_runs
@@ -56,12 +56,6 @@ EVENTS = {
 # days from 2026-06-15 to 2035-12-31: 199 left in 2026 (15 in June + 31+31+30+31+30+31),
 # then 2027..2035 = 9 × 365 + 2 leap days (2028, 2032) = 3,287
 DAYS_REMAINING = 199 + 3287                     # 3,486
-YEARS_AHEAD = DAYS_REMAINING / 365.25
-# fit-point midpoints, in days since 2021-01-01: a 365-day fiscal year's midpoint is 182.5 days in
-MID_FY2023 = (365 + 90) + 182.5                 # 2022-04-01 is day 455            -> 637.5
-MID_FY2025 = (3 * 365 + 91) + 182.5             # 2024-04-01 is day 1,186 (leap Feb) -> 1,368.5
-MID_FY2026 = (4 * 365 + 1 + 90) + 182.5         # 2025-04-01 is day 1,551          -> 1,733.5
-T_NOW = 5 * 365 + 1 + 165 + 1                   # end of 2026-06-15: day 1,991 + 1 = 1,992
 
 
 def summary_df(spark):
@@ -113,8 +107,7 @@ def test_fiscal_years_are_named_after_the_year_they_end_in():
 def test_every_scope_has_a_row(rows):
     assert set(rows) == {*SCENARIOS, TOTAL}
     idle = rows["secondhand_trade"]
-    assert (idle["events"], idle["cumulative_t"], idle["projected_linear_t"], idle["projected_growth_t"]) == (0, 0.0, 0.0, 0.0)
-    assert idle["growth_method"] == "linear (fallback): fewer than 2 complete years or months of data"
+    assert (idle["events"], idle["cumulative_t"], idle["projected_linear_t"], idle["projected_growth_t"]) == (0, 0.0, 0.0, None)
 
 
 def test_period_totals(rows):
@@ -167,36 +160,47 @@ def test_linear_projection_and_on_track(rows):
     assert t["projected_linear_t"] == pytest.approx(3067 + 867 * 3486 / 365.25)  # ≈ 11,341.8 t
     assert g["projected_linear_t"] == pytest.approx(1265 + 865 * 3486 / 365.25)
     assert b["projected_linear_t"] == pytest.approx(802 + 2 * 3486 / 365.25)
-    assert t["on_track"] is False and t["on_track_growth"] is False
+    assert t["on_track"] is False
 
 
-def test_growth_projection_two_points_fit_exactly(rows):
-    """green_trip: FY2025 400 t and FY2026 800 t, both 365 days: the fit goes through both points."""
-    g = rows["green_trip"]
-    r1 = 400 * 365.25 / 365                                 # t per year over FY2025
-    b = math.log(2) / ((MID_FY2026 - MID_FY2025) / 365.25)  # doubling over 365 days
-    rate_now = r1 * math.exp(b * (T_NOW - MID_FY2025) / 365.25)
-    expected = 1265 + rate_now * (math.exp(b * YEARS_AHEAD) - 1) / b
-    assert g["growth_method"] == "exponential fit to 2 yearly totals"
-    assert g["growth_rate_per_year"] == pytest.approx(2 ** (365.25 / 365) - 1)
-    assert g["growth_fitted_rate_t_per_year"] == pytest.approx(rate_now)
-    assert g["projected_growth_t"] == pytest.approx(expected)      # ≈ 1.41 Mt
-    # box_recycling: FY2025 600 t, FY2026 200 t (a third): a decline, still integrated the same way
-    bx = rows["box_recycling"]
-    b3 = math.log(1 / 3) / ((MID_FY2026 - MID_FY2025) / 365.25)
-    rate3 = 600 * 365.25 / 365 * math.exp(b3 * (T_NOW - MID_FY2025) / 365.25)
-    assert bx["projected_growth_t"] == pytest.approx(802 + rate3 * (math.exp(b3 * YEARS_AHEAD) - 1) / b3)
-
-
-def test_growth_projection_uses_reported_totals_as_points(rows):
-    """Total: reported FY2023 1,000 t and events FY2025 1,000 t, FY2026 1,000 t: a flat rate of
-    1,000 t per 365 days (FY2024 has no data: no point), so the projection adds 1,000 × 3,486 / 365."""
+def test_no_growth_trend_without_three_complete_fiscal_years_of_data_in_every_month(rows):
+    """FY2023 is covered by its reported total; FY2025 and FY2026 have events in a few months only (no year's
+    total): no trend, and nothing in the table claims one. Scenario rows never carry the trend."""
     t = rows[TOTAL]
-    assert t["growth_method"] == "exponential fit to 3 yearly totals (1 reported)"
-    assert MID_FY2023 == 637.5  # the reported point's midpoint
-    assert t["growth_rate_per_year"] == pytest.approx(0.0, abs=1e-9)
-    assert t["growth_fitted_rate_t_per_year"] == pytest.approx(1000 * 365.25 / 365)
-    assert t["projected_growth_t"] == pytest.approx(3067 + 1000 * 3486 / 365)  # ≈ 12,617.7 t
+    assert t["growth_method"] == TOO_LITTLE_HISTORY
+    assert (t["projected_growth_t"], t["projected_growth_low_t"], t["projected_growth_high_t"],
+            t["growth_slope_t_per_year"]) == (None, None, None, None)
+    assert all(rows[s]["growth_method"] is None and rows[s]["projected_growth_t"] is None for s in SCENARIOS)
+    assert "on_track_growth" not in t  # one status rule: on_track
+
+
+def test_the_growth_trend_through_three_fiscal_years_with_its_band(spark):
+    """Reported FY2023 20 Mt, FY2024 30 Mt, FY2025 46 Mt (April-March; each month covered), no events,
+    as of 2026-11-07 (the report's golden case, tests/test_report.py, worked out there):
+    x = 2022, 2023, 2024; slope 13 Mt a year, intercept 32 Mt at x̄ = 2023, s = √6 Mt.
+    Ahead: 8 Nov 2026 - 31 Mar 2027 = 144/365 of x 2026; x 2027..2034 whole; 1 Apr - 31 Dec 2035 = 275/366 of x 2035.
+    W = 144/365 + 8 + 275/366, lever = Σ f·(x − 2023) = 3·144/365 + (4 + … + 11) + 12·275/366;
+    added = 32 Mt·W + 13 Mt·lever = 1,205,267,790 t; band ±2·√6 Mt·√(W²/3 + lever²/2) = ±244,551,799 t.
+    Combined so far: the three reported totals, 96 Mt."""
+    config = load_config(None)
+    years = [ReportedAggregate(f"FY{2023 + i}", D(2022 + i, 4, 1), D(2023 + i, 3, 31), tonnes, "https://example.org")
+             for i, tonnes in enumerate((20e6, 30e6, 46e6))]
+    as_of = D(2026, 11, 7)
+    total = {r["scope"]: r.asDict() for r in progress(spark.createDataFrame([], DAILY_SCHEMA), as_of, config, "run-1",
+                                                      reported=years).collect()}[TOTAL]
+    w = 144 / 365 + 8 + 275 / 366
+    lever = 3 * 144 / 365 + (4 + 5 + 6 + 7 + 8 + 9 + 10 + 11) + 12 * 275 / 366
+    added = w * 32e6 + 13e6 * lever
+    spread = 2 * math.sqrt(6) * 1e6 * math.sqrt(w * w / 3 + lever * lever / 2)
+    assert added == pytest.approx(1_205_267_790, abs=1) and spread == pytest.approx(244_551_799, abs=1)
+    assert total["combined_cumulative_t"] == 96e6
+    assert total["projected_growth_t"] == pytest.approx(96e6 + added)
+    assert (total["projected_growth_low_t"], total["projected_growth_high_t"]) == pytest.approx(
+        (96e6 + added - spread, 96e6 + added + spread))
+    assert total["growth_slope_t_per_year"] == pytest.approx(13e6)
+    assert total["growth_method"] == ("least-squares straight line through 3 complete fiscal-year totals "
+                                      "(FY2023, FY2024, FY2025), band of ±2 standard errors")
+    assert total["on_track"] is False  # the status rule: no events in the last 365 days, so no pace
 
 
 def test_latest_run_status_is_the_latest_delivery_up_to_the_as_of_date(rows):
@@ -236,7 +240,8 @@ def test_the_days_that_count_in_the_combined_cumulative():
 def test_progress_metrics_for_mlflow(rows):
     metrics = progress_metrics(list(rows.values()))
     assert metrics["progress.total.combined_cumulative_t"] == 3067
-    assert metrics["progress.green_trip.projected_growth_t"] == rows["green_trip"]["projected_growth_t"]
+    assert metrics["progress.green_trip.projected_linear_t"] == rows["green_trip"]["projected_linear_t"]
+    assert "progress.total.projected_growth_t" not in metrics  # no trend here (None): not logged
     assert metrics["progress.total.on_track"] == 0.0
     assert "progress.green_trip.remaining_t" not in metrics  # None: not logged
 

@@ -176,3 +176,52 @@ def test_an_overlap_excluded_by_a_rule_the_spec_lacks_is_one_line(tmp_path):
         load_methodology(spec)
     assert str(raised.value) == (f"{spec}: overlaps.box_recycling.excluded_by: 'no_reused_box' is not an eligibility "
                                  "rule of this spec (fewer_sheets_than_the_paper_form)")
+
+
+COERCE_ALLOWED = "coerce can be from_string (for integer, double, boolean fields)"
+
+
+@pytest.mark.parametrize("before, after, field, refused", [
+    # an unknown mode
+    ("distance_km:         {type: double,", "distance_km:         {type: double, coerce: from_text,",
+     "distance_km", "of type double: " + COERCE_ALLOWED + ", not 'from_text'"),
+    # a mode that is not text (a YAML list): refused the same way, not a traceback
+    ("distance_km:         {type: double,", "distance_km:         {type: double, coerce: [from_string],",
+     "distance_km", "of type double: " + COERCE_ALLOWED + ", not ['from_string']"),
+    # a string field: its text is already a string
+    ("mode:                {type: string,", "mode:                {type: string, coerce: from_string,",
+     "mode", "of type string: " + COERCE_ALLOWED + ", not 'from_string'"),
+    # a field type that has no coercion (timestamps are RFC 3339 text already)
+    ("  navigation_verified: {type: boolean", "  started_at: {type: timestamp, required: false, coerce: from_string}\n  navigation_verified: {type: boolean",
+     "started_at", "of type timestamp: " + COERCE_ALLOWED + ", not 'from_string'"),
+])
+def test_a_bad_coerce_is_refused_in_one_line_naming_file_field_and_the_allowed_values(tmp_path, capsys, monkeypatch,
+                                                                                         before, after, field, refused):
+    own = _own_project(tmp_path)
+    contract = own / "schemas" / "events" / "green_trip.yaml"
+    text = contract.read_text(encoding="utf-8")
+    assert text.count(before) == 1
+    contract.write_text(text.replace(before, after), encoding="utf-8")
+    line = f"{contract}: field {field!r} {refused}"
+    # s3p scenario check: exit 2, the one line on stderr, prefixed with the scenario
+    assert main(["--project", str(own), "scenario", "check", "green_trip"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == f"green_trip: {line}\n"
+    # at load (what every job does first): the same one line
+    monkeypatch.setenv(paths.PROJECT_ENV, str(own))
+    with pytest.raises(S3PError) as raised:
+        load_contracts()
+    assert str(raised.value) == line
+
+
+def test_coerce_from_string_on_a_number_or_boolean_field_loads(tmp_path, monkeypatch):
+    own = _own_project(tmp_path)
+    contract = own / "schemas" / "events" / "green_trip.yaml"
+    contract.write_text(contract.read_text(encoding="utf-8")
+                        .replace("distance_km:         {type: double,", "distance_km:         {type: double, coerce: from_string,")
+                        .replace("navigation_verified: {type: boolean,", "navigation_verified: {type: boolean, coerce: from_string,"),
+                        encoding="utf-8")
+    monkeypatch.setenv(paths.PROJECT_ENV, str(own))
+    loaded = load_contracts()["green_trip"]
+    assert [(f.name, f.coerce) for f in loaded.fields if f.coerce] == [("distance_km", "from_string"),
+                                                                       ("navigation_verified", "from_string")]

@@ -21,11 +21,10 @@ import pytest
 from scope3plus.aggregates import ReportedAggregate
 from scope3plus.config import load_config
 from scope3plus.contracts import SCENARIOS
-from scope3plus.pipeline.rollup import PROGRESS_COLUMNS, TOTAL
-from scope3plus.progress_report import (STATUS_RULE, TOO_LITTLE_HISTORY, as_json, as_table, format_tonnes_rounded,
-                                        progress_tables, render)
-from scope3plus.report import (FILES, HEADLESS_CHROMIUM, find_chromium, fiscal_years, growth_trend, write_pdf, write_report,
-                               years_ahead)
+from scope3plus.pipeline.rollup import (PROGRESS_COLUMNS, TOO_LITTLE_HISTORY, TOTAL, fiscal_years, growth_trend,
+                                        years_ahead)
+from scope3plus.progress_report import STATUS_RULE, as_json, as_table, format_tonnes_rounded, progress_tables, render, total_row
+from scope3plus.report import FILES, HEADLESS_CHROMIUM, find_chromium, write_pdf, write_report
 
 AS_OF = dt.date(2026, 11, 7)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -42,12 +41,18 @@ def progress_row(scope: str, **values) -> dict:
     row = dict.fromkeys(PROGRESS_COLUMNS, 0.0)
     row.update(scope=scope, as_of=AS_OF, events=0, fiscal_year="FY2027", goal_t=1.5e9, days_remaining=3341,
                trailing_365d_days_with_data=0, remaining_t=None, required_t_per_year=None, on_track=None,
-               on_track_growth=None, growth_rate_per_year=None, growth_fitted_rate_t_per_year=None,
-               growth_method="linear (fallback): fewer than 2 complete years or months of data",
+               projected_growth_t=None, projected_growth_low_t=None, projected_growth_high_t=None,
+               growth_slope_t_per_year=None, growth_method=None,
                methodology_versions="", latest_run_landing_date=AS_OF, latest_run_status="succeeded", latest_run_quarantined_share=0.01,
                latest_run_id="run-2026-11-07", run_id="run-2026-11-07")
     row.update(values)
     return row
+
+
+def hand_years(series: list[dict], aggregates: list[ReportedAggregate], config) -> list[dict]:
+    """``fiscal_years`` as of hand_rows' date, against its goal."""
+    total = total_row(hand_rows())
+    return fiscal_years(total["as_of"], total["goal_t"], series, aggregates, config)
 
 
 def hand_rows() -> list[dict]:
@@ -55,17 +60,15 @@ def hand_rows() -> list[dict]:
                  fiscal_year_to_date_t=9_000.0, cumulative_t=10_000.0, cumulative_low_t=9_000.0,
                  cumulative_high_t=11_500.0, as_reported_cumulative_t=10_000.0, combined_cumulative_t=10_000.0,
                  trailing_365d_t=10_000.0, trailing_365d_days_with_data=7, share_of_goal=10_000 / 1.5e9,
-                 combined_share_of_goal=10_000 / 1.5e9, projected_linear_t=101_000.0, projected_growth_t=101_000.0,
+                 combined_share_of_goal=10_000 / 1.5e9, projected_linear_t=101_000.0,
                  methodology_versions="green_trip@1.0.0", latest_run_quarantined_share=0.0123)
     rows = [progress_row(s, **(green if s == "green_trip" else {})) for s in SCENARIOS]
     rows.append(progress_row(
         TOTAL, **{**green, "reported_cumulative_t": 82_115_000.0, "combined_cumulative_t": 82_125_000.0,
                   "combined_share_of_goal": 82_125_000.0 / 1.5e9, "remaining_t": 1_417_875_000.0,
                   "required_t_per_year": 155_004_123.0, "projected_linear_t": 82_216_000.0,
-                  "projected_growth_t": 2_345_678_901.0, "growth_rate_per_year": 0.613,
-                  "growth_fitted_rate_t_per_year": 100_000_000.0,
-                  "growth_method": "exponential fit to 2 yearly totals (2 reported)",
-                  "on_track": False, "on_track_growth": True, "methodology_versions": "green_trip@1.0.0"}))
+                  "growth_method": TOO_LITTLE_HISTORY,  # two reported totals (FY2023, FY2025): no trend
+                  "on_track": False, "methodology_versions": "green_trip@1.0.0"}))
     return rows
 
 
@@ -142,7 +145,7 @@ def test_a_trend_through_three_fiscal_years_with_its_band(tmp_path):
     x̄ = 2023, ȳ = 32 Mt, Sxx = 1 + 0 + 1 = 2, Sxy = (-1)(-12) + 0 + (1)(14) = 26 Mt: slope 13 Mt a year.
     Fitted 19, 32, 45 Mt; residuals 1, -2, 1 Mt; s² = (1 + 4 + 1) / (3 - 2) = 6 Mt²: s = √6 Mt ≈ 2.449 Mt."""
     config = load_config(None)
-    trend = growth_trend(fiscal_years(hand_rows(), SERIES, three_years(), config))
+    trend = growth_trend(hand_years(SERIES, three_years(), config))
     assert trend.labels == ("FY2023", "FY2024", "FY2025")
     assert trend.slope == pytest.approx(13e6) and trend.intercept == pytest.approx(32e6)
     assert trend.se == pytest.approx(math.sqrt(6) * 1e6)
@@ -180,16 +183,16 @@ def trend_pixels(png) -> int:
 def test_no_trend_from_two_fiscal_years_or_a_year_with_a_few_days_of_events():
     config = load_config(None)
     # AGGREGATES: FY2023 and FY2025 reported, FY2024 without data (unknown, not zero): two points
-    assert growth_trend(fiscal_years(hand_rows(), SERIES, AGGREGATES, config)) is None
+    assert growth_trend(hand_years(SERIES, AGGREGATES, config)) is None
     # a third complete year, FY2026, whose events fall in one month only: no year's total, not a point
     one_month = SERIES + [{"scenario": "green_trip", "month": dt.date(2025, 11, 1), "tonnes": 500.0}]
-    years = fiscal_years(hand_rows(), one_month, AGGREGATES, config)
+    years = hand_years(one_month, AGGREGATES, config)
     assert [y["label"] for y in years if y["covered"]] == ["FY2023", "FY2025"]
     assert growth_trend(years) is None
     # events in every month of FY2026 (April 2025 - March 2026): a third point
     every_month = SERIES + [{"scenario": "green_trip", "month": dt.date(2025 + (m < 4), m, 1), "tonnes": 500.0}
                             for m in range(1, 13)]
-    assert growth_trend(fiscal_years(hand_rows(), every_month, AGGREGATES, config)).labels == ("FY2023", "FY2025", "FY2026")
+    assert growth_trend(hand_years(every_month, AGGREGATES, config)).labels == ("FY2023", "FY2025", "FY2026")
 
 
 @pytest.mark.parametrize("tonnes, shown", [
@@ -329,7 +332,7 @@ def test_report_pdf_without_chromium_fails_in_one_line(tmp_path):
 
 
 def test_each_fiscal_year_against_the_previous_and_the_straight_line_path(report):
-    years = fiscal_years(hand_rows(), SERIES, AGGREGATES, load_config(None))
+    years = hand_years(SERIES, AGGREGATES, load_config(None))
     # FY2021 (April 2020 - March 2021, the goal starts 1 January 2021) to FY2027, to date on 7 November 2026
     assert [y["label"] for y in years] == [f"FY{y}" for y in range(2021, 2027)] + ["FY2027 to date"]
     per_day = 1.5e9 / 5478  # 1 Jan 2021 - 31 Dec 2035: 15 × 365 + 3 leap days (2024, 2028, 2032)

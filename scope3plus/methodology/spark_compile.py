@@ -8,6 +8,7 @@ null; an eligibility rule that is null counts as failed.
 from __future__ import annotations
 
 import operator
+import dataclasses
 from dataclasses import dataclass
 from functools import reduce
 from itertools import chain
@@ -38,6 +39,8 @@ class MethodologyColumns:
     avoided_high_kg: Column  # double: greatest of the same three
     activity_quantity: Column  # double, in activity_unit
     activity_unit: str
+    #: free-text table key field -> how a row's value found its factor-table key (KEY_MATCHES), see key_matches
+    key_matches: dict[str, Column] = dataclasses.field(default_factory=dict)
 
     def named(self) -> list[Column]:
         """eligible, baseline_kg, project_kg, avoided_kg, activity_quantity, activity_unit, aliased."""
@@ -58,7 +61,57 @@ def methodology_columns(methodology: Methodology) -> MethodologyColumns:
         avoided_low_kg=F.least(avoided, *ends) if ends else avoided,
         avoided_high_kg=F.greatest(avoided, *ends) if ends else avoided,
         activity_quantity=_double(methodology.activity), activity_unit=methodology.activity_unit,
+        key_matches=key_matches(methodology),
     )
+
+
+#: how a free-text key field's value found its factor-table key: as written (``exact``), only once
+#: normalised by ``table[key(field)]`` (``normalised``: a display name, an alias such as "iPhone 14 Pro
+#: Max"), or not at all (``fallback``: missing or unknown, so the formula's fallback, e.g. coalesce's
+#: next argument, gives the value)
+KEY_MATCHES = ("exact", "normalised", "fallback")
+
+
+def _exprs(expr: Expr):
+    yield expr
+    for arg in expr.args:
+        yield from _exprs(arg)
+
+
+def free_text_lookups(methodology: Methodology) -> dict[str, tuple[frozenset[str], bool]]:
+    """The text fields the methodology looks factor tables up by without declaring them a domain (a domain's
+    values are checked against its tables; a free-text field's may miss), each with the keys of every table
+    it looks up and whether any lookup normalises it (``table[key(field)]``): field -> (keys, normalised)."""
+    exprs = [methodology.baseline, methodology.project, methodology.activity, *(r.expr for r in methodology.rules),
+             *(e for ends in methodology.bounds.values() for e in ends)]
+    found: dict[str, tuple[frozenset[str], bool]] = {}
+    for node in (n for e in exprs for n in _exprs(e) if n.op == "lookup"):
+        key = node.args[0]
+        normalised = key.op == "key"
+        field = key.args[0] if normalised else key
+        if field.op != "field" or field.type.kind != "string" or field.value in methodology.domains:
+            continue
+        keys, was_normalised = found.get(field.value, (frozenset(), False))
+        found[field.value] = (keys | {k for k, _ in node.value.entries}, was_normalised or normalised)
+    return found
+
+
+def key_matches(methodology: Methodology) -> dict[str, Column]:
+    """Free-text key field -> a Column saying which of KEY_MATCHES its value is, for every table it keys
+    (a null or unknown value is a ``fallback``)."""
+    out = {}
+    for name, (keys, normalised) in sorted(free_text_lookups(methodology).items()):
+        value, listed = F.col(name), sorted(keys)
+        match = F.when(value.isin(listed), F.lit("exact"))
+        if normalised:
+            match = match.when(normalised_key(value).isin(listed), F.lit("normalised"))
+        out[name] = match.otherwise(F.lit("fallback"))
+    return out
+
+
+def normalised_key(text: Column) -> Column:
+    """``key(field)``: lower case, each run of other than letters and digits one '_', none at the ends."""
+    return F.regexp_replace(F.regexp_replace(F.lower(text), r"[^\p{L}\p{N}]+", "_"), r"^_+|_+$", "")
 
 
 def to_column(expr: Expr) -> Column:
@@ -71,8 +124,8 @@ def to_column(expr: Expr) -> Column:
         return _field(expr)
     if op == "lookup":
         return _lookup(expr, args[0])
-    if op == "key":  # table[key(field)]: lower case, each run of other than letters and digits one '_', none at the ends
-        return F.regexp_replace(F.regexp_replace(F.lower(args[0]), r"[^\p{L}\p{N}]+", "_"), r"^_+|_+$", "")
+    if op == "key":  # table[key(field)]
+        return normalised_key(args[0])
     if op == "scale":
         return args[0] * F.lit(expr.value)
     if op == "cmp":

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Callable
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import DataFrame, Observation, functions as F
 
 from ..catalog import table
 from ..faults import fault_point
 from ..lake import CommitResult, Lake
+from ..methodology.spark_compile import KEY_MATCHES
 from . import tables
 
 # Quantities are fixed-point decimals (kg to the microgram): sums are then exact and do not
@@ -42,11 +43,42 @@ def in_force(event_date, methodology):
     return cond
 
 
-def credited(silver: DataFrame, scenario: str, methodology, run_id: str) -> DataFrame:
-    """Gold rows for the events of ``silver`` that ``methodology`` credits, whatever their date."""
+class KeyMatchCounts:
+    """How the credited events of one computation found their factor-table keys, per scenario and free-text
+    key field (``spark_compile.key_matches``): counted on the way, in the pass that writes gold (``observe``),
+    never by reading rows back. ``totals()`` once that pass has run."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self._observed: list[tuple[str, Observation]] = []
+
+    def observe(self, credited_rows: DataFrame, scenario: str, methodology, matches: dict) -> DataFrame:
+        if not matches:
+            return credited_rows
+        observation = Observation(f"key-matches-{self.run_id}-{scenario}-{methodology.version}")
+        self._observed.append((scenario, observation))
+        return credited_rows.observe(observation, *[F.count_if(column == F.lit(kind)).alias(f"{field}.{kind}")
+                                                    for field, column in matches.items() for kind in KEY_MATCHES])
+
+    def totals(self) -> dict[str, dict[str, int]]:
+        """scenario -> {"<field>.<exact|normalised|fallback>": credited events}, summed over versions."""
+        out: dict[str, dict[str, int]] = {}
+        for scenario, observation in self._observed:
+            counts = out.setdefault(scenario, {})
+            for name, n in observation.get.items():
+                counts[name] = counts.get(name, 0) + int(n)
+        return out
+
+
+def credited(silver: DataFrame, scenario: str, methodology, run_id: str,
+             key_counts: KeyMatchCounts | None = None) -> DataFrame:
+    """Gold rows for the events of ``silver`` that ``methodology`` credits, whatever their date
+    (``key_counts`` counts how they found their factor-table keys)."""
     cols = methodology.columns()
-    rows = silver.withColumn("event_year", F.year("event_date"))
-    return rows.filter(F.coalesce(cols.eligible, F.lit(False))).select(
+    rows = silver.withColumn("event_year", F.year("event_date")).filter(F.coalesce(cols.eligible, F.lit(False)))
+    if key_counts is not None:
+        rows = key_counts.observe(rows, scenario, methodology, cols.key_matches)
+    return rows.select(
         F.lit(scenario).alias("scenario"), "event_date", "event_id", "event_time", "city",
         cols.activity_quantity.cast(QUANTITY).alias("activity_quantity"),
         F.lit(cols.activity_unit).alias("activity_unit"),
@@ -62,9 +94,11 @@ def credited(silver: DataFrame, scenario: str, methodology, run_id: str) -> Data
     )
 
 
-def avoided_emissions(silver: DataFrame, scenario: str, methodologies, run_id: str) -> DataFrame:
+def avoided_emissions(silver: DataFrame, scenario: str, methodologies, run_id: str,
+                      key_counts: KeyMatchCounts | None = None) -> DataFrame:
     """Credited events of ``silver`` under the methodology version in force on each event's date."""
-    parts = [credited(silver.filter(in_force(F.col("event_date"), m)), scenario, m, run_id) for m in methodologies]
+    parts = [credited(silver.filter(in_force(F.col("event_date"), m)), scenario, m, run_id, key_counts)
+             for m in methodologies]
     return reduce(DataFrame.unionByName, parts) if parts else silver.sparkSession.createDataFrame([], GOLD_SCHEMA)
 
 
@@ -115,7 +149,7 @@ class GoldSlice:
 
 
 def gold_frame(lake: Lake, methodologies: dict[str, list], where: GoldSlice, run_id: str,
-               extra_silver: dict[str, DataFrame] | None = None) -> DataFrame:
+               extra_silver: dict[str, DataFrame] | None = None, key_counts: KeyMatchCounts | None = None) -> DataFrame:
     """Gold rows (GOLD_COLUMNS) of every scenario of ``methodologies`` in ``where``, from its silver rows
     (plus ``extra_silver[scenario]``: rows about to be added to silver). Nothing is written."""
     parts = []
@@ -126,7 +160,7 @@ def gold_frame(lake: Lake, methodologies: dict[str, list], where: GoldSlice, run
             extra = extra.filter(F.col(where.column).isin(list(where.dates)))
             silver = extra if silver is None else silver.unionByName(extra.select(*silver.columns))
         if silver is not None:
-            parts.append(avoided_emissions(silver, scenario, versions, run_id).select(*GOLD_COLUMNS))
+            parts.append(avoided_emissions(silver, scenario, versions, run_id, key_counts).select(*GOLD_COLUMNS))
     return reduce(DataFrame.unionByName, parts) if parts else lake.spark.createDataFrame([], GOLD_SCHEMA)
 
 
@@ -143,16 +177,18 @@ def write_gold(lake: Lake, gold: DataFrame, scenarios: list[str], where: GoldSli
 
 def compute(lake: Lake, methodologies: dict[str, list], where: GoldSlice, run_id: str,
             check: Callable[[DataFrame], None] | None = None,
-            extra_silver: dict[str, DataFrame] | None = None, job: str = "compute") -> CommitResult | None:
+            extra_silver: dict[str, DataFrame] | None = None, job: str = "compute",
+            key_counts: KeyMatchCounts | None = None) -> CommitResult | None:
     """Recompute gold for every scenario in ``where`` (deliveries or event days) from its silver
-    rows, and replace those gold partitions in one commit.
+    rows, and replace those gold partitions in one commit (``key_counts`` counts, in the same pass, how
+    the credited events found their factor-table keys).
 
     ``check`` (the gold data-quality suites) sees the computed rows BEFORE anything is written;
     it raises (GateFailed) to stop the run with gold untouched.
     """
     if not where.dates:
         return None
-    gold = gold_frame(lake, methodologies, where, run_id, extra_silver)
+    gold = gold_frame(lake, methodologies, where, run_id, extra_silver, key_counts)
     scenarios = list(methodologies)
     if check is None:
         return write_gold(lake, gold, scenarios, where, run_id, job)

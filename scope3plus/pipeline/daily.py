@@ -24,7 +24,7 @@ from ..methodology import load_registry
 from ..methodology.approval import verify
 from ..tracking import mlflow_run, new_run_id, record_job_runs, tracking_note
 from . import tables
-from .compute import GoldSlice, compute
+from .compute import GoldSlice, KeyMatchCounts, compute
 from .gate import HISTORY_JOIN_CONNECT, GateSettings, gate
 from .ingest import ingest, not_taken_note, scan_landing
 from .quality import DataQuality
@@ -48,6 +48,9 @@ class ScenarioCounts:
     touched_dates: list = field(default_factory=list)
     seconds: float = 0.0
     not_taken: list = field(default_factory=list)  # "<path>: <why>" of each file named like a delivery, not taken
+    #: credited events of this delivery by how each free-text key field found its factor-table key:
+    #: {"<field>.exact" | "<field>.normalised" | "<field>.fallback": events} (compute.KeyMatchCounts)
+    key_matches: dict = field(default_factory=dict)
 
     @property
     def conserved(self) -> bool:
@@ -266,9 +269,14 @@ def run_day(spark, config: Config, day: dt.date, progress: Progress = _quiet, qu
             # they are written (a fail stops the run here)
             t0 = time.monotonic()
             touched = sorted({d for c in counts.values() for d in c.touched_dates})
+            key_counts = KeyMatchCounts(run_id)
             with summary.stage("gold"):
                 gold = compute(lake, approved, GoldSlice.deliveries([day]), run_id,
-                               check=dq.check_gold if dq else None)
+                               check=dq.check_gold if dq else None, key_counts=key_counts)
+            for scenario, matches in key_counts.totals().items():
+                counts[scenario].key_matches = matches
+                progress(f"[{day}] {scenario}: credited events by factor-table key: "
+                         + ", ".join(f"{name} {n:,}" for name, n in matches.items()))
             with summary.stage("summary"):
                 refresh_delivery_summary(lake, list(SCENARIOS), [day], run_id)
                 refresh_daily_summary(lake, list(SCENARIOS), touched, run_id)
@@ -322,6 +330,7 @@ def _metrics(summary: RunSummary) -> dict:
         for name in ("landed_lines", "silver_rows", "quarantined_rows", "duplicates_removed"):
             out[f"{s}.{name}"] = getattr(c, name)
         out[f"{s}.files_not_taken"] = len(c.not_taken)
+        out.update({f"{s}.key_match.{name}": n for name, n in c.key_matches.items()})
     return out
 
 

@@ -22,9 +22,11 @@ gold.progress, one row per scenario and a ``total`` row, as of a date:
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import dataclass
 from typing import Sequence
 
-from pyspark.sql import DataFrame, functions as F
+from pyspark.sql import Column, DataFrame, functions as F
 
 from ..aggregates import ReportedAggregate, counted_as_of, read_table as read_reported
 from ..catalog import table
@@ -45,8 +47,6 @@ RUN_STATUS_COLUMNS = [c.split()[0] for c in RUN_STATUS_SCHEMA.split(", ")][1:]
 METRIC_COLUMNS = ("cumulative_t", "combined_cumulative_t", "share_of_goal", "combined_share_of_goal", "trailing_365d_t",
                   "projected_linear_t", "projected_growth_t", "remaining_t", "required_t_per_year", "on_track")
 DAYS_PER_YEAR = 365.25
-YEARLY, MONTHLY = "yearly", "monthly"
-MIN_FIT_POINTS = 2
 _NO_DATA = {"events": 0, "day_t": 0.0, "month_to_date_t": 0.0, "calendar_year_to_date_t": 0.0,
             "fiscal_year_to_date_t": 0.0, "cumulative_t": 0.0, "cumulative_low_t": 0.0, "cumulative_high_t": 0.0,
             "overlap_excluded_t": 0.0, "trailing_365d_t": 0.0, "trailing_365d_days_with_data": 0,
@@ -119,11 +119,9 @@ def progress(summary: DataFrame, as_of: dt.date, config: Config, run_id: str,
     counted = counted_as_of(reported, as_of)
     scoped = _scoped(_window(summary, as_of, config, counted))
     totals = _period_totals(scoped, as_of, config)
-    fits = _growth_fits(_fit_points(scoped, totals.select("scope", "first_event_date"), as_of, config, counted),
-                        config.goal_start)
     run_status = run_status if run_status is not None else spark.createDataFrame([], RUN_STATUS_SCHEMA)
     rows = (spark_scopes(spark).join(totals, "scope", "left").na.fill(_NO_DATA)
-            .join(fits, "scope", "left").join(run_status, "scope", "left"))
+            .join(run_status, "scope", "left"))
 
     days_remaining = (config.goal_end - as_of).days
     years_remaining = max(days_remaining, 1) / DAYS_PER_YEAR  # the required rate: at least one day to go
@@ -142,7 +140,7 @@ def progress(summary: DataFrame, as_of: dt.date, config: Config, run_id: str,
             .withColumn("combined_cumulative_t", combined)
             .withColumn("remaining_t", F.when(is_total, remaining))
             .withColumn("projected_linear_t", linear))
-    rows = _with_growth_projection(rows, as_of, config.goal_start, years_ahead)
+    rows = _with_growth_trend(rows, summary, as_of, config, reported)
     return rows.select(
         "scope", F.lit(as_of).alias("as_of"), F.col("events").cast("long"),
         "day_t", "month_to_date_t", "calendar_year_to_date_t",
@@ -157,10 +155,9 @@ def progress(summary: DataFrame, as_of: dt.date, config: Config, run_id: str,
         (F.col("combined_cumulative_t") / F.lit(goal)).alias("combined_share_of_goal"),
         "remaining_t", F.lit(days_remaining).cast("long").alias("days_remaining"),
         (F.col("remaining_t") / F.lit(years_remaining)).alias("required_t_per_year"),
-        "projected_linear_t", "projected_growth_t", "growth_method", "growth_rate_per_year",
-        "growth_fitted_rate_t_per_year",
+        "projected_linear_t", "projected_growth_t", "projected_growth_low_t", "projected_growth_high_t",
+        "growth_slope_t_per_year", "growth_method",
         F.when(is_total, F.col("projected_linear_t") >= F.lit(goal)).alias("on_track"),
-        F.when(is_total, F.col("projected_growth_t") >= F.lit(goal)).alias("on_track_growth"),
         "methodology_versions", *RUN_STATUS_COLUMNS, F.lit(run_id).alias("run_id"),
     ).orderBy(F.when(is_total, 1).otherwise(0), "scope")
 
@@ -174,6 +171,131 @@ def fiscal_year_label(day: dt.date, start_month: int) -> str:
     """Named after the calendar year it ends in, as Alibaba does: FY2025 = April 2024 - March 2025."""
     start = fiscal_year_start(day, start_month)
     return f"FY{start.year + (1 if start_month > 1 else 0)}"
+
+
+# ---- fiscal years and the growth trend through them (small data: no Spark) ----
+def cumulative_months(start: dt.date, end: dt.date) -> list[dt.date]:
+    """The month-ends from ``start``'s month to ``end``, the last one ``end`` itself."""
+    dates, month = [], start.replace(day=1)
+    while month <= end:
+        following = (month + dt.timedelta(days=32)).replace(day=1)
+        dates.append(min(following - dt.timedelta(days=1), end))
+        month = following
+    return dates
+
+
+def fiscal_years(as_of: dt.date, goal_t: float, series: list[dict], aggregates: Sequence[ReportedAggregate],
+                 config: Config) -> list[dict]:
+    """Each fiscal year of the goal period up to the as-of date (the last one to date, ``complete`` False;
+    ``covered`` when each of its months has event data or lies in a counted reported period): its tonnes per column
+    (``series``: ``monthly_combined``; ``reported``: the reported totals counted as of the as-of date, in the fiscal year their period ends in;
+    each scenario: its event-derived tonnes that count in the combined total, by the month's fiscal year),
+    the total, and the straight-line path's tonnes for the same days (goal × days / days of the goal period)."""
+    per_day = goal_t / ((config.goal_end - config.goal_start).days + 1)
+    start_month = config.fiscal_year_start_month
+    years, start = [], fiscal_year_start(config.goal_start, start_month)
+    while start <= as_of:
+        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
+        first, last = max(start, config.goal_start), min(end, as_of)
+        years.append({"label": fiscal_year_label(start, start_month) + ("" if end <= as_of else " to date"),
+                      "start": start, "end": end, "path_t": per_day * ((last - first).days + 1),
+                      "tonnes": dict.fromkeys(("reported", *SCENARIOS), 0.0), "complete": end <= as_of})
+        start = end + dt.timedelta(days=1)
+    counted = counted_as_of(aggregates, as_of)
+    with_events = {r["month"].replace(day=1) for r in series if r["tonnes"]}
+    for year in years:
+        year["covered"] = all(month.replace(day=1) in with_events
+                              or any(a.period_start <= month.replace(day=1) and month <= a.period_end for a in counted)
+                              for month in cumulative_months(year["start"], year["end"]))
+        inside = lambda day: year["start"] <= day <= year["end"]  # noqa: E731
+        year["tonnes"]["reported"] = sum(a.tco2e for a in counted_as_of(aggregates, as_of) if inside(a.period_end))
+        for r in series:
+            if inside(r["month"]):
+                year["tonnes"][r["scenario"]] += float(r["tonnes"] or 0.0)
+        year["tonnes"][TOTAL] = sum(year["tonnes"].values())
+    return years
+
+
+
+MIN_TREND_YEARS = 3
+BAND_STANDARD_ERRORS = 2
+#: What progress (``growth_method``) and the report say when there is no trend: a two-point exponential is no trend.
+TOO_LITTLE_HISTORY = (f"too little history for a trend (one needs at least {MIN_TREND_YEARS} complete fiscal years "
+                      "with data in every month); none is shown")
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A least-squares straight line through complete fiscal-year totals (tonnes against the fiscal
+    year's first calendar year), with the standard error of its residuals ``se`` (n - 2 degrees of
+    freedom): what the report draws as the growth trend, with a band of ±2 standard errors."""
+
+    labels: tuple[str, ...]
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.xs)
+
+    @property
+    def x_mean(self) -> float:
+        return sum(self.xs) / self.n
+
+    @property
+    def sxx(self) -> float:
+        return sum((x - self.x_mean) ** 2 for x in self.xs)
+
+    @property
+    def slope(self) -> float:
+        y_mean = sum(self.ys) / self.n
+        return sum((x - self.x_mean) * (y - y_mean) for x, y in zip(self.xs, self.ys)) / self.sxx
+
+    @property
+    def intercept(self) -> float:
+        """The fitted total at the mean of the points' years (x_mean)."""
+        return sum(self.ys) / self.n
+
+    @property
+    def se(self) -> float:
+        residuals = [y - self.fitted(x) for x, y in zip(self.xs, self.ys)]
+        return math.sqrt(sum(r * r for r in residuals) / (self.n - 2))
+
+    def fitted(self, x: float) -> float:
+        return self.intercept + self.slope * (x - self.x_mean)
+
+    def added(self, weights: list[tuple[float, float]]) -> tuple[float, float, float]:
+        """Tonnes the line adds over fiscal years given as (x, fraction of the year), and the band:
+        (fitted, low, high). The sum W·ȳ + b·(Σfx − W·x̄) has variance s²·(W²/n + (Σfx − W·x̄)²/Sxx)
+        (ȳ and the slope b are uncorrelated); the band is ±2 of its standard deviations."""
+        w = sum(f for _, f in weights)
+        lever = sum(f * x for x, f in weights) - w * self.x_mean
+        value = w * self.intercept + self.slope * lever
+        spread = BAND_STANDARD_ERRORS * self.se * math.sqrt(w * w / self.n + lever * lever / self.sxx)
+        return value, value - spread, value + spread
+
+
+def growth_trend(years: list[dict]) -> Trend | None:
+    """The trend through ``fiscal_years``' complete years whose every month has data (a reported total or
+    events) and a positive total; None with fewer than MIN_TREND_YEARS of them (a year with no data is
+    unknown, not zero; a year with a few days of events is no year's total)."""
+    points = [y for y in years if y["complete"] and y["covered"] and y["tonnes"][TOTAL] > 0]
+    if len(points) < MIN_TREND_YEARS:
+        return None
+    return Trend(tuple(y["label"] for y in points), tuple(float(y["start"].year) for y in points),
+                 tuple(y["tonnes"][TOTAL] for y in points))
+
+
+def years_ahead(as_of: dt.date, day: dt.date, start_month: int) -> list[tuple[float, float]]:
+    """The fiscal years from the day after ``as_of`` to ``day``: (first calendar year, share of the year's days)."""
+    out, start = [], fiscal_year_start(as_of, start_month)
+    while start <= day:
+        end = fiscal_year_start(start + dt.timedelta(days=400), start_month) - dt.timedelta(days=1)
+        days = (min(end, day) - max(start, as_of + dt.timedelta(days=1))).days + 1
+        if days > 0:
+            out.append((float(start.year), days / ((end - start).days + 1)))
+        start = end + dt.timedelta(days=1)
+    return out
 
 
 def _fiscal_year_start_col(day, start_month: int):
@@ -247,79 +369,34 @@ def _period_totals(scoped: DataFrame, as_of: dt.date, config: Config) -> DataFra
     )
 
 
-def _fit_points(scoped: DataFrame, first_dates: DataFrame, as_of: dt.date, config: Config,
-                counted: Sequence[ReportedAggregate]) -> DataFrame:
-    """The periods a scope's growth trend is fitted on (scope, grain, start, end, tonnes, reported).
+def _with_growth_trend(rows: DataFrame, summary: DataFrame, as_of: dt.date, config: Config,
+                       reported: Sequence[ReportedAggregate]) -> DataFrame:
+    """Add the total's growth trend (``growth_trend``: the report draws the same line and band):
+    ``projected_growth_t`` with its ±2 standard-error band, the line's slope and ``growth_method``, which
+    says what was fitted or that there is too little history (then the projections are null). The
+    trend is fitted on fiscal-year totals of the whole ecosystem; scenario rows have none. It decides
+    nothing: ``on_track`` follows the status rule alone. The event-derived history comes from the
+    daily summary: a row per scenario and day (summary scale, never events)."""
+    daily = summary.groupBy("scenario", "event_date").agg(F.sum("avoided_t").alias("avoided_t")).toArrow()
+    years = fiscal_years(as_of, config.goal_tonnes, monthly_combined(daily, as_of, config, reported), reported, config)
+    trend = growth_trend(years)
+    is_total = F.col("scope") == TOTAL
+    if trend is None:
+        value = low = high = slope = None
+        method = TOO_LITTLE_HISTORY
+    else:
+        (value, low, high), slope = trend.added(years_ahead(as_of, config.goal_end, config.fiscal_year_start_month)), trend.slope
+        method = (f"least-squares straight line through {trend.n} complete fiscal-year totals "
+                  f"({', '.join(trend.labels)}), band of ±{BAND_STANDARD_ERRORS} standard errors")
 
-    Event-derived: complete fiscal years (grain ``yearly``) and complete calendar months
-    (``monthly``) between the scope's first day with data and ``as_of`` that share no day with a
-    counted reported period. Reported: each counted aggregate, for the total, in both grains.
-    Only periods with a positive total are kept (the fit takes their logarithm).
-    """
-    fy = _fiscal_year_start_col(F.col("event_date"), config.fiscal_year_start_month)
-    month = F.trunc("event_date", "month")
-    period = F.explode(F.array(
-        F.struct(F.lit(YEARLY).alias("grain"), fy.alias("start"), F.date_sub(F.add_months(fy, 12), 1).alias("end")),
-        F.struct(F.lit(MONTHLY).alias("grain"), month.alias("start"), F.last_day(month).alias("end")),
-    ))
-    events = (scoped.select("scope", "avoided_t", period.alias("p"))
-              .groupBy("scope", "p.grain", "p.start", "p.end").agg(F.sum("avoided_t").cast("double").alias("tonnes"))
-              .join(first_dates, "scope")
-              .filter((F.col("start") >= F.col("first_event_date")) & (F.col("end") <= F.lit(as_of))
-                      & ~_overlapping(F.col("start"), F.col("end"), counted))
-              .select("scope", "grain", "start", "end", "tonnes", F.lit(False).alias("reported")))
-    reported = scoped.sparkSession.createDataFrame(
-        [(TOTAL, grain, a.period_start, a.period_end, float(a.tco2e), True) for a in counted for grain in (YEARLY, MONTHLY)],
-        "scope string, grain string, start date, end date, tonnes double, reported boolean")
-    return events.unionByName(reported).filter(F.col("tonnes") > 0)
+    def on_total(added: float | None, base: Column | None = F.col("combined_cumulative_t")) -> Column:
+        return F.when(is_total, (base + F.lit(added)) if base is not None else F.lit(added)).cast("double")
 
-
-def _growth_fits(points: DataFrame, goal_start: dt.date) -> DataFrame:
-    """Least-squares line through ln(tonnes per year) against time (years since the goal's start, at
-    each period's midpoint), per scope: on its yearly points when it has two or more, else on its
-    monthly points; a scope with fewer than two points of either grain gets no row."""
-    days = F.datediff("end", "start") + 1
-    x = (F.datediff("start", F.lit(goal_start)) + days / 2) / DAYS_PER_YEAR
-    y = F.log(F.col("tonnes") / (days / DAYS_PER_YEAR))
-    sums = (points.select("scope", "grain", "reported", x.alias("x"), y.alias("y")).groupBy("scope", "grain").agg(
-        F.count(F.lit(1)).alias("n"), F.sum(F.col("reported").cast("long")).alias("n_reported"),
-        F.sum("x").alias("sx"), F.sum("y").alias("sy"),
-        F.sum(F.col("x") * F.col("x")).alias("sxx"), F.sum(F.col("x") * F.col("y")).alias("sxy"),
-    ).filter(F.col("n") >= 2))
-    fields = ["grain", "n", "n_reported", "sx", "sy", "sxx", "sxy"]
-    best = sums.groupBy("scope").agg(
-        F.max_by(F.struct(*fields), F.when(F.col("grain") == YEARLY, 1).otherwise(0)).alias("fit")).select("scope", "fit.*")
-    n, sx, sy, sxx, sxy = (F.col(c) for c in ("n", "sx", "sy", "sxx", "sxy"))
-    slope = F.try_divide(n * sxy - sx * sy, n * sxx - sx * sx)
-    return best.select("scope", F.col("grain").alias("growth_grain"), F.col("n").alias("growth_points"),
-                       F.col("n_reported").alias("growth_reported_points"), slope.alias("growth_slope"),
-                       ((sy - slope * sx) / n).alias("growth_intercept"))
-
-
-def _with_growth_projection(rows: DataFrame, as_of: dt.date, goal_start: dt.date, years_ahead: float) -> DataFrame:
-    """Add projected_growth_t and its description from the fit: the combined cumulative plus the
-    fitted rate integrated from the end of ``as_of`` to the goal's end; the linear projection,
-    with the reason, where there is no fit or it does not give a finite number."""
-    slope, intercept = F.col("growth_slope"), F.col("growth_intercept")
-    t_now = ((as_of - goal_start).days + 1) / DAYS_PER_YEAR
-    rate_now = F.exp(intercept + slope * F.lit(t_now))
-    future = F.when(F.abs(slope) < 1e-12, rate_now * F.lit(years_ahead)).otherwise(
-        rate_now * (F.exp(slope * F.lit(years_ahead)) - 1) / slope)
-    growth = F.col("combined_cumulative_t") + future
-    fitted = slope.isNotNull() & (growth < F.lit(float("inf")))
-    described = F.concat(
-        F.format_string("exponential fit to %d %s totals", F.col("growth_points"), F.col("growth_grain")),
-        F.when(F.col("growth_reported_points") > 0,
-               F.format_string(" (%d reported)", F.col("growth_reported_points"))).otherwise(F.lit("")))
-    return rows.select(
-        "*",
-        F.when(fitted, growth).otherwise(F.col("projected_linear_t")).alias("projected_growth_t"),
-        F.when(fitted, described)
-         .when(slope.isNull(), F.lit(f"linear (fallback): fewer than {MIN_FIT_POINTS} complete years or months of data"))
-         .otherwise(F.lit("linear (fallback): the fitted growth is too steep to project")).alias("growth_method"),
-        F.when(fitted, F.exp(slope) - 1).alias("growth_rate_per_year"),
-        F.when(fitted, rate_now).alias("growth_fitted_rate_t_per_year"),
-    )
+    return rows.withColumns({
+        "projected_growth_t": on_total(value), "projected_growth_low_t": on_total(low),
+        "projected_growth_high_t": on_total(high), "growth_slope_t_per_year": on_total(slope, None),
+        "growth_method": F.when(is_total, F.lit(method)),
+    })
 
 
 def latest_run_status(job_runs: DataFrame, as_of: dt.date) -> DataFrame:
@@ -353,7 +430,7 @@ def monthly_combined(summary, as_of: dt.date, config: Config, reported: Sequence
     import pyarrow.compute as pc
 
     day = summary.column("event_date")
-    counts = pa.array([False] * summary.num_rows)
+    counts = pa.array([False] * summary.num_rows, type=pa.bool_())
     for lo, hi in combined_days(config.goal_start, as_of, counted_as_of(reported, as_of)):
         counts = pc.or_(counts, pc.and_(pc.greater_equal(day, pa.scalar(lo)), pc.less_equal(day, pa.scalar(hi))))
     kept = summary.filter(counts)
