@@ -141,12 +141,11 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
         fields = [F.col(f"f.{s.name}").try_cast("timestamp").alias(s.name) if s.type == "timestamp"
                   else F.col(f"f.{s.name}").alias(s.name) for s in contract.fields]
         typed = (spark.read.parquet(str(out / "bronze" / scenario))
-                 .select("landing_date", "source_file", F.xxhash64("value").alias("_line_hash"),
-                         parsed_line(contract.typed_schema()).alias("f"))
-                 .select("landing_date", "source_file", "_line_hash", *fields)
+                 .select("landing_date", "source_file", "line_position", parsed_line(contract.typed_schema()).alias("f"))
+                 .select("landing_date", "source_file", "line_position", *fields)
                  .withColumn("event_date", F.to_date(F.from_utc_timestamp("event_time", local_timezone))))
-        first = F.row_number().over(Window.partitionBy("event_id").orderBy("source_file", "_line_hash"))
-        (typed.withColumn("_rank", first).filter(F.col("_rank") == 1).drop("_rank", "_line_hash")
+        first = F.row_number().over(Window.partitionBy("event_id").orderBy("source_file", "line_position"))
+        (typed.withColumn("_rank", first).filter(F.col("_rank") == 1).drop("_rank", "line_position")
          .write.mode("overwrite").parquet(str(out / "silver" / scenario)))
 
     def gold(scenario: str) -> None:

@@ -40,7 +40,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # Spark SQL type: string, bigint, decimal(18,9), array<string>, ...
+    type: str  # Spark SQL type: string, bigint, decimal(18,9), array<string>, struct<a:bigint,b:string>, ...
     comment: str = ""
 
 
@@ -112,6 +112,12 @@ def spark_type(name: str):
     array = re.fullmatch(r"array<(.+)>", name)
     if array:
         return T.ArrayType(spark_type(array.group(1)))
+    struct = re.fullmatch(r"struct<(.+)>", name)
+    if struct:
+        fields = [re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([a-z]+)\s*", part)
+                  for part in struct.group(1).split(",")]  # fields of simple types only: no nesting
+        if all(fields):
+            return T.StructType([T.StructField(f.group(1), spark_type(f.group(2)), True) for f in fields])
     raise S3PError(f"unknown column type {name!r} in the table catalogue (schemas/tables)")
 
 

@@ -43,9 +43,9 @@ WEEK = {"start": dt.date(2026, 11, 1), "days": 3, "events_per_day": 600, "seed":
 #: Lines added to the generated files, as (scenario, delivery date, line), appended in this order to
 #: that scenario-day's file. The generator's duplicates are byte-identical copies; these two share an
 #: event id and differ in box_count (2 boxes, then 5: 0.074 and 0.185 kgCO2e at 37 g a reused box), so
-#: the fixture shows which copy of a duplicate within one file is kept. Today's gate keeps the copy
-#: with the smaller 64-bit hash of its text, here the second (tests/test_dataflow_fixture.py checks
-#: that); the first copy in file order (issue 21 item 10) would be the first.
+#: the fixture shows which copy of a duplicate within one file is kept: the first in file order (issue 21
+#: item 10). The gate before that kept the copy with the smaller 64-bit hash of its text, here the
+#: second (tests/test_dataflow_fixture.py checks both).
 HAND_WRITTEN_LINES = tuple(
     ("box_recycling", dt.date(2026, 11, 3),
      '{"event_id":"br-20261103-hand01","event_time":"2026-11-03T10:15:00+08:00","user_id":"u0000001",'

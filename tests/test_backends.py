@@ -47,7 +47,7 @@ D1, D2, D3 = dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)
 #: differ between any two runs; every other column must be equal.
 LINEAGE = {"run_id", "latest_run_id", "ingest_run_id", "ingested_at", "quarantined_at", "started_at", "ended_at",
            "seconds", "checked_at", "restated_at", "restatement_id", "mlflow_run_id", "lake_backend", "message",
-           "details"}
+           "details", "line_position"}  # line_position: where Spark split a file to read it (it orders a file's lines)
 
 
 def deliveries(spark, landing: Path, streamed: Path) -> None:

@@ -37,7 +37,9 @@ DAYS = 2
 LINEAGE = {"run_id", "latest_run_id", "ingest_run_id", "mlflow_run_id", "ingested_at", "quarantined_at",
            "checked_at", "started_at", "ended_at", "seconds", "lake_backend",
            # read off the wall clock when the command runs: two commands a minute apart differ
-           "overdue_hours"}
+           "overdue_hours",
+           # where the read split a landing file (it orders the file's lines; a session of other parallelism splits otherwise)
+           "line_position"}
 #: ``s3p`` with the Bloom pre-filter due whatever the history's size (as a big lake would have it).
 S3P_BLOOM_ALWAYS = ("import sys; import scope3plus.pipeline.gate as gate; "
                     "gate.BLOOM_FROM_HISTORY_ROWS = gate.BLOOM_FROM_HISTORY_PER_LINE = 0; "

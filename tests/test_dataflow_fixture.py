@@ -80,16 +80,16 @@ def test_the_week_exercises_what_the_fixture_must_pin(spark, week):
 
 
 def test_the_hand_written_pair_tells_which_copy_of_a_duplicate_is_kept(spark, week):
-    """The two copies of br-20261103-hand01 differ (box_count 2, then 5). Today's gate keeps the copy
-    with the smaller xxhash64 of its text: the second, 5 boxes x 0.037 kg = 0.185 kg, so the fixture's
-    box_recycling 2026-11-03 entry holds 0.185 kg of it; keeping the first in file order would hold
-    2 x 0.037 = 0.074 kg, 0.111 kg less there (and change box_recycling's gold digest)."""
+    """The two copies of br-20261103-hand01 differ (box_count 2, then 5). The gate keeps the first copy in
+    file order (issue 21 item 10): 2 boxes x 0.037 kg = 0.074 kg in the fixture's box_recycling 2026-11-03
+    entry. The rule before kept the copy with the smaller xxhash64 of its text, the second: 5 x 0.037 =
+    0.185 kg, 0.111 kg more there (the fixture was regenerated for that change: 1.702 -> 1.591 kg)."""
     config, _ = week
     first, second = [line for _, _, line in HAND_WRITTEN_LINES]
     hashes = spark.createDataFrame([(first,), (second,)], "value string").select(F.xxhash64("value")).collect()
-    assert hashes[1][0] < hashes[0][0]  # the copy today's rule keeps is not the first in file order
+    assert hashes[1][0] < hashes[0][0]  # the line-hash rule would keep the second: this pair tells the rules apart
     from scope3plus.lake import open_lake
     from scope3plus.pipeline import tables
 
     kept = open_lake(spark, config.lake).read(tables.GOLD_AVOIDED).filter(F.col("event_id") == "br-20261103-hand01")
-    assert [str(r.avoided_kg) for r in kept.collect()] == ["0.185000000"]  # 5 boxes x 37 g
+    assert [str(r.avoided_kg) for r in kept.collect()] == ["0.074000000"]  # the first copy: 2 boxes x 37 g

@@ -45,7 +45,8 @@ def landed_lines(landing: str, scenario: str, day: dt.date) -> int:
     return sum(len(p.read_bytes().splitlines()) for p in (Path(landing) / scenario).glob(f"{day}*.jsonl"))
 
 
-LINEAGE = ("run_id", "latest_run_id", "quarantined_at", "ingested_at")  # which run wrote a row, and when: new on every run
+LINEAGE = ("run_id", "latest_run_id", "quarantined_at", "ingested_at",  # which run wrote a row, and when: new on every run
+           "line_position")  # and how the read split the file (it orders a file's lines, its values may differ)
 
 
 def without_run_id(df):

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: ``±HH:MM`` (quality/README.md). Spark's cast also takes a space for the ``T`` and ``+0800``: not here.
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\z"
 SILVER, QUARANTINE, DUPLICATE = "silver", "quarantine", "duplicate"
+#: The bronze columns a checked row carries on, as they are (``parse_and_check``).
+CARRIED = ("landing_date", "source_file", "value", "raw_bytes", "line_position")
 KEYS_COLUMN = "_keys"  # top-level keys of the line's JSON object (schema drift), when asked for
 #: Every reason code the gate can give, as ``<prefix>`` or ``<prefix>:<field>`` (quality/README.md);
 #: the quarantine-severity expectations of the silver suites must cover each of them.
@@ -357,7 +359,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     # boolean of a fast-parsed line: whether it is present, and its value), then the typed fields
     # and the event date, then the rules, which only refer to columns (a rule that repeated the
     # parsing or casting expressions would evaluate them again for every rule).
-    fast = bronze.select("landing_date", "source_file", "value", "raw_bytes", parsed_line(contract.typed_schema()).alias("f"))
+    fast = bronze.select(*CARRIED, parsed_line(contract.typed_schema()).alias("f"))
     # Strict types (quality/README.md): a number or boolean field takes its value from the typed parse
     # alone, which reads the other fields of a line where one field's JSON value has another type
     # (Spark's partial results) and leaves that one null: a type error. Only a field that declares
@@ -391,7 +393,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
 
     malformed = retry & (F.col("j").isNull() | F.col(f"j.{CORRUPT_COLUMN}").isNotNull())
     parsed = parsed.select(
-        "landing_date", "source_file", "value", "raw_bytes",
+        *CARRIED,
         F.when(malformed, F.lit("malformed_json"))
          .when(~plain, F.when(~one_value(text), F.lit("malformed_json:trailing_text"))).alias("_malformed"),
         F.when(~plain, F.json_object_keys(text)).alias("_line_keys"),
@@ -430,7 +432,7 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
         sampled = F.lit(True) if drift_one_in <= 1 else (F.xxhash64("value") % drift_one_in) == 0
         columns.append(F.when(sampled, F.json_object_keys(text)).alias(KEYS_COLUMN))
     checked = parsed.select(
-        "landing_date", "source_file", "value", "raw_bytes", reasons.alias("reasons"),
+        *CARRIED, reasons.alias("reasons"),
         event_date.alias("event_date"), *columns,
     )
     return pseudonymise(checked, contract, settings.pseudonym_key) if pseudonymised else checked
@@ -441,12 +443,15 @@ def route(checked: DataFrame, history_ids: DataFrame) -> DataFrame:
     in file order, or of a row already in silver from another delivery: ``history_ids``), and for duplicates
     ``duplicate_of``: ``history`` or ``batch``."""
     valid = F.size("reasons") == 0
-    # The first valid copy in (file, line text) order; the text enters the shuffle as a 64-bit hash,
-    # and only quarantined rows keep their raw line (silver rows are typed: nobody needs the text).
-    # The window is partitioned by event_id alone (valid rows sort first), like the join with the
-    # earlier deliveries' ids below, so both use ONE shuffle of the batch.
+    # The first valid copy in file order: by file name, then by the line's position in its file
+    # (``ingest.line_position``). Lines ingested before bronze recorded positions have none (null):
+    # among those, the line text's 64-bit hash decides, as it did then. Only quarantined rows keep
+    # their raw line (silver rows are typed: nobody needs the text). The window is partitioned by
+    # event_id alone (valid rows sort first), like the join with the earlier deliveries' ids below,
+    # so both use ONE shuffle of the batch.
     first_in_batch = F.row_number().over(
-        Window.partitionBy(F.col("event_id")).orderBy(F.when(valid, 0).otherwise(1), "source_file", "_line_hash"))
+        Window.partitionBy(F.col("event_id")).orderBy(F.when(valid, 0).otherwise(1), "source_file", "line_position",
+                                                      "_line_hash"))
     seen = history_ids.select("event_id").distinct().withColumn("_seen", F.lit(True))  # keyed by event_id alone
     return (checked.withColumn("_line_hash", F.xxhash64("value"))
             .withColumns({"value": F.when(~valid, F.col("value")), "raw_bytes": F.when(~valid, F.col("raw_bytes"))})

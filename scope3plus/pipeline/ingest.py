@@ -142,15 +142,28 @@ def text_lines(reader):
 
 
 def read_landing(spark, files: list[str]) -> DataFrame:
-    """Raw lines of the given files, one row per line, with the file they came from."""
+    """Raw lines of the given files, one row per line, with the file they came from (``with_source_file``)."""
     lines = with_source_file(text_lines(spark.read).load(files))
     fault_point("ingest.files_listed")
     return lines
 
 
 def with_source_file(text: DataFrame) -> DataFrame:
-    """``value`` plus ``source_file`` (the file's URI) from a batch or streaming text read."""
-    return text.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"))
+    """``value`` plus ``source_file`` (the file's URI) and ``split_offset`` (``line_position``) from a batch
+    or streaming text read."""
+    return text.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"),
+                       F.col("_metadata.file_block_start").alias("split_offset"))
+
+
+def line_position() -> Column:
+    """Where a line of a batch read (``with_source_file``) stands in its file: (``split_offset``,
+    ``read_order``). Spark reads a large file in parts (splits), each in one task that reads its lines in
+    order; ``split_offset`` (``_metadata.file_block_start``) is the part's byte offset, and
+    ``monotonically_increasing_id`` rises line by line within a task. So the lines of one file compare
+    (field by field) in the order they were delivered, whatever the task that read each part, without a
+    sort or a second pass to number them (issue 21: the first copy of a duplicate in file order wins).
+    Not for a streaming DataFrame (Spark refuses the counter there): a stream's micro-batch is a batch."""
+    return F.struct(F.col("split_offset"), F.monotonically_increasing_id().alias("read_order"))
 
 
 def local_path(source_file: Column) -> Column:
@@ -182,12 +195,18 @@ def to_bronze(lines: DataFrame, landing_date: dt.date | Column, run_id: str) -> 
     """Bronze rows: the line verbatim (``verbatim``) plus ingest metadata. Malformed lines are kept.
     ``landing_date`` is a date, or a column such as ``landing_date_of(F.col("source_file"))``."""
     values = {"landing_date": F.lit(landing_date), "source_file": F.col("source_file"), **verbatim(F.col("value")),
+              "line_position": line_position(),
               "ingest_run_id": F.lit(run_id), "ingested_at": F.current_timestamp()}
     return lines.select(*[values[c].alias(c) for c in table(tables.bronze(SCENARIOS[0])).column_names])  # bronze's, alike
 
 
+def unknown_position() -> Column:
+    """``line_position`` for a line whose position in its file is not known (null)."""
+    return F.lit(None).cast(table(tables.bronze(SCENARIOS[0])).type_of("line_position")).alias("line_position")
+
+
 def empty_lines(spark) -> DataFrame:
-    return spark.createDataFrame([], "value string, source_file string")
+    return spark.createDataFrame([], "value string, source_file string, split_offset bigint")
 
 
 def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: dt.date, run_id: str) -> IngestResult:

@@ -45,8 +45,8 @@ from ..faults import fault_point
 from ..lake import Lake, small_table_dataset, table_exists, table_path
 from . import tables
 from .compute import GoldSlice, gold_frame, write_gold
-from .gate import (DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, check_pseudonym_key, history_ids,
-                   line_sha256, parse_and_check, quarantine_rows, route, silver_rows)
+from .gate import (CARRIED, DUPLICATE, HISTORY_JOIN_CONNECT, QUARANTINE, SILVER, GateSettings, check_pseudonym_key,
+                   history_ids, line_sha256, parse_and_check, quarantine_rows, route, silver_rows)
 from .quality import DataQuality, load_suites
 from .rollup import refresh_daily_summary, refresh_delivery_summary, refresh_progress
 
@@ -290,12 +290,15 @@ def bronze_lines(lake: Lake, scenario: str, day: dt.date) -> DataFrame:
     (n identical quarantined lines, n of the identical bronze lines). Refused when a line is no longer in
     bronze as delivered (past the raw-line retention, ``s3p maintain``)."""
     keys = ["source_file", "line_sha256"]
-    wanted = lake.read(tables.quarantine(scenario), {"landing_date": [day]}).groupBy(*keys).agg(F.count("*").alias("_wanted"))
-    copy = F.row_number().over(Window.partitionBy(*keys).orderBy("value"))
+    # a row quarantined before quarantine kept line_sha256 (null there) still holds its line: hashed here
+    wanted = (lake.read(tables.quarantine(scenario), {"landing_date": [day]})
+              .select("source_file", F.coalesce(F.col("line_sha256"), line_sha256()).alias("line_sha256"))
+              .groupBy(*keys).agg(F.count("*").alias("_wanted")))
+    copy = F.row_number().over(Window.partitionBy(*keys).orderBy("line_position"))  # identical lines: the first ones
     found = (lake.read(tables.bronze(scenario), {"landing_date": [day]})
-             .select("landing_date", "source_file", "value", "raw_bytes").withColumn("line_sha256", line_sha256())
+             .select(*CARRIED).withColumn("line_sha256", line_sha256())
              .join(F.broadcast(wanted), keys).withColumn("_copy", copy)
-             .filter(F.col("_copy") <= F.col("_wanted")).select("landing_date", "source_file", "value", "raw_bytes"))
+             .filter(F.col("_copy") <= F.col("_wanted")).select(*CARRIED))
     missing = (lake.partition_rows(tables.quarantine(scenario), {"landing_date": [day]}) or 0) - found.count()
     if missing:
         raise S3PError(f"{scenario} {day}: {missing:,} quarantined line(s) are no longer in bronze as delivered "
