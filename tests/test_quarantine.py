@@ -144,6 +144,19 @@ def test_a_quarantine_written_before_line_sha256_takes_new_runs_that_keep_no_raw
     assert len(new) == 3 and all(len(r.line_sha256) == 64 for r in new)  # s-bike, s1 as e-bike, s-cut
     assert not [r.value for r in new if RAW_ID in r.value]
     assert [(r.value, r.line_sha256) for r in rows if r.landing_date == d0] == [(row["value"], None)]
+    # in a lake of that age, whose bronze was written before bronze kept line_position, release finds the
+    # old row's line by hashing the text the old row still holds: the one line, at no known position
+    from scope3plus.pipeline.quarantine import bronze_lines
+
+    aged = open_lake(spark, tmp_path / "aged-lake")
+    aged.append(name, spark.createDataFrame([tuple(row.get(f.name) for f in old.fields)], old), tables.BATCH_PARTITION)
+    old_bronze = T.StructType([f for f in declared(tables.bronze("secondhand_trade")).schema.fields
+                               if f.name != "line_position"])
+    line = {"landing_date": d0, "source_file": "old.jsonl", "value": row["value"], "ingest_run_id": "old"}
+    aged.append(tables.bronze("secondhand_trade"), spark.createDataFrame([tuple(line.get(f.name) for f in old_bronze.fields)],
+                                                                         old_bronze), tables.BATCH_PARTITION)
+    found = bronze_lines(aged, "secondhand_trade", d0).collect()
+    assert [(r.source_file, r.value, r.line_position) for r in found] == [("old.jsonl", row["value"], None)]
     assert cli.main(["quarantine", "show", "--lake", config.lake, "--scenario", "secondhand_trade", "--date", str(D1),
                      "--limit", "9", "--max-chars", "400"]) == 0
     out = capsys.readouterr().out
