@@ -264,12 +264,16 @@ def _add_operations_parsers(sub) -> None:
     _add_allow_future_delivery(b)
     _add_config_args(b)
 
-    m = sub.add_parser("maintain", help="compact, vacuum and checkpoint the lake's Delta tables, keeping time travel",
-                       description="For every Delta table under the lake (bronze/, silver/, quarantine/, gold/, ops/: "
-                                   "each folder holding a _delta_log) or each --table: compact small files, vacuum "
+    m = sub.add_parser("maintain", help="minimise old raw lines, compact, vacuum and checkpoint the lake's Delta tables",
+                       description="First, the privacy step: bronze lines older than raw_line_retention_days (profile; "
+                                   "default the late-data horizon plus the time-travel window) and quarantine rows "
+                                   "from before line_sha256 get their personal fields replaced by pseudonyms (README, "
+                                   "Privacy). Then, for every Delta table under the lake (bronze/, silver/, "
+                                   "quarantine/, gold/, ops/: each folder holding a _delta_log) or each --table: "
+                                   "compact small files, vacuum "
                                    "data files that no version of the time-travel window references any more, write a "
-                                   "log checkpoint and delete expired log files. Table contents do not change, and "
-                                   "time travel to any version of the last time_travel_retention_hours (profile, "
+                                   "log checkpoint and delete expired log files. Nothing else in the tables changes, "
+                                   "and time travel to any version of the last time_travel_retention_hours (profile, "
                                    "default 168 = 7 days) keeps working. Prints what was done per table; records one "
                                    "row per table in ops/job_runs (job maintain) and an MLflow run.")
     m.add_argument("--table", metavar="NAME", action="append",
@@ -278,7 +282,8 @@ def _add_operations_parsers(sub) -> None:
                    help="vacuum only files removed more than H hours ago (default, and the least allowed: the "
                         f"profile's time_travel_retention_hours; at most {MAX_HOURS:,}, ten years)")
     m.add_argument("--dry-run", action="store_true",
-                   help="list the files vacuum would delete and how many files compaction would rewrite; change nothing")
+                   help="list the files vacuum would delete and how many files compaction would rewrite (the privacy "
+                        "step is not previewed); change nothing")
     _add_config_args(m, landing=False)
 
 

@@ -50,6 +50,9 @@ class Config:
     # totals published before event-level data
     reported_aggregates: str = field(default_factory=lambda: str(reported_aggregates_file()))
     time_travel_retention_hours: int = 168  # `s3p maintain` keeps every version of this window readable
+    # bronze keeps a line as delivered for this many days after its delivery date; then `s3p maintain`
+    # minimises it (README, Privacy). None: the late-data horizon plus the time-travel window, in days
+    raw_line_retention_days: int | None = None
     scenarios_in_parallel: int = 2  # a daily run ingests and gates this many scenarios side by side
     catalog_schema: str = "scope3plus"  # tables by name: [catalog_name.]catalog_schema.<layer>_<table>
     catalog_name: str | None = None  # a catalog for 3-part names (Unity Catalog); None: the session's own
@@ -63,6 +66,20 @@ class Config:
         """A fingerprint of the pseudonymisation key: recorded with every silver write, it tells whether two
         writes hashed user ids with the same key without revealing the key (an HMAC of a fixed text)."""
         return key_fingerprint(self.pseudonym_key()[0])
+
+    def local_today(self) -> dt.date:
+        """Today by the machine's clock, in the lake's local time zone."""
+        from zoneinfo import ZoneInfo
+
+        return dt.datetime.now(ZoneInfo(self.local_timezone)).date()
+
+    @property
+    def raw_line_days(self) -> int:
+        """Days bronze keeps a line as delivered after its delivery date (``raw_line_retention_days``; by
+        default the late-data horizon plus the time-travel window, rounded up to whole days)."""
+        if self.raw_line_retention_days is not None:
+            return self.raw_line_retention_days
+        return self.late_data_horizon_days + -(-self.time_travel_retention_hours // 24)
 
     def pseudonym_key(self) -> tuple[bytes, bool]:
         """The HMAC key for user ids and whether it is the development fallback."""
@@ -248,6 +265,7 @@ PROFILE_SHAPE: dict = {
     "goal": {"tonnes": OWN_RULE, "start": OWN_RULE, "end": OWN_RULE},
     "fiscal_year_start_month": OWN_RULE, "reported_aggregates": TEXT, "future_tolerance_days": OWN_RULE,
     "late_data_horizon_days": OWN_RULE, "time_travel_retention_hours": OWN_RULE, "scenarios_in_parallel": OWN_RULE,
+    "raw_line_retention_days": OWN_RULE,
     "catalog": OWN_RULE, "methodology": OWN_RULE, "freshness": OWN_RULE, "alerts": OWN_RULE,
     "pseudonymisation": {"key_env": TEXT, "dev_key": TEXT},
     "mlflow": {"tracking_uri": TEXT, "mlflow_dir": TEXT, "experiment": TEXT},
@@ -342,6 +360,9 @@ def load_config(path: str | Path | None = None, **overrides) -> Config:
         time_travel_retention_hours=_whole_number(raw.get("time_travel_retention_hours", 168),
                                                   "time_travel_retention_hours", source, 1, MAX_HOURS),
         scenarios_in_parallel=_whole_number(raw.get("scenarios_in_parallel", 2), "scenarios_in_parallel", source, 1),
+        raw_line_retention_days=(None if raw.get("raw_line_retention_days") is None else
+                                 _whole_number(raw["raw_line_retention_days"], "raw_line_retention_days", source, 1,
+                                               MAX_DAYS)),
         **_catalog(raw.get("catalog"), source),
         **_methodology(raw.get("methodology"), source),
         freshness=_freshness(raw.get("freshness"), source),

@@ -1,6 +1,8 @@
 """``s3p maintain``: keep the lake's Delta tables small and quick to open, without losing time travel.
 
-For every table (or the ones named), with delta-rs:
+First the **privacy step** (``pipeline.minimise``): bronze lines past ``raw_line_retention_days`` and
+quarantine rows from before ``line_sha256`` lose their raw personal fields (README, Privacy). Then, for
+every table (or the ones named), with delta-rs:
 
 1. **compact** small files into larger ones (``optimize.compact``: one commit, same rows);
 2. **vacuum** data files that no version of the time-travel window references any more, and delete
@@ -301,6 +303,39 @@ def clear_staging(lake_root: str, names: list[str]) -> int:
     return len(folders)
 
 
+def minimise(lake, config: Config, names: list[str], run_id: str, mlflow_run_id: str | None,
+             report: Callable[[str], None]) -> list[dict]:
+    """The privacy step (``pipeline.minimise``), before compaction and vacuum, so the raw lines' files leave
+    with this run's vacuum once the time-travel window has passed; one ``ops/job_runs`` row per table
+    rewritten (stage ``minimise <table>``). Raises (nothing written) when the key is not the one silver
+    was written with: the pseudonyms in the minimised lines would not match silver's."""
+    from .contracts import SCENARIOS
+    from .pipeline.gate import check_pseudonym_key
+    from .pipeline.minimise import minimise_lake
+    from .tracking import job_row
+
+    checked: list[bytes] = []
+
+    def key_of() -> bytes:
+        """The key, once, and only when a table has lines to minimise (a lake with none needs none)."""
+        if not checked:
+            key, development = config.pseudonym_key()
+            for scenario in SCENARIOS:
+                check_pseudonym_key(lake, scenario, config.pseudonym_key_fingerprint())
+            if development:
+                report("minimising with the development pseudonymisation key: it gives no privacy (README, Privacy)")
+            checked.append(key)
+        return checked[0]
+
+    rows = []
+    for done in minimise_lake(lake, names, config.local_today(), config.raw_line_days, key_of, report):
+        if done.rows:
+            now = dt.datetime.now(dt.timezone.utc)
+            rows.append(job_row(run_id, MAINTAIN_JOB, f"minimise {done.table}", "succeeded", now, done.summary(),
+                                lake_backend=lake.backend, mlflow_run_id=mlflow_run_id))
+    return rows
+
+
 def maintain_lake(spark, config: Config, names: list[str], retention_hours: int,
                   report: Callable[[str], None] = print) -> list[TableMaintenance]:
     """Maintain ``names`` in order; one ``ops/job_runs`` row per table (job ``maintain``, stage = the
@@ -319,6 +354,7 @@ def maintain_lake(spark, config: Config, names: list[str], retention_hours: int,
             cleared = clear_staging(config.lake, names)
             if cleared:
                 report(f"removed {cleared} staging folder(s) left by interrupted jobs")
+            rows += minimise(lake, config, names, run_id, tracker.run_id, report)
             for name in names:
                 started_at = dt.datetime.now(dt.timezone.utc)
                 result = maintain_table(config.lake, name, retention_hours, config.time_travel_retention_hours, run_id)

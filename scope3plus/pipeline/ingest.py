@@ -195,7 +195,7 @@ def to_bronze(lines: DataFrame, landing_date: dt.date | Column, run_id: str) -> 
     """Bronze rows: the line verbatim (``verbatim``) plus ingest metadata. Malformed lines are kept.
     ``landing_date`` is a date, or a column such as ``landing_date_of(F.col("source_file"))``."""
     values = {"landing_date": F.lit(landing_date), "source_file": F.col("source_file"), **verbatim(F.col("value")),
-              "line_position": line_position(),
+              "line_position": line_position(), "line_sha256": F.lit(None).cast("string"),  # as delivered
               "ingest_run_id": F.lit(run_id), "ingested_at": F.current_timestamp()}
     return lines.select(*[values[c].alias(c) for c in table(tables.bronze(SCENARIOS[0])).column_names])  # bronze's, alike
 

@@ -502,10 +502,7 @@ def rollup(lake: Lake, config: Config, as_of: dt.date | None) -> tuple[dt.date, 
 def latest_possible_delivery(config: Config) -> dt.date:
     """The latest delivery date that can have landed: today (the machine's clock, in the lake's local
     time zone) plus the future tolerance. A later one is in the future (issue 21)."""
-    from zoneinfo import ZoneInfo
-
-    today = dt.datetime.now(ZoneInfo(config.local_timezone)).date()
-    return today + dt.timedelta(days=config.future_tolerance_days)
+    return config.local_today() + dt.timedelta(days=config.future_tolerance_days)
 
 
 def refresh_progress(lake: Lake, config: Config, run_date: dt.date, run_id: str) -> tuple[dt.date, CommitResult]:

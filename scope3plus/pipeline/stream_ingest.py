@@ -34,7 +34,7 @@ from pyspark.sql import DataFrame, Observation, functions as F
 
 from ..contracts import SCENARIOS
 from ..errors import GateFailed, LakeBusy, S3PError
-from ..lake import Lake, replayed, table_exists, table_path
+from ..lake import Lake, read_small_table, replayed, table_exists, table_path
 from ..tracking import job_row, mlflow_run, new_run_id, record_job_runs
 from . import tables
 from .ingest import (DATE, DATED_FILES, OUTSIDE, IngestResult, delivery_dates, ingest, landing_date_of, landing_files,
@@ -201,11 +201,43 @@ def bronze_rows(lake: Lake, scenario: str, day: dt.date) -> int | None:
     return rows if rows is not None else lake.read(name, partition).count()
 
 
+def minimised_in_bronze(lake_root: str, scenario: str, day: dt.date) -> bool:
+    """Whether bronze's lines of ``day`` include minimised ones (``line_sha256`` set: ``pipeline.minimise``),
+    from the Delta log's per-file null counts (no data read; a file without them is read, that column only)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from deltalake import DeltaTable
+
+    if not table_exists(lake_root, tables.bronze(scenario)):
+        return False
+    path = table_path(lake_root, tables.bronze(scenario))
+    table = DeltaTable(path)
+    if "line_sha256" not in table.schema().to_arrow().names:
+        return False  # written before bronze could minimise
+    for action in pa.table(table.get_add_actions(flatten=True)).to_pylist():
+        value = action.get("partition.landing_date")
+        if value is None or (value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))) != day:
+            continue
+        nulls = action.get("null_count.line_sha256")
+        if nulls is None:
+            column = read_small_table(path, {"landing_date": [day]}, columns=["line_sha256"]).column("line_sha256")
+            return pc.count(column, mode="only_valid").as_py() > 0
+        if nulls < action.get("num_records", 0):
+            return True
+    return False
+
+
 def check_bronze(lake_root: str, day: dt.date) -> None:
-    """Fail early when bronze holds nothing at all for ``day`` (``s3p run --from-bronze``)."""
+    """Fail early when bronze holds nothing at all for ``day`` (``s3p run --from-bronze``), or lines of it
+    that ``s3p maintain`` has minimised: gating them again would pseudonymise pseudonyms."""
     if not any(day in dates_in_bronze(lake_root, s) for s in SCENARIOS):
         raise S3PError(f"bronze holds nothing for {day} under {lake_root}: ingest it first "
                        "(s3p ingest --scenario ID), or run without --from-bronze")
+    minimised = [s for s in SCENARIOS if minimised_in_bronze(lake_root, s, day)]
+    if minimised:
+        raise S3PError(f"bronze's lines of {day} for {', '.join(minimised)} are minimised (past "
+                       "raw_line_retention_days: README, Privacy) and cannot be gated again: run without "
+                       "--from-bronze, from the archived landing files")
 
 
 def dates_to_ingest(lake_root: str, landing: str | Path, scenario: str, dates: list[dt.date] | None = None) -> list[dt.date]:
