@@ -85,7 +85,8 @@ def test_available_now_ingests_every_file_once_with_its_delivery_date(spark, tmp
     assert sorted(d for b in first.batches for d in b.landing_dates) == [D1, D2]
     assert per_date(lake) == {D1: 7, D2: 5}
     bronze = lake.read(BRONZE)
-    assert bronze.columns == ["landing_date", "source_file", "value", "raw_bytes", "line_position", "line_sha256", "ingest_run_id", "ingested_at"]
+    assert bronze.columns == ["landing_date", "source_file", "value", "raw_bytes", "line_position", "line_sha256",
+                              "ingest_run_id", "ingested_at"]
     assert bronze.filter(~F.col("source_file").endswith(".jsonl") | F.col("ingest_run_id").isNull()).count() == 0
     assert lake.app_version(BRONZE, APP) == 2  # the last micro-batch
     assert any("1 file(s), " in m and "→ bronze/green_trip landing_date" in m for m in messages)
