@@ -130,3 +130,17 @@ def test_a_bad_raw_line_retention_is_refused_naming_the_key(tmp_path, value, mes
         load_config(profile)
     profile.write_text("raw_line_retention_days: 5\n")
     assert load_config(profile).raw_line_days == 5
+
+
+def test_a_key_spelled_with_escapes_does_not_carry_a_raw_id_past_the_mask(spark):
+    """``"\\u0075ser_id"`` is user_id to a JSON reader but not to the key pattern: such a line has every value
+    redacted. A line whose values alone hold escapes (an escaped city name) is masked as usual."""
+    from scope3plus.contracts import load_contracts
+    from scope3plus.pipeline.gate import REDACTED, masked_line
+
+    escaped = '{"event_id": "e1", "\\u0075ser_id": "u-RAW-ESC", "distance_km": 3.5}'
+    city = '{"event_id": "e2", "user_id": "u-RAW-2", "city": "\\u5317\\u4eac"}'
+    rows = spark.createDataFrame([(escaped,), (city,)], "value string").withColumn("user_id_key", F.lit(None).cast("string"))
+    out = [r[0] for r in rows.select(masked_line(load_contracts()["green_trip"], KEY)).collect()]
+    assert out[0] == f'{{"event_id": "{REDACTED}", "\\u0075ser_id": "{REDACTED}", "distance_km": "{REDACTED}"}}'
+    assert out[1] == city.replace('"u-RAW-2"', f'"{pseudonym("u-RAW-2")}"')
