@@ -84,7 +84,8 @@ def minimise_table(lake: Lake, name: str, contract: Contract, key_of: Callable[[
 def minimise_lake(lake: Lake, names: list[str], today: dt.date, raw_line_days: int, key_of: Callable[[], bytes],
                   report: Callable[[str], None] = lambda _line: None) -> list[Minimised]:
     """Of the tables ``names``, every scenario's bronze lines past the raw-line retention and every
-    quarantine row from before line_sha256, minimised (module docstring); one summary line each reported."""
+    quarantine row from before line_sha256, minimised (module docstring); a summary line reported for each
+    table rewritten."""
     contracts = load_contracts()
     cutoff = raw_line_cutoff(today, raw_line_days)
     done = []
@@ -92,5 +93,6 @@ def minimise_lake(lake: Lake, names: list[str], today: dt.date, raw_line_days: i
         for name, before in ((tables.bronze(scenario), cutoff), (tables.quarantine(scenario), None)):
             if name in names:
                 done.append(minimise_table(lake, name, contracts[scenario], key_of, before))
-                report(done[-1].summary())
+                if done[-1].rows:  # a table with nothing to minimise says nothing
+                    report(done[-1].summary())
     return done
