@@ -25,10 +25,13 @@ TRIP = {"event_id": "t1", "event_time": "2026-11-01T08:00:00+08:00", "user_id": 
 def bronze_frame(spark, rows: list[tuple], more: str = ""):
     """Bronze rows (landing_date, source_file, the line[, more columns]) as ingest keeps a line (``verbatim``),
     at no known position in their files."""
-    from scope3plus.pipeline.ingest import unknown_position, verbatim
+    from scope3plus.catalog import table
+    from scope3plus.pipeline import tables
+    from scope3plus.pipeline.ingest import verbatim
 
     frame = spark.createDataFrame(rows, "landing_date date, source_file string, line string" + (f", {more}" if more else ""))
-    return frame.withColumns(verbatim(F.col("line"))).drop("line").select("*", unknown_position())
+    unknown = F.lit(None).cast(table(tables.bronze("green_trip")).type_of("line_position")).alias("line_position")
+    return frame.withColumns(verbatim(F.col("line"))).drop("line").select("*", unknown)
 
 
 def trip(**changes) -> str:

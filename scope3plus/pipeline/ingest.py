@@ -200,11 +200,6 @@ def to_bronze(lines: DataFrame, landing_date: dt.date | Column, run_id: str) -> 
     return lines.select(*[values[c].alias(c) for c in table(tables.bronze(SCENARIOS[0])).column_names])  # bronze's, alike
 
 
-def unknown_position() -> Column:
-    """``line_position`` for a line whose position in its file is not known (null)."""
-    return F.lit(None).cast(table(tables.bronze(SCENARIOS[0])).type_of("line_position")).alias("line_position")
-
-
 def empty_lines(spark) -> DataFrame:
     return spark.createDataFrame([], "value string, source_file string, split_offset bigint")
 

@@ -42,8 +42,6 @@ class Minimised:
     dates: tuple[dt.date, ...]  # delivery dates rewritten
 
     def summary(self) -> str:
-        if not self.rows:
-            return f"minimise {self.table}: nothing to minimise"
         return (f"minimise {self.table}: {self.rows:,} line(s) of {len(self.dates)} delivery date(s) minimised "
                 f"({self.dates[0]}..{self.dates[-1]}): personal fields replaced by their pseudonyms, raw bytes dropped")
 
