@@ -144,3 +144,20 @@ def test_a_key_spelled_with_escapes_does_not_carry_a_raw_id_past_the_mask(spark)
     out = [r[0] for r in rows.select(masked_line(load_contracts()["green_trip"], KEY)).collect()]
     assert out[0] == f'{{"event_id": "{REDACTED}", "\\u0075ser_id": "{REDACTED}", "distance_km": "{REDACTED}"}}'
     assert out[1] == city.replace('"u-RAW-2"', f'"{pseudonym("u-RAW-2")}"')
+
+
+def test_a_line_with_a_megabyte_string_is_masked_without_overflowing_the_stack(spark):
+    """The mask's patterns read a JSON string as runs between escapes (``gate.JSON_STRING``). Read as
+    ``(?:[^"\\\\]|\\\\.)*``, java.util.regex recursed once per character: test_quality's 10 MB line
+    overflowed a task's stack, and Spark ended the JVM (every later test: "Connection refused").
+    If this regresses, this test fails with StackOverflowError and the session's JVM is gone."""
+    from scope3plus.contracts import load_contracts
+    from scope3plus.pipeline.gate import REDACTED, masked_line
+
+    long_value = "a\\n" * 300_000 + "x" * 1_000_000  # 1.6 M characters, 300 k escapes
+    plain = '{"event_id": "e1", "user_id": "u-RAW-1", "note": "' + long_value + '"}'
+    escaped = '{"\\u0075ser_id": "u-RAW-2", "note": "' + long_value + '"}'
+    rows = spark.createDataFrame([(plain,), (escaped,)], "value string").withColumn("user_id_key", F.lit(None).cast("string"))
+    out = [r[0] for r in rows.select(masked_line(load_contracts()["green_trip"], KEY)).collect()]
+    assert out[0] == plain.replace('"u-RAW-1"', f'"{pseudonym("u-RAW-1")}"')
+    assert out[1] == f'{{"\\u0075ser_id": "{REDACTED}", "note": "{REDACTED}"}}'

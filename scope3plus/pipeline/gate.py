@@ -475,10 +475,19 @@ def line_sha256() -> Column:
     return F.sha2(F.coalesce(F.col("raw_bytes"), F.col("value").cast("binary")), 256)
 
 
+#: A JSON string in a line's text, quotes included, as a Java regular expression. Written as runs of plain
+#: characters between escapes, with possessive loops (``*+``): ``"(?:[^"\\]|\\.)*"`` matches the same
+#: strings, but java.util.regex recursed once per character through its alternation, so a long string
+#: (a 10 MB line) overflowed the task's stack, and Spark ends the JVM on a StackOverflowError in a task.
+JSON_STRING = r'"[^"\\]*+(?:\\.[^"\\]*+)*+"'
+#: A JSON value that is not a string or an object or array, as written: up to the next separator.
+JSON_TOKEN = r'[^,}\]\s]+'
+
+
 def pii_value_pattern(name: str) -> str:
     """Where a personal field's value is in a line's text: ``"<name>":`` then a JSON string or any other token
     (group 1: up to the value; group 2: the value, with the quotes of a string)."""
-    return r'("' + re.escape(name) + r'"\s*:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)'
+    return r'("' + re.escape(name) + r'"\s*:\s*)(' + JSON_STRING + "|" + JSON_TOKEN + ")"
 
 
 #: what a value of a line whose keys a pattern cannot read becomes in quarantine (``masked_line``)
@@ -500,8 +509,9 @@ def masked_line(contract: Contract, key: bytes) -> Column:
             text = F.regexp_replace(text, pattern, F.concat(F.lit("$1\""), pseudonym, F.lit("\"")))
     # A key spelled with \u escapes ("\u0075ser_id") is the same key to a JSON reader but not to the pattern
     # above: in a line with such a key, every value is redacted (a value's escapes alone change nothing)
-    escaped_key = r'"(?:[^"\\]|\\.)*\\u[0-9A-Fa-f]{4}(?:[^"\\]|\\.)*"\s*:'
-    any_value = r'(:\s*)("(?:[^"\\]|\\.)*"|[^,}\]\s]+)'
+    # (a string whose first \uXXXX escape follows the other escapes and plain runs before it; then as JSON_STRING)
+    escaped_key = r'"[^"\\]*+(?:\\(?!u[0-9A-Fa-f]{4}).[^"\\]*+)*+\\u[0-9A-Fa-f]{4}[^"\\]*+(?:\\.[^"\\]*+)*+"\s*:'
+    any_value = r'(:\s*)(' + JSON_STRING + "|" + JSON_TOKEN + ")"
     return F.when(F.col("value").rlike(escaped_key), F.regexp_replace(text, any_value, f'$1"{REDACTED}"')).otherwise(text)
 
 
