@@ -1,10 +1,11 @@
 """The gate's parse-and-check pass, this checkout's against a base commit's, in ONE process.
 
-    .venv/bin/python scripts/bench_parse.py --events 200000 [--base 020c2a2] [--repeat 5]
+    .venv/bin/python scripts/bench_parse.py --events 200000 [--base 020c2a2] [--repeat 5] [--stage route]
 
 Generates one delivery day of ``--events`` events (all five scenarios, 1 % dirty lines) with
-``scope3plus.generate``, stores each scenario's lines as bronze keeps them (Parquet, ``ingest.verbatim``),
-then runs ``gate.parse_and_check`` of each scenario into Spark's ``noop`` sink, alternating the base
+``scope3plus.generate``, stores each scenario's lines as bronze keeps them (Parquet, ``ingest.to_bronze``),
+then runs ``gate.parse_and_check`` of each scenario (with ``--stage route``: and ``gate.route``, the dedupe
+within the day, with no earlier deliveries) into Spark's ``noop`` sink, alternating the base
 commit's gate module (``git show <base>:scope3plus/pipeline/gate.py``, loaded beside this one) and this
 checkout's, ``--repeat`` times each. Prints one JSON object: the seconds of every run, the best (minimum)
 of each, and ``ratio`` = best this / best base (the minimum is the least disturbed on a shared machine).
@@ -46,6 +47,8 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=200_000, help="events in the day, all scenarios (default 200,000)")
     parser.add_argument("--base", default="020c2a2", help="the commit to compare with (default 020c2a2)")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per side (default 5)")
+    parser.add_argument("--stage", choices=("parse", "route"), default="parse",
+                        help="what is timed: parse_and_check alone, or with route (the dedupe) after it (default parse)")
     args = parser.parse_args()
 
     from pyspark.sql import functions as F
@@ -55,7 +58,7 @@ def main() -> int:
     from scope3plus.methodology import load_registry
     from scope3plus.paths import methodologies_dir
     from scope3plus.pipeline import gate as this_gate
-    from scope3plus.pipeline.ingest import verbatim
+    from scope3plus.pipeline.ingest import read_landing, to_bronze
     from scope3plus.spark import build_session
 
     folder = Path(tempfile.mkdtemp(prefix="s3p-bench-parse-"))
@@ -69,23 +72,36 @@ def main() -> int:
     bronze = {}
     for scenario in SCENARIOS:
         files = sorted(str(p) for p in (folder / "landing" / scenario).glob("*.jsonl"))
-        lines = spark.read.text(files).select(F.lit(day).alias("landing_date"), F.input_file_name().alias("source_file"),
-                                              F.col("value").alias("line"))
         path = str(folder / "bronze" / scenario)
-        lines.withColumns(verbatim(F.col("line"))).drop("line").write.parquet(path)
+        to_bronze(read_landing(spark, files), day, "bench").write.parquet(path)
         bronze[scenario] = spark.read.parquet(path)
     sides = {"base": base_gate(args.base, folder), "this": this_gate}
+
+    no_history = spark.createDataFrame([], "event_id string")
+
+    def timed(module, scenario: str):
+        checked = module.parse_and_check(bronze[scenario], contracts[scenario], registry.approved(scenario), settings)
+        return module.route(checked, no_history) if args.stage == "route" else checked
 
     def run(module) -> float:
         t0 = time.monotonic()
         for scenario in SCENARIOS:
-            module.parse_and_check(bronze[scenario], contracts[scenario], registry.approved(scenario),
-                                   settings).write.format("noop").mode("overwrite").save()
+            timed(module, scenario).write.format("noop").mode("overwrite").save()
         return round(time.monotonic() - t0, 3)
 
-    reasons = {name: {s: {tuple(r.reasons): r["count"] for r in module.parse_and_check(
-        bronze[s], contracts[s], registry.approved(s), settings).groupBy("reasons").count().collect()}
-        for s in SCENARIOS} for name, module in sides.items()}
+    def outcome(module, scenario: str) -> dict:
+        """How many lines end with each reason list (and disposition), and with --stage route a digest of the
+        silver rows' ids and positions: which copy of each event was kept."""
+        rows = timed(module, scenario)
+        keys = ["reasons", "disposition"] if args.stage == "route" else ["reasons"]
+        counts = {",".join([*r.reasons, *([r.disposition] if args.stage == "route" else [])]): r["count"]
+                  for r in rows.groupBy(*keys).count().collect()}
+        if args.stage == "route":
+            counts["silver rows' digest"] = str(rows.filter(F.col("disposition") == "silver").select(
+                F.sum(F.xxhash64("event_id", "line_position").cast("decimal(38,0)"))).first()[0])
+        return counts
+
+    reasons = {name: {s: outcome(module, s) for s in SCENARIOS} for name, module in sides.items()}
     seconds = {"base": [], "this": []}
     for i in range(args.repeat):
         for name in (("base", "this") if i % 2 == 0 else ("this", "base")):
@@ -94,11 +110,11 @@ def main() -> int:
     lines = sum(bronze[s].count() for s in SCENARIOS)
     best = {name: min(values) for name, values in seconds.items()}
     print(json.dumps({
-        "lines": lines, "base": args.base, "seconds": seconds, "best": best,
+        "lines": lines, "base": args.base, "stage": args.stage, "seconds": seconds, "best": best,
         "ratio": round(best["this"] / best["base"], 3),
         "same_reasons": reasons["base"] == reasons["this"],
-        "reason_diff": {s: {"base": {",".join(k): v for k, v in reasons["base"][s].items() if reasons["this"][s].get(k) != v},
-                            "this": {",".join(k): v for k, v in reasons["this"][s].items() if reasons["base"][s].get(k) != v}}
+        "reason_diff": {s: {"base": {k: v for k, v in reasons["base"][s].items() if reasons["this"][s].get(k) != v},
+                            "this": {k: v for k, v in reasons["this"][s].items() if reasons["base"][s].get(k) != v}}
                         for s in SCENARIOS if reasons["base"][s] != reasons["this"][s]},
     }, indent=1))
     shutil.rmtree(folder, ignore_errors=True)
