@@ -6,7 +6,7 @@ under it (delete a file it has listed) and let it go on with SIGCONT.
 A SIGKILL gives the process no chance to clean up: exactly what a lost node, an OOM killer or
 a cancelled cluster job does. The points sit between the steps whose order makes a rerun safe:
 
-* ``ingest.committed``       a scenario's bronze partition is committed, nothing gated yet
+* ``ingest.committed``       a scenario's bronze partition and its manifest are committed, nothing gated yet
 * ``gate.staged``            the routed batch is in the staging folder, silver not committed
 * ``gate.silver_committed``  silver is committed, quarantine is not
 * ``lake.before_commit``     a write's files are in the table's folders, its Delta commit not made

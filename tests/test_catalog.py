@@ -57,7 +57,7 @@ def test_every_table_is_declared_with_its_partitioning():
                 tables.GOLD_DELIVERY: ["scenario", "landing_date"], tables.GOLD_DAILY: ["scenario", "event_date"],
                 tables.GOLD_PROGRESS: [], tables.JOB_RUNS: ["job"], tables.RESTATEMENTS: [], tables.DQ_RESULTS: [],
                 tables.REPORTED_AGGREGATES: [],
-                **{f(s): ["landing_date"] for s in SCENARIOS for f in (tables.bronze, tables.silver, tables.quarantine)}}
+                **{f(s): ["landing_date"] for s in SCENARIOS for f in (tables.bronze, tables.bronze_files, tables.silver, tables.quarantine)}}
     assert {n: list(t.partition_by) for n, t in declared.items()} == expected
     assert table("silver/green_trip").sql_name() == "scope3plus.silver_green_trip"
     assert table("gold/progress").sql_name("analytics", "main") == "main.analytics.gold_progress"
@@ -87,7 +87,8 @@ def test_a_bad_catalog_setting_is_one_clear_error(tmp_path):
 
 def test_every_table_is_in_the_readme():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    names = {re.sub(f"/({'|'.join(SCENARIOS)})$", "/<scenario>", n) for n in load_catalogue()}
+    names = {re.sub(f"/({'|'.join(SCENARIOS)})(_files)?$", lambda m: "/<scenario>" + (m.group(2) or ""), n)
+             for n in load_catalogue()}
     missing = sorted(n for n in names if n not in readme)
     assert not missing, f"tables of schemas/tables missing from the README's pipeline section: {missing}"
 
@@ -176,7 +177,7 @@ def test_what_a_run_writes_is_what_the_catalogue_declares(ran):
 
     _, lake = ran
     written = [t for t in load_catalogue().values() if DeltaTable.is_deltatable(str(lake / t.name))]
-    assert len(written) == 3 * len(SCENARIOS) + 6  # all but ops/restatements and gold/reported_aggregates
+    assert len(written) == 4 * len(SCENARIOS) + 6  # bronze, its manifest, silver, quarantine; all but ops/restatements and gold/reported_aggregates
     for t in written:
         delta = DeltaTable(str(lake / t.name))
         assert [(f.name, f.dataType.simpleString()) for f in spark_schema(delta).fields] == \

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import os
 import re
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,11 +50,22 @@ class LandingScan:
 
 
 @dataclass(frozen=True)
+class LandedFile:
+    """A landing file as ingest read it: a row of ``bronze/<scenario>_files`` (the manifest)."""
+    path: str
+    size_bytes: int
+    lines: int
+    sha256: str
+    modified_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class IngestResult:
     files: list[str]
-    landed_lines: int
+    landed_lines: int  # counted in the files' bytes (the manifest), independently of Spark's read
     commit: CommitResult
     not_taken: list[NotTaken] = field(default_factory=list)
+    manifest: list[LandedFile] = field(default_factory=list)
 
 
 def _claimed_date(name: str) -> dt.date | None:
@@ -136,6 +150,36 @@ def not_taken_note(not_taken: list) -> str:
 LINE_SEPARATOR = "\n"
 
 
+def landed_file(path: str, chunk_bytes: int = 1 << 20) -> LandedFile:
+    """``path``'s size, lines and SHA-256, from one read of its bytes. Lines are counted as the text read
+    (``text_lines``) splits them: each LINE_SEPARATOR ends one, and a last line without it counts too."""
+    digest, size, lines, last = hashlib.sha256(), 0, 0, b""
+    modified = dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_bytes):
+            digest.update(chunk)  # releases the GIL: it runs beside Spark's read of the same files
+            size, lines, last = size + len(chunk), lines + chunk.count(LINE_SEPARATOR.encode()), chunk[-1:]
+    return LandedFile(path, size, lines + (1 if last and last != LINE_SEPARATOR.encode() else 0),
+                      digest.hexdigest(), modified)
+
+
+def uri_path(source_file: str) -> str:
+    """The local path in a file URI as Spark names a file (``_metadata.file_path``): ``local_path`` in Python."""
+    return urllib.parse.unquote(re.sub(r"^file:(//(?=/))?", "", source_file))
+
+
+def manifest_rows(spark, landed: list[LandedFile], uris: list[str], landing_date: dt.date, run_id: str) -> DataFrame:
+    """``bronze/<scenario>_files`` rows of a delivery: each file with the URI bronze names it by (``uris``: the
+    ``source_file`` values its read saw; a file with no line has none)."""
+    uri_of = {uri_path(uri): uri for uri in uris}
+    ingested = dt.datetime.now(dt.timezone.utc)
+    rows = [{"landing_date": landing_date, "source_file": uri_of.get(f.path), "path": f.path, "size_bytes": f.size_bytes,
+             "lines": f.lines, "sha256": f.sha256, "modified_at": f.modified_at, "ingest_run_id": run_id,
+             "ingested_at": ingested} for f in landed]
+    manifest = table(tables.bronze_files(SCENARIOS[0]))  # alike for every scenario
+    return spark.createDataFrame([tuple(r[c] for c in manifest.column_names) for r in rows], manifest.schema)
+
+
 def text_lines(reader):
     """A batch or streaming text reader (``spark.read`` / ``spark.readStream``) that ends lines at LINE_SEPARATOR."""
     return reader.format("text").option("lineSep", LINE_SEPARATOR)
@@ -205,17 +249,25 @@ def empty_lines(spark) -> DataFrame:
 
 
 def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: dt.date, run_id: str) -> IngestResult:
-    """Replace bronze's ``landing_date`` partition with the day's landed lines, atomically."""
+    """Replace bronze's ``landing_date`` partition with the day's landed lines, atomically, then the
+    manifest's (``bronze/<scenario>_files``): each file's size, lines and SHA-256, read beside Spark's read.
+    The lines landed are the manifest's, counted in the bytes: the run checks them against the rows the
+    bronze commit reports (a file that changed while it was read breaks that check)."""
     found = scan_landing(landing, scenario, landing_date)
     files = found.files
     lines = read_landing(spark, files) if files else empty_lines(spark)
-    # Lines are counted as they are read, in the same pass as the write (an independent count
-    # of what landed, checked against the rows the bronze commit reports).
-    landed = Observation(f"ingest-{run_id}-{scenario}")
-    commit = lake.replace_partitions(
-        tables.bronze(scenario), to_bronze(lines.observe(landed, F.count(F.lit(1)).alias("lines")), landing_date, run_id),
-        tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
-    )
+    named = Observation(f"ingest-{run_id}-{scenario}")  # the URIs bronze names the files by, in the same pass
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3p-sha256") as hashing:
+        landed = hashing.submit(lambda: [landed_file(f) for f in files])
+        commit = lake.replace_partitions(
+            tables.bronze(scenario),
+            to_bronze(lines.observe(named, F.collect_set("source_file").alias("files")), landing_date, run_id),
+            tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
+        )
+        manifest = landed.result()
+    lake.replace_partitions(tables.bronze_files(scenario),
+                            manifest_rows(spark, manifest, named.get["files"] if files else [], landing_date, run_id),
+                            tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"})
     fault_point("ingest.committed")
-    return IngestResult(files=files, landed_lines=landed.get["lines"] if files else 0, commit=commit,
-                        not_taken=found.not_taken)
+    return IngestResult(files=files, landed_lines=sum(f.lines for f in manifest), commit=commit,
+                        not_taken=found.not_taken, manifest=manifest)

@@ -29,6 +29,11 @@ def bronze(scenario: str) -> str:
     return f"bronze/{scenario}"
 
 
+def bronze_files(scenario: str) -> str:
+    """The landing files behind ``bronze(scenario)``: size, lines, SHA-256 (the manifest)."""
+    return f"bronze/{scenario}_files"
+
+
 def silver(scenario: str) -> str:
     return f"silver/{scenario}"
 
