@@ -213,13 +213,15 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
 def first_copies(rows):
     """The first row of each ``event_id`` in file order (``source_file``, ``line_position``), sorting only the
     rows whose id occurs more than once: the ids are counted by a hash aggregate of that one column (a
-    narrow shuffle, no sort), the few repeated ones are joined back (broadcast when small), and only their
-    rows go through the window. ``rows`` is read twice (once for the ids): meant for a columnar table."""
+    narrow shuffle, no sort), the repeated ones are broadcast and joined back (no shuffle of the rows), and
+    only their rows go through the window. ``rows`` is read twice (once for the ids): meant for a columnar
+    table. The broadcast holds every repeated id: fine for a floor over generated data (1 % dirt), not for
+    an engine that may meet a whole file delivered twice."""
     from pyspark.sql import Window, functions as F
 
     repeated = (rows.groupBy("event_id").agg(F.count(F.lit(1)).alias("_copies")).filter(F.col("_copies") > 1)
                 .select("event_id", F.lit(True).alias("_repeated")))
-    marked = rows.join(repeated, "event_id", "left")
+    marked = rows.join(F.broadcast(repeated), "event_id", "left")
     contested = F.col("_repeated").isNotNull()
     first = F.row_number().over(Window.partitionBy("event_id").orderBy("source_file", "line_position"))
     return (marked.filter(~contested)

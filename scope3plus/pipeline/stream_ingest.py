@@ -268,8 +268,9 @@ def ingest_batch(spark, lake: Lake, landing: str | Path, scenario: str, dates: l
         try:
             results[day] = result = ingest(spark, lake, landing, scenario, day, recorder.run_id)
             if result.landed_lines != result.commit.rows_added:  # as the stream checks each micro-batch
-                raise GateFailed(f"[ingest {scenario}] {day}: {result.landed_lines:,} lines read but "
-                                 f"{result.commit.rows_added:,} rows committed to {tables.bronze(scenario)}")
+                raise GateFailed(f"[ingest {scenario}] {day}: {result.landed_lines:,} lines in the files (counted in "
+                                 f"their bytes) but {result.commit.rows_added:,} rows committed to "
+                                 f"{tables.bronze(scenario)}: a file changed while it was read? rerun the date")
         except BaseException as exc:
             recorder.record_failure(started_at, f"{day}", exc, {day: (None, None)}, progress)
             raise
