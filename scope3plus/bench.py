@@ -131,14 +131,12 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
     rules, no pseudonymisation, no Delta commits, no data-quality suites, no tracking: what an
     implementation of those layers spends in Spark on this machine before it checks anything. Scenarios
     one after another, as the floor does."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from pyspark.sql import Window, functions as F
 
     from .contracts import CORRUPT_COLUMN
     from .pipeline.compute import KG, QUANTITY
     from .pipeline.gate import parsed_line
-    from .pipeline.ingest import landed_file, landing_files, line_position, read_landing, to_bronze
+    from .pipeline.ingest import hashed_beside, landing_files, line_position, read_landing, to_bronze, with_source_file
 
     if flow not in DATAFLOWS:
         raise ValueError(f"flow {flow!r}: one of {DATAFLOWS}")
@@ -166,16 +164,13 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
         if flow == "text_bronze":
             to_bronze(read_landing(spark, files), day, "dataflow-floor").write.mode("overwrite").parquet(bronze)
             return
-        with ThreadPoolExecutor(max_workers=1) as hashing:
-            manifest = hashing.submit(lambda: [landed_file(f) for f in files])
-            (spark.read.schema(contracts[scenario].typed_schema()).option("allowSingleQuotes", "false")
-             .option("columnNameOfCorruptRecord", CORRUPT_COLUMN).json(files)
-             .select("*", F.col("_metadata.file_path").alias("source_file"),
-                     F.col("_metadata.file_block_start").alias("split_offset"))
+        with hashed_beside(files):  # the manifest's SHA-256 and lines
+            parsed = (spark.read.schema(contracts[scenario].typed_schema()).option("allowSingleQuotes", "false")
+                      .option("columnNameOfCorruptRecord", CORRUPT_COLUMN).json(files))
+            (with_source_file(parsed)
              .select(F.lit(day).alias("landing_date"), *typed_fields(contracts[scenario]), CORRUPT_COLUMN,
                      "source_file", line_position().alias("line_position"))
              .write.mode("overwrite").parquet(bronze))
-            manifest.result()
 
     def gate(scenario: str) -> None:
         contract = contracts[scenario]

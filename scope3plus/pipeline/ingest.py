@@ -6,13 +6,14 @@ import datetime as dt
 import hashlib
 import os
 import re
-import urllib.parse
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame, Observation, functions as F
 
+from .. import lakeuri
 from ..catalog import table
 from ..contracts import SCENARIOS
 from ..faults import fault_point
@@ -163,15 +164,20 @@ def landed_file(path: str, chunk_bytes: int = 1 << 20) -> LandedFile:
                       digest.hexdigest(), modified)
 
 
-def uri_path(source_file: str) -> str:
-    """The local path in a file URI as Spark names a file (``_metadata.file_path``): ``local_path`` in Python."""
-    return urllib.parse.unquote(re.sub(r"^file:(//(?=/))?", "", source_file))
+@contextmanager
+def hashed_beside(files: list[str]):
+    """A future of ``files``' ``landed_file``s, computed in a thread while the block runs (Spark's read of the
+    same files: hashing releases the GIL), and awaited when it ends."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3p-sha256") as hashing:
+        landed: Future = hashing.submit(lambda: [landed_file(f) for f in files])
+        yield landed
+        landed.result()
 
 
 def manifest_rows(spark, landed: list[LandedFile], uris: list[str], landing_date: dt.date, run_id: str) -> DataFrame:
     """``bronze/<scenario>_files`` rows of a delivery: each file with the URI bronze names it by (``uris``: the
     ``source_file`` values its read saw; a file with no line has none)."""
-    uri_of = {uri_path(uri): uri for uri in uris}
+    uri_of = {lakeuri.local_path(uri): uri for uri in uris}
     ingested = dt.datetime.now(dt.timezone.utc)
     rows = [{"landing_date": landing_date, "source_file": uri_of.get(f.path), "path": f.path, "size_bytes": f.size_bytes,
              "lines": f.lines, "sha256": f.sha256, "modified_at": f.modified_at, "ingest_run_id": run_id,
@@ -193,9 +199,9 @@ def read_landing(spark, files: list[str]) -> DataFrame:
 
 
 def with_source_file(text: DataFrame) -> DataFrame:
-    """``value`` plus ``source_file`` (the file's URI) and ``split_offset`` (``line_position``) from a batch
-    or streaming text read."""
-    return text.select(F.col("value"), F.col("_metadata.file_path").alias("source_file"),
+    """A batch or streaming file read's columns (a text read's ``value``) plus ``source_file`` (the file's URI)
+    and ``split_offset`` (``line_position``)."""
+    return text.select("*", F.col("_metadata.file_path").alias("source_file"),
                        F.col("_metadata.file_block_start").alias("split_offset"))
 
 
@@ -257,14 +263,13 @@ def ingest(spark, lake: Lake, landing: str | Path, scenario: str, landing_date: 
     files = found.files
     lines = read_landing(spark, files) if files else empty_lines(spark)
     named = Observation(f"ingest-{run_id}-{scenario}")  # the URIs bronze names the files by, in the same pass
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s3p-sha256") as hashing:
-        landed = hashing.submit(lambda: [landed_file(f) for f in files])
+    with hashed_beside(files) as landed:
         commit = lake.replace_partitions(
             tables.bronze(scenario),
             to_bronze(lines.observe(named, F.collect_set("source_file").alias("files")), landing_date, run_id),
             tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"},
         )
-        manifest = landed.result()
+    manifest = landed.result()
     lake.replace_partitions(tables.bronze_files(scenario),
                             manifest_rows(spark, manifest, named.get["files"] if files else [], landing_date, run_id),
                             tables.BATCH_PARTITION, {"landing_date": [landing_date]}, metadata={"run_id": run_id, "job": "ingest"})
