@@ -16,7 +16,7 @@ DEMO_EVENTS ?= 20000
 DEMO_DIRTY  ?= 0.01
 DEMO_DATA   ?= data
 
-.PHONY: demo test install dist clean delta-jars chromium
+.PHONY: demo test install dist clean delta-jars strict-line chromium
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "scope3plus needs Python 3.11 or newer")'
@@ -25,13 +25,18 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-install: $(STAMP) delta-jars
+install: $(STAMP) delta-jars strict-line
 
 # Delta Lake's jars for Spark (delta-spark backend, tables by name), fetched once with Maven into the
 # local Maven repository (~/.m2); the coordinates follow the pinned pyspark and delta-spark packages.
 # A no-op when they are there.
 delta-jars: $(STAMP)
 	@$(BIN)/python -m scope3plus.deltajars fetch
+
+# The gate's strict line parser, a jar compiled with javac into the package (scope3plus/strictline.py):
+# a no-op when it is built from this source and pyspark. The wheel carries it (make dist builds it first).
+strict-line: $(STAMP)
+	@$(BIN)/python -m scope3plus.strictline build
 
 DEMO_REVIEWER ?= scope3plus-methodology-maintainers
 
@@ -57,7 +62,7 @@ test: install chromium
 	$(BIN)/python -m pytest
 
 # What a cluster needs: a wheel (Databricks/EMR libraries) and a zip for spark-submit --py-files.
-dist: $(STAMP)
+dist: $(STAMP) strict-line
 	$(BIN)/python -m pip wheel --quiet --no-deps -w dist .
 	$(BIN)/python jobs/build_pyfiles.py dist/scope3plus.zip
 
