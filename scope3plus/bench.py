@@ -117,8 +117,8 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
     """Seconds per stage (DATAFLOW_STAGES) of a data flow the daily run could have, with nothing else checked.
 
     ``text_bronze``, today's layers: ``day``'s lines copied verbatim to Parquet (bronze), each line parsed as
-    the gate parses it (the line's text is kept, so ``from_json`` on the column, not the JSON file source) with
-    its event time typed, deduplicated by ``event_id`` in file order (the window the gate uses: a sort of
+    the gate parses it (the line's text is kept: the strict line parser over its bytes, and ``from_json`` on
+    the column where that does not call it clean; ``gate.strict_parse``) with its event time typed, deduplicated by ``event_id`` in file order (the window the gate uses: a sort of
     every row), written (silver).
 
     ``parse_once`` (issue 26, design 1 and 2): the landing files read once by the JSON file source with the
@@ -135,7 +135,7 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
 
     from .contracts import CORRUPT_COLUMN
     from .pipeline.compute import KG, QUANTITY
-    from .pipeline.gate import parsed_line
+    from .pipeline.gate import strict_parse
     from .pipeline.ingest import hashed_beside, landing_files, line_position, read_landing, to_bronze, with_source_file
 
     if flow not in DATAFLOWS:
@@ -176,9 +176,8 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
         contract = contracts[scenario]
         bronze = spark.read.parquet(str(out / "bronze" / scenario))
         if flow == "text_bronze":
-            typed = with_event_date(
-                bronze.select("landing_date", "source_file", "line_position", parsed_line(contract.typed_schema()).alias("f"))
-                .select("landing_date", "source_file", "line_position", *typed_fields(contract, "f")))
+            typed = with_event_date(strict_parse(bronze, contract, ("landing_date", "source_file", "line_position"))
+                                    .select("landing_date", "source_file", "line_position", *typed_fields(contract, "f")))
             first = F.row_number().over(Window.partitionBy("event_id").orderBy("source_file", "line_position"))
             silver = typed.withColumn("_rank", first).filter(F.col("_rank") == 1).drop("_rank", "line_position")
         else:

@@ -35,8 +35,12 @@ import tempfile
 import zipfile
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .contracts import CORRUPT_COLUMN, Contract
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 from .errors import S3PError
 
 log = logging.getLogger(__name__)
@@ -160,7 +164,7 @@ _said: set[str] = set()  # what was logged once already
 def _say_once(message: str) -> None:
     if message not in _said:
         _said.add(message)
-        log.warning(message)
+        log.warning(f"warning: {message}")  # Python prints it on stderr when nothing else handles it
 
 
 def _session_key(spark) -> str:
@@ -206,6 +210,17 @@ def function(spark, contract: Contract) -> str | None:
                   f"the gate checks every line the exact way (same rows, slower)")
         return None
     return name
+
+
+def parse(spark, contract: Contract, line: Column) -> Column | None:
+    """The strict line parser's answer for the text ``line``: ``struct<clean, f>`` (``return_type``); None
+    when the gate must take its exact path (``function``)."""
+    from pyspark.sql import functions as F
+
+    name = function(spark, contract)
+    if name is None:
+        return None
+    return F.call_function(name, line.cast("binary"), *map(F.lit, arguments(contract)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -151,6 +151,8 @@ def test_spark_submit_on_a_standalone_cluster_publishes_what_local_mode_publishe
     assert submit.returncode == 0, said[-3000:]
     assert "Traceback" not in said
     assert f"[{DAY}] gold:" in said, said[-3000:]  # the job's own progress lines came through
+    # the gate's strict line parser came out of the --py-files zip and reached the cluster's executor (ADD JAR)
+    assert "strict line parser" not in said, said[-3000:]
 
     state = master_state(cluster["ui"])
     apps = state.get("completedapps", []) + state.get("activeapps", [])

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from scope3plus import strictline
 from scope3plus.contracts import SCENARIOS
 from scope3plus.paths import FOLDERS, MARKER, PROJECT_ENV
 
@@ -87,6 +88,10 @@ def _clean_env() -> dict:
 def test_the_wheel_carries_the_project_data_and_the_jvm_logging_config(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "scope3plus/resources/log4j2.properties" in names
+    # the gate's strict line parser: its source, and the jar `make install` compiled from it (the build
+    # isolation has no pyspark to compile against: the wheel takes the package's jar)
+    assert {"scope3plus/jvm/StrictLine.java", "scope3plus/jvm/scope3plus-strictline.jar"} <= names
+    assert zipfile.ZipFile(wheel).read("scope3plus/jvm/scope3plus-strictline.jar") == strictline.JAR.read_bytes()
     for folder in FOLDERS:  # setup.py's list is paths.FOLDERS, file for file
         source = {p.relative_to(ROOT).as_posix() for p in (ROOT / folder).rglob("*")
                   if p.is_file() and "__pycache__" not in p.parts}
@@ -134,7 +139,8 @@ def test_the_installed_wheel_runs_a_day_from_an_empty_folder(venv, tmp_path):
     _run([s3p, "generate", "--start", DAY, "--events-per-day", "200", "--landing", "data/landing"], proj, env)
     for scenario in SCENARIOS:
         _run([s3p, "methodology", "approve", f"{scenario}@1.0.0", "--reviewer", REVIEWER], proj, env)
-    _run([s3p, "run", "--date", DAY], proj, env)
+    ran = _run([s3p, "run", "--date", DAY], proj, env)
+    assert "strict line parser" not in ran.stderr, ran.stderr[-3000:]  # the gate loaded the jar the wheel carries
     assert (proj / "team-lake" / "gold" / "progress" / "_delta_log").is_dir()
 
     progress = json.loads(_run([s3p, "progress", "--format", "json"], proj, env).stdout)

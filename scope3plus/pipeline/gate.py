@@ -260,6 +260,20 @@ def parsed_line(schema: StructType) -> Column:
                                              "allowSingleQuotes": "false"})
 
 
+def strict_parse(bronze: DataFrame, contract: Contract, carried) -> DataFrame:
+    """``bronze``'s ``carried`` columns and ``f``, the line parsed into the contract's typed schema: by the strict
+    line parser (``scope3plus.strictline``) where it calls the line clean (``_clean``), else by ``parsed_line``;
+    without the parser (``strictline.function``: None), ``parsed_line`` alone, and no ``_clean``."""
+    line = strictline.parse(bronze.sparkSession, contract, F.col("value"))
+    if line is None:
+        return bronze.select(*carried, parsed_line(contract.typed_schema()).alias("f"))
+    clean = F.col("_line.clean")
+    text = [] if "value" in carried else ["value"]  # the lines the parser does not call clean are parsed again
+    return (bronze.select(*carried, *text, line.alias("_line"))
+            .select(*carried, clean.alias("_clean"),
+                    F.when(clean, F.col("_line.f")).otherwise(parsed_line(contract.typed_schema())).alias("f")))
+
+
 #: The non-numeric numbers the line parse accepts (Jackson's ALLOW_NON_NUMERIC_NUMBERS), as tokens.
 NON_NUMERIC_NUMBER = r'(?<![\w."])(NaN|[+-]?INF|[+-]?Infinity)(?![\w"])'
 #: ``schema_of_variant`` of a JSON string
@@ -368,17 +382,10 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     # the usual line in one pass and calls it clean: its values are the typed parse's, and the exact
     # checks would find nothing; only the other lines are parsed and tested as above (5.5 → 0.75 s per
     # million lines, BENCHMARKS.md, session 20).
-    strict = strictline.function(bronze.sparkSession, contract)
-    if strict is None:
-        fast = bronze.select(*CARRIED, parsed_line(contract.typed_schema()).alias("f"))
-        plain = plain_line(F.col("value"), F.col("f"), contract)
-    else:
-        line = F.call_function(strict, F.col("value").cast("binary"), *map(F.lit, strictline.arguments(contract)))
-        fast = bronze.select(*CARRIED, line.alias("_line"))
-        clean = F.col("_line.clean")
-        fast = fast.select(*CARRIED, clean.alias("_clean"),
-                           F.when(clean, F.col("_line.f")).otherwise(parsed_line(contract.typed_schema())).alias("f"))
-        plain = F.when(F.col("_clean"), F.lit(True)).otherwise(plain_line(F.col("value"), F.col("f"), contract))
+    fast = strict_parse(bronze, contract, CARRIED)
+    plain = plain_line(F.col("value"), F.col("f"), contract)
+    if "_clean" in fast.columns:
+        plain = F.when(F.col("_clean"), F.lit(True)).otherwise(plain)
     fast = fast.withColumns({"_retry": F.col("f").isNull() | F.col(f"f.{CORRUPT_COLUMN}").isNotNull(),
                              "_plain": plain})
     parsed = fast.withColumns({"j": F.when(F.col("_retry"), parsed_line(contract.raw_schema())),
