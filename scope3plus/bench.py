@@ -118,8 +118,9 @@ def dataflow_floor(spark, landing: Path, day: dt.date, out: Path, local_timezone
 
     ``text_bronze``, today's layers: ``day``'s lines copied verbatim to Parquet (bronze), each line parsed as
     the gate parses it (the line's text is kept: the strict line parser over its bytes, and ``from_json`` on
-    the column where that does not call it clean; ``gate.strict_parse``) with its event time typed, deduplicated by ``event_id`` in file order (the window the gate uses: a sort of
-    every row), written (silver).
+    the column where that does not call it clean; ``gate.strict_parse``) with its event time typed,
+    deduplicated by ``event_id`` in file order (the window the gate uses: a sort of every row), written
+    (silver).
 
     ``parse_once`` (issue 26, design 1 and 2): the landing files read once by the JSON file source with the
     contract's typed schema, keeping a line's text only where the parse fails (``columnNameOfCorruptRecord``),

@@ -12,12 +12,14 @@ tests/test_strictline.py); every other line goes through the gate's exact checks
 The function is Spark's own kind of Java UDF, so it needs no Python worker and no JVM gateway:
 
 * the jar is built from the source with ``javac`` against pyspark's jars, into the package
-  (``python -m scope3plus.strictline build``: ``make install`` runs it, and so does the wheel's build);
+  (``python -m scope3plus.strictline build``: ``make install`` and ``make dist`` run it), and the wheel
+  carries it;
 * a session loads it when the gate first asks (``function``): a classic session with ``ADD JAR``, a Spark
   Connect session as an artifact of its own (``addArtifacts``); then one function per contract is registered
   under a name that carries its schema's digest.
 
-Without the jar (a wheel built where there was no ``javac``), where the session cannot load it, or with
+Without the jar (a wheel built from a checkout where it was not built), or one built for another Spark minor
+version, where the session cannot load it, or with
 ``S3P_STRICT_LINE=off``, the gate takes its exact path for every line: the same rows, slower. It says so once
 in the log.
 """
@@ -68,10 +70,12 @@ def _packaged(name: str) -> bytes | None:
 
 
 def stamp() -> str:
-    """What the jar is built from: the source's digest and pyspark's version (a new Spark rebuilds it)."""
+    """What the jar is built from: the source's digest and Spark's major.minor version (its API: a patch
+    release runs the same jar, another minor version rebuilds it, and until then the gate takes its exact path)."""
     import pyspark
 
-    return f"{hashlib.sha256(_packaged(SOURCE.name) or b'').hexdigest()} pyspark-{pyspark.__version__}"
+    spark = ".".join(pyspark.__version__.split(".")[:2])
+    return f"{hashlib.sha256(_packaged(SOURCE.name) or b'').hexdigest()} pyspark-{spark}"
 
 
 def built_stamp(jar: Path | None = None) -> str | None:

@@ -380,8 +380,8 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     # test fails, the line is checked exactly: one value, each key once, strings in string fields.
     # Before all that, the strict line parser (``scope3plus.strictline``, when the session has it) reads
     # the usual line in one pass and calls it clean: its values are the typed parse's, and the exact
-    # checks would find nothing; only the other lines are parsed and tested as above (5.5 → 0.75 s per
-    # million lines, BENCHMARKS.md, session 20).
+    # checks would find nothing; only the other lines are parsed and tested as above (the typed parse
+    # and its test cost 5.5 s per million lines, the strict parser 0.75: BENCHMARKS.md, sessions 19, 20).
     fast = strict_parse(bronze, contract, CARRIED)
     plain = plain_line(F.col("value"), F.col("f"), contract)
     if "_clean" in fast.columns:
