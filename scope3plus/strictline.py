@@ -34,16 +34,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .contracts import CORRUPT_COLUMN, Contract
+from .errors import S3PError
 
 if TYPE_CHECKING:
     from pyspark.sql import Column
-from .errors import S3PError
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,11 @@ def jar_file() -> Path:
         return JAR
     data = _packaged(JAR.name)
     copy = Path(tempfile.gettempdir()) / f"s3p-{hashlib.sha256(data).hexdigest()[:16]}-{JAR.name}"
-    if not copy.is_file():
-        partial = copy.with_name(f"{copy.name}.{os.getpid()}.partial")
-        partial.write_bytes(data)
-        partial.replace(copy)
+    if not copy.is_file():  # a partial file of its own per caller (threads, processes), renamed whole into place
+        handle, partial = tempfile.mkstemp(dir=copy.parent, prefix=f".{copy.name}.", suffix=".partial")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(partial, copy)
     return copy
 
 
@@ -113,7 +115,9 @@ def build(target: Path = JAR, force: bool = False) -> Path:
     S3PError when there is no ``javac`` (a JDK, not only a Java runtime, is needed to build it)."""
     if not force and built_stamp(target) == stamp():
         return target
-    javac = shutil.which("javac") or (Path(os.environ["JAVA_HOME"]) / "bin" / "javac" if os.environ.get("JAVA_HOME") else None)
+    javac = shutil.which("javac")
+    if not javac and os.environ.get("JAVA_HOME"):
+        javac = str(Path(os.environ["JAVA_HOME"]) / "bin" / "javac")
     if not javac or not Path(javac).exists():
         raise S3PError("javac was not found: building the strict line parser needs a JDK (17 or newer) on PATH "
                        "or in $JAVA_HOME; without it the gate takes its exact path for every line")
@@ -126,7 +130,8 @@ def build(target: Path = JAR, force: bool = False) -> Path:
         done = subprocess.run([str(javac), "--release", "17", "-nowarn", "-d", str(classes), "-cp", classpath, str(SOURCE)],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            raise S3PError(f"javac could not compile {SOURCE.name}: {done.stderr.strip().splitlines()[0] if done.stderr.strip() else done.returncode}")
+            first = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[0]
+            raise S3PError(f"javac could not compile {SOURCE.name}: {first}")
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -161,6 +166,7 @@ def arguments(contract: Contract) -> tuple[str, str]:
     return ",".join(contract.field_names), "".join(KINDS[spec.type] for spec in contract.fields)
 
 
+_registering = threading.Lock()  # the scenarios are gated side by side: one registration at a time
 _loaded: set[str] = set()  # the sessions the jar is loaded into (``_session_key``)
 _said: set[str] = set()  # what was logged once already
 
@@ -180,6 +186,8 @@ def _session_key(spark) -> str:
 
 
 def _register(spark, name: str, contract: Contract) -> None:
+    """Load the jar into ``spark`` once (a classic session with ``ADD JAR``, a Spark Connect session as an
+    artifact of its own), and register ``contract``'s function as ``name``. Called under ``_registering``."""
     from .spark import is_connect
 
     key = _session_key(spark)
@@ -206,8 +214,9 @@ def function(spark, contract: Contract) -> str | None:
         return None
     name = function_name(contract)
     try:
-        if not spark.catalog.functionExists(name):
-            _register(spark, name, contract)
+        with _registering:
+            if not spark.catalog.functionExists(name):
+                _register(spark, name, contract)
     except Exception as exc:  # noqa: BLE001 - whatever the cluster refuses, the exact path gives the same rows
         first = (str(exc).strip().splitlines() or [""])[0]
         _say_once(f"the strict line parser could not be loaded ({type(exc).__name__}: {first}); "
