@@ -26,6 +26,7 @@ in the log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -93,6 +94,12 @@ def built_stamp(jar: Path | None = None) -> str | None:
             return archive.read(STAMP_ENTRY).decode()
     except (KeyError, zipfile.BadZipFile):
         return None
+
+
+@functools.lru_cache(maxsize=None)
+def _package_jar_stamps() -> tuple[str | None, str]:
+    """(the package jar's stamp, the stamp it must have): read once per process, not per gated scenario."""
+    return built_stamp(), stamp()
 
 
 def jar_file() -> Path:
@@ -206,9 +213,9 @@ def function(spark, contract: Contract) -> str | None:
     load it (said once in the log)."""
     if os.environ.get(SWITCH, "").lower() in ("off", "0", "false", "no"):
         return None
-    built = built_stamp()
-    if built != stamp():
-        why = "is missing" if built is None else "was built from another source or pyspark"
+    built = _package_jar_stamps()
+    if built[0] != built[1]:
+        why = "is missing" if built[0] is None else "was built from another source or pyspark"
         _say_once(f"the strict line parser is not built ({JAR.name} {why}: python -m scope3plus.strictline build); "
                   f"the gate checks every line the exact way (same rows, slower)")
         return None

@@ -154,6 +154,7 @@ def test_without_its_jar_the_gate_takes_the_exact_path_and_says_so_once(spark, m
     packaged = strictline._packaged
     monkeypatch.setattr(strictline, "_packaged", lambda name: None if name == strictline.JAR.name else packaged(name))
     monkeypatch.setattr(strictline, "_said", set())
+    monkeypatch.setattr(strictline, "_package_jar_stamps", strictline._package_jar_stamps.__wrapped__)
     with caplog.at_level(logging.WARNING, logger=strictline.__name__):
         assert strictline.function(spark, contract) is None
         assert strictline.function(spark, contract) is None

@@ -261,12 +261,12 @@ def parsed_line(schema: StructType) -> Column:
 
 
 def strict_parse(bronze: DataFrame, contract: Contract, carried) -> DataFrame:
-    """``bronze``'s ``carried`` columns and ``f``, the line parsed into the contract's typed schema: by the strict
-    line parser (``scope3plus.strictline``) where it calls the line clean (``_clean``), else by ``parsed_line``;
-    without the parser (``strictline.function``: None), ``parsed_line`` alone, and no ``_clean``."""
+    """``bronze``'s ``carried`` columns, ``_clean`` and ``f``, the line parsed into the contract's typed schema: by
+    the strict line parser (``scope3plus.strictline``) where it calls the line clean (``_clean``), else by
+    ``parsed_line``; without the parser (``strictline.function``: None), ``parsed_line`` alone (``_clean`` false)."""
     line = strictline.parse(bronze.sparkSession, contract, F.col("value"))
     if line is None:
-        return bronze.select(*carried, parsed_line(contract.typed_schema()).alias("f"))
+        return bronze.select(*carried, F.lit(False).alias("_clean"), parsed_line(contract.typed_schema()).alias("f"))
     clean = F.col("_line.clean")
     text = [] if "value" in carried else ["value"]  # the lines the parser does not call clean are parsed again
     return (bronze.select(*carried, *text, line.alias("_line"))
@@ -383,11 +383,9 @@ def parse_and_check(bronze: DataFrame, contract: Contract, methodologies, settin
     # checks would find nothing; only the other lines are parsed and tested as above (the typed parse
     # and its test cost 5.5 s per million lines, the strict parser 0.75: BENCHMARKS.md, sessions 19, 20).
     fast = strict_parse(bronze, contract, CARRIED)
-    plain = plain_line(F.col("value"), F.col("f"), contract)
-    if "_clean" in fast.columns:
-        plain = F.when(F.col("_clean"), F.lit(True)).otherwise(plain)
     fast = fast.withColumns({"_retry": F.col("f").isNull() | F.col(f"f.{CORRUPT_COLUMN}").isNotNull(),
-                             "_plain": plain})
+                             "_plain": F.when(F.col("_clean"), F.lit(True))
+                                        .otherwise(plain_line(F.col("value"), F.col("f"), contract))})
     parsed = fast.withColumns({"j": F.when(F.col("_retry"), parsed_line(contract.raw_schema())),
                                "_strings": F.when(~F.col("_plain"), json_strings(text, contract))})
     retry, plain = F.col("_retry"), F.col("_plain")
