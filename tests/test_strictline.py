@@ -134,7 +134,8 @@ def test_a_clean_line_reads_as_sparks_json_reader_reads_it(spark, generated, sce
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_the_gate_checks_every_line_alike_with_the_parser_and_without_it(spark, generated, scenario, monkeypatch):
+def test_the_gate_checks_every_line_alike_with_the_parser_and_without_it(spark, generated, scenario, monkeypatch,
+                                                                         tmp_path):
     bronze = generated_bronze(spark, generated, scenario, extra_lines(scenario))
     contract, methodologies = load_contracts()[scenario], load_registry(methodologies_dir()).approved(scenario)
     with_parser = parse_and_check(bronze, contract, methodologies, SETTINGS, drift=True)
@@ -142,8 +143,15 @@ def test_the_gate_checks_every_line_alike_with_the_parser_and_without_it(spark, 
     without = parse_and_check(bronze, contract, methodologies, SETTINGS, drift=True)
     assert "s3p_strict_line_" in with_parser._jdf.queryExecution().analyzed().toString()
     assert "s3p_strict_line_" not in without._jdf.queryExecution().analyzed().toString()
-    assert without.where(F.size("reasons") > 0).count() > 0
-    assert_same_rows(with_parser, without, scenario)
+    # each side written on its own, as the gate writes its pass, and the files compared: one plan of both gates
+    # (an exceptAll of the two) is a compile larger than any the engine runs, and it ran the shared test
+    # session's 2 GB driver out of heap in CI, after ~775 tests
+    written = {}
+    for name, frame in (("with", with_parser), ("without", without)):
+        frame.write.parquet(str(tmp_path / name))
+        written[name] = spark.read.parquet(str(tmp_path / name))
+    assert written["without"].where(F.size("reasons") > 0).count() > 0
+    assert_same_rows(written["with"], written["without"], scenario)
 
 
 def test_without_its_jar_the_gate_takes_the_exact_path_and_says_so_once(spark, monkeypatch, caplog):
